@@ -1,0 +1,88 @@
+package alipay
+
+import (
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testSigner(t testing.TB, signType string) *RSASigner {
+	t.Helper()
+	key, err := ParsePrivateKey(readTestFile(t, "app_private_key_pkcs1.pem"))
+	require.NoError(t, err)
+	s, err := NewRSASigner(key, signType)
+	require.NoError(t, err)
+	return s
+}
+
+// The signature must be byte for byte the one Alipay's Node.js SDK made
+// for the same parameters (testdata/vectors.json).
+func TestSignMatchesAlipaySDK(t *testing.T) {
+	v := loadVectors(t)
+	s := testSigner(t, SignTypeRSA2)
+	for _, pv := range []payVector{v.PagePay, v.WapPay} {
+		t.Run(pv.Method, func(t *testing.T) {
+			params := make(map[string]string)
+			for k, val := range pv.Params {
+				params[k] = val
+			}
+			assert.Equal(t, pv.StringToSign, string(RequestContent(params)), "string to sign")
+			require.NoError(t, SignParams(s, params))
+			assert.Equal(t, pv.Sign, params["sign"])
+			assert.Equal(t, pv.Params["sign"], params["sign"])
+
+			// The GET URL carries the same parameters, however ordered.
+			got, err := url.Parse(GatewayURL(GatewayProduction, params))
+			require.NoError(t, err)
+			want, err := url.Parse(pv.GetURL)
+			require.NoError(t, err)
+			assert.Equal(t, want.Query(), got.Query())
+			assert.Equal(t, "openapi.alipay.com", got.Host)
+		})
+	}
+	t.Run("alipay.trade.query", func(t *testing.T) {
+		params := make(map[string]string)
+		for k, val := range v.TradeQry.SignedParams {
+			params[k] = val
+		}
+		want := params["sign"]
+		assert.Equal(t, v.TradeQry.StringToSign, string(RequestContent(params)))
+		require.NoError(t, SignParams(s, params))
+		assert.Equal(t, want, params["sign"])
+	})
+}
+
+func TestRequestContentLeavesOutSignAndEmpty(t *testing.T) {
+	got := RequestContent(map[string]string{"b": "2", "a": "1", "sign": "x", "empty": "", "sign_type": "RSA2", "A": "0"})
+	assert.Equal(t, "A=0&a=1&b=2&sign_type=RSA2", string(got))
+}
+
+func TestOpenAPIParams(t *testing.T) {
+	at := time.Date(2024, 5, 20, 5, 14, 15, 0, time.UTC) // 13:14:15 in Beijing
+	p := OpenAPIParams(testAppID, "alipay.trade.page.pay", SignTypeRSA2, []byte(`{"a":"b"}`), at)
+	assert.Equal(t, map[string]string{
+		"app_id": testAppID, "method": "alipay.trade.page.pay", "format": "JSON", "charset": "utf-8",
+		"sign_type": "RSA2", "timestamp": "2024-05-20 13:14:15", "version": "1.0", "biz_content": `{"a":"b"}`,
+	}, p)
+}
+
+func TestSignTypeRSAUsesSHA1(t *testing.T) {
+	s1 := testSigner(t, SignTypeRSA)
+	s2 := testSigner(t, SignTypeRSA2)
+	a, err := s1.Sign([]byte("a=1"))
+	require.NoError(t, err)
+	b, err := s2.Sign([]byte("a=1"))
+	require.NoError(t, err)
+	assert.NotEqual(t, a, b)
+	pub, err := ParsePublicKey(readTestFile(t, "app_public_key.pem"))
+	require.NoError(t, err)
+	v1, err := NewRSAVerifier(pub, SignTypeRSA)
+	require.NoError(t, err)
+	assert.NoError(t, v1.Verify([]byte("a=1"), a))
+	assert.ErrorIs(t, v1.Verify([]byte("a=1"), b), ErrBadSignature)
+	_, err = NewRSASigner(s1.key, "MD5")
+	assert.Error(t, err)
+}

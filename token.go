@@ -1,0 +1,150 @@
+package alipay
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// The token layer: HS256 JSON Web Tokens (RFC 7519) with the secret that
+// Caddy shares with the shop, in both directions: the shop signs pay
+// orders, the handler signs the X-Alipay-Token it forwards. Only HS256 is
+// spoken, so there is no algorithm to confuse; that is also why this is a
+// hundred lines here rather than a general JWT library.
+
+// Token errors. ErrTokenExpired is told apart so that a shop can say
+// "this payment link has expired" rather than "invalid".
+var (
+	ErrTokenInvalid = errors.New("invalid token")
+	ErrTokenExpired = errors.New("token expired")
+)
+
+// MinSecretLen is the shortest shared secret accepted: 32 bytes, the size
+// of the HMAC-SHA256 output (RFC 7518 section 3.2).
+const MinSecretLen = 32
+
+// maxTokenLen bounds the work a token can cause before its MAC is checked.
+const maxTokenLen = 16 << 10
+
+// hs256Header is the fixed, pre-encoded header of every token made here.
+var hs256Header = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+
+// TokenKey signs and verifies HS256 tokens with one shared secret.
+type TokenKey struct {
+	secret []byte
+}
+
+// NewTokenKey returns a key for secret, which must be at least
+// MinSecretLen bytes.
+func NewTokenKey(secret string) (*TokenKey, error) {
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf("shorter than %d bytes", MinSecretLen)
+	}
+	return &TokenKey{secret: []byte(secret)}, nil
+}
+
+func (k *TokenKey) mac(signingInput string) []byte {
+	m := hmac.New(sha256.New, k.secret)
+	m.Write([]byte(signingInput))
+	return m.Sum(nil)
+}
+
+// Sign returns a compact JWT whose claims are the JSON encoding of claims.
+func (k *TokenKey) Sign(claims any) (string, error) {
+	var payload bytes.Buffer
+	enc := json.NewEncoder(&payload)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(claims); err != nil {
+		return "", fmt.Errorf("encoding claims: %w", err)
+	}
+	body := bytes.TrimSuffix(payload.Bytes(), []byte("\n"))
+	n := len(hs256Header) + 1 + base64.RawURLEncoding.EncodedLen(len(body))
+	out := make([]byte, 0, n+1+base64.RawURLEncoding.EncodedLen(sha256.Size))
+	out = append(out, hs256Header...)
+	out = append(out, '.')
+	out = base64.RawURLEncoding.AppendEncode(out, body)
+	out = append(out, '.')
+	out = base64.RawURLEncoding.AppendEncode(out, k.mac(string(out[:n])))
+	return string(out), nil
+}
+
+// Parse verifies token and returns its claims, each as raw JSON. The
+// header must name HS256 (and nothing critical); the MAC is compared in
+// constant time before the claims are even decoded; exp is required and
+// must lie after now. Other claims are the caller's to check.
+func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessage, error) {
+	if len(token) > maxTokenLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, maxTokenLen)
+	}
+	header, rest, ok1 := strings.Cut(token, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sig, ".") {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrTokenInvalid)
+	}
+	hb, err := base64.RawURLEncoding.Strict().DecodeString(header)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header encoding", ErrTokenInvalid)
+	}
+	var h struct {
+		Alg  string          `json:"alg"`
+		Typ  *string         `json:"typ"`
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrTokenInvalid, err)
+	}
+	if h.Alg != "HS256" {
+		return nil, fmt.Errorf("%w: alg %q, want HS256", ErrTokenInvalid, h.Alg)
+	}
+	if h.Typ != nil && !strings.EqualFold(*h.Typ, "JWT") {
+		return nil, fmt.Errorf("%w: typ %q", ErrTokenInvalid, *h.Typ)
+	}
+	if h.Crit != nil {
+		return nil, fmt.Errorf("%w: crit header not supported", ErrTokenInvalid)
+	}
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	if err != nil || !hmac.Equal(got, k.mac(token[:len(header)+1+len(payload)])) {
+		return nil, fmt.Errorf("%w: signature", ErrTokenInvalid)
+	}
+	pb, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload encoding", ErrTokenInvalid)
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(pb, &claims); err != nil || claims == nil {
+		return nil, fmt.Errorf("%w: claims are not a JSON object", ErrTokenInvalid)
+	}
+	exp, ok := numericDate(claims["exp"])
+	if !ok {
+		return nil, fmt.Errorf("%w: exp missing or not a number", ErrTokenInvalid)
+	}
+	if !now.Before(exp) {
+		return nil, ErrTokenExpired
+	}
+	if nbf, ok := numericDate(claims["nbf"]); claims["nbf"] != nil && (!ok || now.Before(nbf)) {
+		return nil, fmt.Errorf("%w: not valid yet (nbf)", ErrTokenInvalid)
+	}
+	return claims, nil
+}
+
+// numericDate reads a JWT NumericDate: seconds since the epoch, possibly
+// with a fraction.
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	var f json.Number
+	if len(raw) == 0 || raw[0] == '"' || json.Unmarshal(raw, &f) != nil {
+		return time.Time{}, false
+	}
+	v, err := f.Float64()
+	if err != nil || v < 0 || v > 1e11 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(v)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}

@@ -1,0 +1,115 @@
+package alipay
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var tokenNow = time.Unix(1716182055, 0)
+
+// rawToken builds a token by hand, so tests can make any header.
+func rawToken(secret, header, payload string) string {
+	enc := base64.RawURLEncoding
+	in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(in))
+	return in + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+func TestTokenRoundTrip(t *testing.T) {
+	k, err := NewTokenKey(testSecret)
+	require.NoError(t, err)
+	tok, err := k.Sign(map[string]any{"exp": tokenNow.Unix() + 60, "subject": "a&b<c>"})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(tok, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."), "the fixed header of SPEC 6")
+	claims, err := k.Parse(tok, tokenNow)
+	require.NoError(t, err)
+	assert.JSONEq(t, `"a&b<c>"`, string(claims["subject"]))
+
+	// Another secret of the same length does not verify it.
+	other, err := NewTokenKey(strings.Repeat("x", MinSecretLen))
+	require.NoError(t, err)
+	_, err = other.Parse(tok, tokenNow)
+	assert.ErrorIs(t, err, ErrTokenInvalid)
+}
+
+func TestTokenKeyShortSecret(t *testing.T) {
+	_, err := NewTokenKey(strings.Repeat("x", MinSecretLen-1))
+	assert.Error(t, err)
+}
+
+func TestTokenRefused(t *testing.T) {
+	k, err := NewTokenKey(testSecret)
+	require.NoError(t, err)
+	const hs = `{"alg":"HS256","typ":"JWT"}`
+	good := `{"exp":1716182115}`
+	valid := rawToken(testSecret, hs, good)
+	parts := strings.Split(valid, ".")
+	enc := base64.RawURLEncoding
+	cases := map[string]struct {
+		token string
+		err   error
+	}{
+		"alg none":            {enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + parts[1] + ".", ErrTokenInvalid},
+		"alg HS512":           {rawToken(testSecret, `{"alg":"HS512"}`, good), ErrTokenInvalid},
+		"alg hs256":           {rawToken(testSecret, `{"alg":"hs256"}`, good), ErrTokenInvalid},
+		"alg RS256":           {rawToken(testSecret, `{"alg":"RS256"}`, good), ErrTokenInvalid},
+		"typ other":           {rawToken(testSecret, `{"alg":"HS256","typ":"at+jwt"}`, good), ErrTokenInvalid},
+		"crit":                {rawToken(testSecret, `{"alg":"HS256","crit":["exp"]}`, good), ErrTokenInvalid},
+		"wrong secret":        {rawToken(strings.Repeat("y", 40), hs, good), ErrTokenInvalid},
+		"tampered payload":    {parts[0] + "." + enc.EncodeToString([]byte(`{"exp":1716182999}`)) + "." + parts[2], ErrTokenInvalid},
+		"truncated signature": {valid[:len(valid)-2], ErrTokenInvalid},
+		"padded signature":    {valid + "=", ErrTokenInvalid},
+		"two parts":           {parts[0] + "." + parts[1], ErrTokenInvalid},
+		"four parts":          {valid + ".x", ErrTokenInvalid},
+		"empty":               {"", ErrTokenInvalid},
+		"expired":             {rawToken(testSecret, hs, `{"exp":1716182055}`), ErrTokenExpired},
+		"no exp":              {rawToken(testSecret, hs, `{"sub":"x"}`), ErrTokenInvalid},
+		"exp as string":       {rawToken(testSecret, hs, `{"exp":"1716182115"}`), ErrTokenInvalid},
+		"exp huge":            {rawToken(testSecret, hs, `{"exp":1e300}`), ErrTokenInvalid},
+		"nbf in future":       {rawToken(testSecret, hs, `{"exp":1716182115,"nbf":1716182100}`), ErrTokenInvalid},
+		"claims not object":   {rawToken(testSecret, hs, `[1]`), ErrTokenInvalid},
+		"claims null":         {rawToken(testSecret, hs, `null`), ErrTokenInvalid},
+		"too long":            {rawToken(testSecret, hs, `{"exp":1716182115,"p":"`+strings.Repeat("a", maxTokenLen)+`"}`), ErrTokenInvalid},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := k.Parse(c.token, tokenNow)
+			assert.ErrorIs(t, err, c.err)
+		})
+	}
+	_, err = k.Parse(valid, tokenNow)
+	assert.NoError(t, err, "the valid token the cases are made from")
+	_, err = k.Parse(rawToken(testSecret, `{"alg":"HS256"}`, `{"exp":1716182115.5,"nbf":1716182000}`), tokenNow)
+	assert.NoError(t, err, "typ is optional, exp may have a fraction, nbf in the past")
+}
+
+func TestCallbackTokenClaims(t *testing.T) {
+	fixClock(t, tokenNow)
+	h := newTestHandler(t, nil)
+	tok, err := h.callbackToken(eventNotify, "nid-1", map[string]string{"subject": "测试", "total_amount": "88.88"})
+	require.NoError(t, err)
+	parts := strings.Split(tok, ".")
+	require.Len(t, parts, 3)
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	require.NoError(t, err)
+	assert.Equal(t, `{"alg":"HS256","typ":"JWT"}`, string(header))
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(payload, &c))
+	assert.Equal(t, map[string]any{
+		"iss": "caddy-alipay", "aud": testAppID, "iat": float64(tokenNow.Unix()), "exp": float64(tokenNow.Unix() + 300),
+		"jti": "nid-1", "event": "notify", "params": map[string]any{"subject": "测试", "total_amount": "88.88"},
+	}, c)
+	_, err = h.tokens.Parse(tok, tokenNow)
+	assert.NoError(t, err)
+}

@@ -1,0 +1,325 @@
+package alipay
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// Errors of callback parsing and verification. Each wraps into a more
+// detailed one; callers log the detail and answer the client generically.
+var (
+	ErrMalformed    = errors.New("malformed callback")
+	ErrMissingSign  = errors.New("callback has no sign")
+	ErrSignType     = errors.New("callback sign_type is not the configured one")
+	ErrBadSignature = errors.New("signature does not verify")
+)
+
+// A Verifier checks Alipay's signature over a string to sign. It holds
+// Alipay's public key (for the legacy protocol, the MD5 key).
+type Verifier interface {
+	// SignType is the sign type that callbacks must use.
+	SignType() string
+	// Verify returns nil if sign is a valid signature of content.
+	Verify(content []byte, sign string) error
+}
+
+// RSAVerifier verifies with Alipay's RSA public key.
+type RSAVerifier struct {
+	key      *rsa.PublicKey
+	hash     crypto.Hash
+	signType string
+}
+
+// NewRSAVerifier returns a verifier for signType (RSA2 or RSA).
+func NewRSAVerifier(key *rsa.PublicKey, signType string) (*RSAVerifier, error) {
+	h, err := hashOf(signType)
+	if err != nil {
+		return nil, err
+	}
+	return &RSAVerifier{key: key, hash: h, signType: signType}, nil
+}
+
+// SignType implements Verifier.
+func (v *RSAVerifier) SignType() string { return v.signType }
+
+// Verify implements Verifier.
+func (v *RSAVerifier) Verify(content []byte, sign string) error {
+	sig, err := base64.StdEncoding.DecodeString(sign)
+	if err != nil || len(sig) != v.key.Size() {
+		return ErrBadSignature
+	}
+	return v.verifyRaw(content, sig)
+}
+
+func (v *RSAVerifier) verifyRaw(content, sig []byte) error {
+	h := v.hash.New()
+	h.Write(content)
+	if rsa.VerifyPKCS1v15(v.key, v.hash, h.Sum(nil), sig) != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// A Callback is a notification (the form body of the POST to notify_url)
+// or a return (the query of the GET to return_url), parsed exactly once
+// and kept as the bytes that Alipay signed.
+type Callback struct {
+	params  []param // sorted by key, no duplicates
+	charset string  // canonical: utf-8, gbk or gb18030
+}
+
+type param struct {
+	key   string
+	value []byte // form-decoded once; bytes in the callback's charset
+}
+
+// MaxCallbackSize bounds a callback: the notify body and the return query.
+// Real notifications are about 2 KiB; 64 KiB leaves room for long
+// fund_bill_list and passback_params values.
+const MaxCallbackSize = 64 << 10
+
+// ParseCallback parses raw, an application/x-www-form-urlencoded string,
+// strictly: every escape must be valid, a key may appear once only, keys
+// are printable ASCII, and the charset must be one Alipay uses.
+func ParseCallback(raw string) (*Callback, error) {
+	if len(raw) > MaxCallbackSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxCallbackSize)
+	}
+	c := &Callback{params: make([]param, 0, 32)}
+	for raw != "" {
+		var field string
+		field, raw, _ = strings.Cut(raw, "&")
+		if field == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(field, "=")
+		key, err := formUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter name: %v", ErrMalformed, err)
+		}
+		if !validKey(key) {
+			return nil, fmt.Errorf("%w: invalid parameter name %q", ErrMalformed, key)
+		}
+		value, err := formUnescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %s: %v", ErrMalformed, key, err)
+		}
+		c.params = append(c.params, param{key: string(key), value: value})
+	}
+	if len(c.params) == 0 {
+		return nil, fmt.Errorf("%w: no parameters", ErrMalformed)
+	}
+	slices.SortFunc(c.params, func(a, b param) int { return strings.Compare(a.key, b.key) })
+	for i := 1; i < len(c.params); i++ {
+		if c.params[i].key == c.params[i-1].key {
+			return nil, fmt.Errorf("%w: parameter %s appears more than once", ErrMalformed, c.params[i].key)
+		}
+	}
+	cs := c.Get("charset")
+	if cs == "" {
+		cs = c.Get("_input_charset")
+	}
+	switch strings.ToLower(cs) {
+	case "", "utf-8", "utf8":
+		c.charset = "utf-8"
+	case "gbk", "gb2312":
+		c.charset = "gbk"
+	case "gb18030":
+		c.charset = "gb18030"
+	default:
+		return nil, fmt.Errorf("%w: unsupported charset %q", ErrMalformed, cs)
+	}
+	return c, nil
+}
+
+// validKey accepts the names Alipay uses (and any printable ASCII, so that
+// an unknown field still verifies); it refuses control and non-ASCII bytes.
+func validKey(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	for _, c := range k {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// formUnescape decodes one form field: '+' is a space, %XX is the byte XX.
+// Unlike url.QueryUnescape it returns bytes, so GBK survives untouched.
+func formUnescape(s string) ([]byte, error) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return nil, errors.New("invalid percent escape")
+			}
+			n++
+			i += 2
+		}
+	}
+	out := make([]byte, 0, len(s)-2*n)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '+':
+			out = append(out, ' ')
+		case '%':
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// Get returns the raw value of key ("" if absent). Use it for ASCII fields
+// (ids, amounts, statuses); Params gives every value as UTF-8.
+func (c *Callback) Get(key string) string {
+	if p := c.find(key); p != nil {
+		return string(p.value)
+	}
+	return ""
+}
+
+func (c *Callback) find(key string) *param {
+	i, ok := slices.BinarySearchFunc(c.params, key, func(p param, k string) int { return strings.Compare(p.key, k) })
+	if !ok {
+		return nil
+	}
+	return &c.params[i]
+}
+
+// Charset is the callback's charset: utf-8, gbk or gb18030.
+func (c *Callback) Charset() string { return c.charset }
+
+// Verify checks Alipay's signature with v. It accepts the strings to sign
+// that Alipay really uses (ALIPAY.md, "Verifying a callback"): V1 (sign
+// and sign_type left out), V1 without empty values, and V2 (only sign left
+// out). Each is a string that Alipay signed, so accepting any of them adds
+// no way to forge. A sign_type other than the configured one is refused:
+// the callback's own, unsigned sign_type never picks the hash.
+func (c *Callback) Verify(v Verifier) error {
+	sign := c.find("sign")
+	if sign == nil || len(sign.value) == 0 {
+		return ErrMissingSign
+	}
+	st := c.find("sign_type")
+	if st != nil && string(st.value) != v.SignType() {
+		return fmt.Errorf("%w: %q", ErrSignType, st.value)
+	}
+	signStr := string(sign.value)
+	buf := make([]byte, 0, 1024)
+	hasEmpty := false
+	for _, p := range c.params {
+		if len(p.value) == 0 {
+			hasEmpty = true
+		}
+	}
+	// V1: the form that trade notifications and returns use.
+	buf = c.content(buf[:0], false, true)
+	if v.Verify(buf, signStr) == nil {
+		return nil
+	}
+	if hasEmpty {
+		buf = c.content(buf[:0], false, false)
+		if v.Verify(buf, signStr) == nil {
+			return nil
+		}
+	}
+	if st != nil {
+		buf = c.content(buf[:0], true, true)
+		if v.Verify(buf, signStr) == nil {
+			return nil
+		}
+	}
+	return ErrBadSignature
+}
+
+// content appends the string to sign to b: sorted key=value pairs joined
+// by '&', without sign, with sign_type only if withSignType, and with
+// empty values only if withEmpty.
+func (c *Callback) content(b []byte, withSignType, withEmpty bool) []byte {
+	first := true
+	for _, p := range c.params {
+		if p.key == "sign" || (p.key == "sign_type" && !withSignType) || (len(p.value) == 0 && !withEmpty) {
+			continue
+		}
+		if !first {
+			b = append(b, '&')
+		}
+		first = false
+		b = append(b, p.key...)
+		b = append(b, '=')
+		b = append(b, p.value...)
+	}
+	return b
+}
+
+// Params returns every parameter but sign and sign_type, converted from
+// the callback's charset to UTF-8. Call it after Verify: conversion comes
+// only once the signature holds over the bytes as sent. Bytes that are not
+// valid in the charset become U+FFFD.
+func (c *Callback) Params() map[string]string {
+	m := make(map[string]string, len(c.params))
+	for _, p := range c.params {
+		if p.key == "sign" || p.key == "sign_type" {
+			continue
+		}
+		m[p.key] = c.utf8(p.value)
+	}
+	return m
+}
+
+func (c *Callback) utf8(b []byte) string {
+	if c.charset != "utf-8" && !isASCII(b) {
+		var dec []byte
+		var err error
+		if c.charset == "gbk" {
+			dec, err = simplifiedchinese.GBK.NewDecoder().Bytes(b)
+		} else {
+			dec, err = simplifiedchinese.GB18030.NewDecoder().Bytes(b)
+		}
+		if err == nil {
+			b = dec
+		}
+	}
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
