@@ -1,0 +1,408 @@
+package alipay
+
+// Integration tests: a real Caddy, loaded from a real Caddyfile, with the
+// handler in front of a test shop on loopback. caddytest runs one Caddy
+// per test binary, so every such test lives in this file and none runs in
+// parallel.
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const adminURL = "http://localhost:2999"
+
+func TestMain(m *testing.M) {
+	// Caddy's storage and autosave go to a throwaway place, not ~/.
+	tmp, err := os.MkdirTemp("", "caddy-alipay-test")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "data"))
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "config"))
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+// shop is a test upstream that checks X-Alipay-Token as a shop would, with
+// nothing but HMAC-SHA256, and records what it received.
+type shop struct {
+	mu       sync.Mutex
+	status   int
+	requests []shopRequest
+}
+
+type shopRequest struct {
+	path, query, body string
+	claims            map[string]any
+	tokenErr          string
+	alipayHeaders     []string
+}
+
+func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec := shopRequest{path: r.URL.Path, query: r.URL.RawQuery, body: string(body)}
+	for name := range r.Header {
+		if strings.HasPrefix(strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name)), "x-alipay-") {
+			rec.alipayHeaders = append(rec.alipayHeaders, name)
+		}
+	}
+	if tok := r.Header.Get("X-Alipay-Token"); tok != "" {
+		var err error
+		rec.claims, err = checkToken(tok, testSecret)
+		if err != nil {
+			rec.tokenErr = err.Error()
+		}
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	status := s.status
+	s.mu.Unlock()
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "shop saw %s", r.URL.Path)
+}
+
+// checkToken is what the README tells a shop to do.
+func checkToken(tok, secret string) (map[string]any, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("not a JWT")
+	}
+	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if string(header) != `{"alg":"HS256","typ":"JWT"}` {
+		return nil, fmt.Errorf("header %s", header)
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(parts[0] + "." + parts[1]))
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	if !hmac.Equal(sig, m.Sum(nil)) {
+		return nil, fmt.Errorf("bad signature")
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, err
+	}
+	if claims["iss"] != "caddy-alipay" || claims["aud"] != testAppID || claims["exp"].(float64) < float64(time.Now().Unix()) {
+		return nil, fmt.Errorf("claims %v", claims)
+	}
+	return claims, nil
+}
+
+func (s *shop) take() []shopRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.requests
+	s.requests = nil
+	return r
+}
+
+func (s *shop) setStatus(code int) {
+	s.mu.Lock()
+	s.status = code
+	s.mu.Unlock()
+}
+
+func absKey(t testing.TB, name string) string {
+	p, err := filepath.Abs(keyPath(name))
+	require.NoError(t, err)
+	return p
+}
+
+// startCaddy loads a Caddyfile with the handler in front of a test shop.
+// No `order` option: the directive must place itself.
+func startCaddy(t *testing.T) (*caddytest.Tester, *shop) {
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
+	s := &shop{status: 200}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.InitServer(fmt.Sprintf(`{
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		grace_period 1ns
+		metrics
+	}
+	http://localhost:9080 {
+		alipay {
+			app_id %s
+			app_private_key %s
+			alipay_public_key %s
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway http://127.0.0.1:9/gateway.do
+			seller_id %s
+			forward_notify /shop/notify
+		}
+		reverse_proxy %s
+	}`, testAppID, absKey(t, "app_private_key_pkcs8.b64"), absKey(t, "alipay_public_key.pem"), testSellerID,
+		strings.TrimPrefix(srv.URL, "http://")), "caddyfile")
+	return tester, s
+}
+
+// getStatus GETs target, checks the status and returns the body.
+func getStatus(t *testing.T, tester *caddytest.Tester, target string, status int) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", target, nil)
+	require.NoError(t, err)
+	resp := tester.AssertResponseCode(req, status)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func TestCaddyPayNotifyReturn(t *testing.T) {
+	tester, s := startCaddy(t)
+	vec := loadVectors(t)
+
+	t.Run("pay", func(t *testing.T) {
+		tok := payToken(t, map[string]any{"out_trade_no": "T1", "total_amount": "9.90", "subject": "Caddy 测试"})
+		resp, _ := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		require.NoError(t, err)
+		assert.Equal(t, "127.0.0.1:9", loc.Host)
+		params := map[string]string{}
+		for k, v := range loc.Query() {
+			params[k] = v[0]
+		}
+		assert.Equal(t, "http://localhost:9080/alipay/notify", params["notify_url"])
+		v := testVerifier(t, "app_public_key.pem", SignTypeRSA2)
+		assert.NoError(t, v.Verify(RequestContent(params), params["sign"]), "the gateway accepts the signature")
+		assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+
+		tester.AssertGetResponse("http://localhost:9080/alipay/pay?token=x", 403, "invalid payment token\n")
+		bad := payToken(t, map[string]any{"out_trade_no": "T1", "total_amount": "0", "subject": "s"})
+		_, body := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+bad, 400)
+		assert.Contains(t, body, "total_amount")
+		assert.Empty(t, s.take(), "the shop sees nothing of pay")
+	})
+
+	t.Run("notify", func(t *testing.T) {
+		for _, c := range vec.Notify.Cases {
+			req, err := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(c.PostBody))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", c.ContentType)
+			req.Header.Set("X-Alipay-Token", "forged")
+			tester.AssertResponse(req, 200, "success")
+			got := s.take()
+			require.Len(t, got, 1, c.Name)
+			assert.Equal(t, "/shop/notify", got[0].path)
+			assert.Equal(t, c.PostBody, got[0].body)
+			require.Empty(t, got[0].tokenErr)
+			assert.Equal(t, c.Params["notify_id"], got[0].claims["jti"])
+			assert.Equal(t, c.Params["subject"], got[0].claims["params"].(map[string]any)["subject"])
+		}
+	})
+
+	t.Run("notify refused", func(t *testing.T) {
+		body := strings.Replace(vec.Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+		req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		tester.AssertResponse(req, 400, "fail")
+		req, _ = http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(strings.Repeat("a=b&", 20000)))
+		tester.AssertResponse(req, 413, "fail")
+		tester.AssertGetResponse("http://localhost:9080/alipay/notify", 405, "fail")
+		assert.Empty(t, s.take())
+	})
+
+	t.Run("notify upstream fails", func(t *testing.T) {
+		s.setStatus(500)
+		defer s.setStatus(200)
+		req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(vec.Notify.Cases[0].PostBody))
+		resp, _ := tester.AssertResponse(req, 502, "fail")
+		assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+		assert.Len(t, s.take(), 1)
+	})
+
+	t.Run("return", func(t *testing.T) {
+		u, err := url.Parse(vec.Return.RedirectURL)
+		require.NoError(t, err)
+		tester.AssertGetResponse("http://localhost:9080/alipay/return?"+u.RawQuery, 200, "shop saw /alipay/return")
+		got := s.take()
+		require.Len(t, got, 1)
+		assert.Equal(t, u.RawQuery, got[0].query)
+		require.Empty(t, got[0].tokenErr)
+		assert.Equal(t, "return", got[0].claims["event"])
+
+		bad := strings.Replace(u.RawQuery, "out_trade_no=", "out_trade_no=X", 1)
+		_, body := getStatus(t, tester, "http://localhost:9080/alipay/return?"+bad, 400)
+		assert.Contains(t, body, "could not be confirmed")
+		assert.Empty(t, s.take())
+	})
+
+	t.Run("forged headers never reach the shop", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", "http://localhost:9080/anything", nil)
+		req.Header.Set("X-Alipay-Token", "forged")
+		req.Header["X_Alipay_Token"] = []string{"forged"}
+		req.Header["X.Alipay.Token"] = []string{"forged"}
+		tester.AssertResponse(req, 200, "shop saw /anything")
+		got := s.take()
+		require.Len(t, got, 1)
+		assert.Empty(t, got[0].alipayHeaders)
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get(adminURL + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		assert.Contains(t, string(body), `caddy_alipay_events_total{event="notify",outcome="ok"}`)
+		assert.Contains(t, string(body), `caddy_alipay_events_total{event="pay",outcome="forbidden"}`)
+	})
+}
+
+// The shop is down: Alipay hears fail with a 5xx, so it will retry.
+func TestCaddyNotifyUpstreamDown(t *testing.T) {
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	l.Close()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		grace_period 1ns
+	}
+	http://localhost:9080 {
+		alipay {
+			app_id %s
+			app_private_key %s
+			alipay_public_key %s
+			secret {env.TEST_ALIPAY_SECRET}
+		}
+		reverse_proxy %s
+	}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), absKey(t, "alipay_public_key.b64"), dead), "caddyfile")
+	req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(loadVectors(t).Notify.Cases[0].PostBody))
+	tester.AssertResponse(req, 502, "fail")
+}
+
+// A site with the handler but no upstream must never answer success.
+func TestCaddyNotifyWithoutUpstream(t *testing.T) {
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		grace_period 1ns
+	}
+	http://localhost:9080 {
+		alipay {
+			app_id %s
+			app_private_key %s
+			alipay_public_key %s
+			secret {env.TEST_ALIPAY_SECRET}
+		}
+	}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), absKey(t, "alipay_public_key.b64")), "caddyfile")
+	req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(loadVectors(t).Notify.Cases[0].PostBody))
+	tester.AssertResponse(req, 502, "fail")
+}
+
+// A config mistake stops the load with an error that names the setting.
+func TestCaddyConfigErrors(t *testing.T) {
+	startCaddy(t) // a running Caddy to load into
+	site := func(block string) string {
+		return fmt.Sprintf(`{
+			admin localhost:2999
+			http_port 9080
+			https_port 9443
+		}
+		http://localhost:9080 {
+			alipay {
+				%s
+			}
+			respond "unreachable"
+		}`, block)
+	}
+	good := map[string]string{
+		"app_id":            testAppID,
+		"app_private_key":   absKey(t, "app_private_key_pkcs1.pem"),
+		"alipay_public_key": absKey(t, "alipay_public_key.pem"),
+		"secret":            testSecret,
+	}
+	block := func(edit map[string]string) string {
+		var b strings.Builder
+		for _, k := range []string{"app_id", "app_private_key", "alipay_public_key", "secret", "gateway", "sign_type", "app_key"} {
+			v, ok := edit[k]
+			if !ok {
+				v = good[k]
+			}
+			if v != "" {
+				fmt.Fprintf(&b, "%s %s\n", k, v)
+			}
+		}
+		return b.String()
+	}
+	for name, c := range map[string]struct {
+		edit map[string]string
+		want string
+	}{
+		"missing key file":     {map[string]string{"app_private_key": "/nonexistent/app.pem"}, "app_private_key"},
+		"public as private":    {map[string]string{"app_private_key": absKey(t, "app_public_key.pem")}, "app_private_key"},
+		"app's own key":        {map[string]string{"alipay_public_key": absKey(t, "app_public_key.pem")}, "alipay_public_key"},
+		"short secret":         {map[string]string{"secret": "short"}, "secret"},
+		"unset env secret":     {map[string]string{"secret": "{env.TEST_ALIPAY_NOT_SET}"}, "secret"},
+		"http gateway":         {map[string]string{"gateway": "http://openapi.alipay.com/gateway.do"}, "gateway"},
+		"unknown subdirective": {map[string]string{"app_key": "x"}, `unrecognized subdirective \"app_key\"`},
+		"sign_type":            {map[string]string{"sign_type": "SM2"}, "sign_type"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := http.Post(adminURL+"/load", "text/caddyfile", strings.NewReader(site(block(c.edit))))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			assert.Equal(t, 400, resp.StatusCode, string(body))
+			assert.Contains(t, string(body), c.want)
+			assert.NotContains(t, string(body), testSecret)
+		})
+	}
+}
+
+// Caddyfile.example adapts to the JSON in testdata and, given keys,
+// validates as `caddy validate` would.
+func TestCaddyfileExample(t *testing.T) {
+	example, err := os.ReadFile("Caddyfile.example")
+	require.NoError(t, err)
+	want, err := os.ReadFile(filepath.Join("testdata", "caddyfile_adapt", "example.json"))
+	require.NoError(t, err)
+	require.True(t, caddytest.CompareAdapt(t, "Caddyfile.example", string(example), "caddyfile", strings.TrimSpace(string(want))),
+		"Caddyfile.example no longer adapts to testdata/caddyfile_adapt/example.json")
+
+	t.Setenv("ALIPAY_APP_PRIVATE_KEY", string(readTestFile(t, "app_private_key_pkcs1.b64")))
+	t.Setenv("ALIPAY_PUBLIC_KEY", absKey(t, "alipay_public_key.pem"))
+	t.Setenv("ALIPAY_SECRET", testSecret)
+	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(example, nil)
+	require.NoError(t, err)
+	var cfg caddy.Config
+	require.NoError(t, json.Unmarshal(cfgJSON, &cfg))
+	require.NoError(t, caddy.Validate(&cfg))
+
+	t.Setenv("ALIPAY_SECRET", "")
+	require.NoError(t, json.Unmarshal(cfgJSON, &cfg))
+	assert.ErrorContains(t, caddy.Validate(&cfg), "secret")
+}

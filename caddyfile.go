@@ -1,0 +1,84 @@
+package alipay
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("alipay", parseCaddyfile)
+	// Before try_files, so that a PHP site's blanket rewrite to index.php
+	// cannot hide {prefix}/pay, /notify and /return, and before every
+	// auth and proxy directive, so that Alipay reaches /notify and every
+	// request is stripped of X-Alipay-* headers first.
+	httpcaddyfile.RegisterDirectiveOrder("alipay", httpcaddyfile.Before, "try_files")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	alipay [<matcher>] {
+//	    app_id             <app id>
+//	    app_private_key    <file or inline key>
+//	    alipay_public_key  <file or inline key>
+//	    secret             <shared secret, at least 32 bytes>
+//	    sign_type          RSA2 | RSA
+//	    gateway            production | sandbox | <URL>
+//	    prefix             /alipay
+//	    notify_url         <absolute URL>
+//	    return_url         <absolute URL>
+//	    seller_id          <2088...>
+//	    forward_notify     <path>
+//	    forward_return     <path>
+//	}
+//
+// Each subdirective takes exactly one argument and may appear once.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	settings := map[string]*string{
+		"app_id":            &h.AppID,
+		"app_private_key":   &h.AppPrivateKey,
+		"alipay_public_key": &h.AlipayPublicKey,
+		"secret":            &h.Secret,
+		"sign_type":         &h.SignType,
+		"gateway":           &h.Gateway,
+		"prefix":            &h.Prefix,
+		"notify_url":        &h.NotifyURL,
+		"return_url":        &h.ReturnURL,
+		"seller_id":         &h.SellerID,
+		"forward_notify":    &h.ForwardNotify,
+		"forward_return":    &h.ForwardReturn,
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		dst, ok := settings[name]
+		if !ok {
+			return d.Errf("unrecognized subdirective %q", name)
+		}
+		if seen[name] {
+			return d.Errf("subdirective %q given more than once", name)
+		}
+		seen[name] = true
+		if !d.NextArg() {
+			return d.Errf("%s: %v", name, d.ArgErr())
+		}
+		*dst = d.Val()
+		if d.NextArg() {
+			return d.Errf("%s takes exactly one argument", name)
+		}
+	}
+	return nil
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,56 @@
+package alipay
+
+import (
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`alipay {
+		app_id            2021000000000001
+		app_private_key   /etc/caddy/app.pem
+		alipay_public_key {env.ALIPAY_PUBLIC_KEY}
+		secret            {env.ALIPAY_SECRET}
+		sign_type         RSA
+		gateway           http://127.0.0.1:8080/gateway.do
+		prefix            /pay/alipay
+		notify_url        https://shop.example.com/n
+		return_url        https://shop.example.com/r
+		seller_id         2088000000000001
+		forward_notify    /notify.php
+		forward_return    /return.php
+	}`)
+	var h Handler
+	require.NoError(t, h.UnmarshalCaddyfile(d))
+	assert.Equal(t, Handler{
+		AppID: "2021000000000001", AppPrivateKey: "/etc/caddy/app.pem", AlipayPublicKey: "{env.ALIPAY_PUBLIC_KEY}",
+		Secret: "{env.ALIPAY_SECRET}", SignType: "RSA", Gateway: "http://127.0.0.1:8080/gateway.do",
+		Prefix: "/pay/alipay", NotifyURL: "https://shop.example.com/n", ReturnURL: "https://shop.example.com/r",
+		SellerID: "2088000000000001", ForwardNotify: "/notify.php", ForwardReturn: "/return.php",
+	}, h)
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	for name, input := range map[string]string{
+		"inline argument":  `alipay 2021000000000001`,
+		"unknown":          "alipay {\n app_key x\n}",
+		"duplicate":        "alipay {\n app_id 1\n app_id 2\n}",
+		"missing argument": "alipay {\n app_id\n}",
+		"two arguments":    "alipay {\n secret a b\n}",
+		"nested block":     "alipay {\n app_id 1 {\n x\n }\n}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+			assert.Error(t, err)
+		})
+	}
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n app_key x\n}"))
+	assert.ErrorContains(t, err, `unrecognized subdirective "app_key"`)
+	err = h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n secret a b\n}"))
+	assert.ErrorContains(t, err, "secret takes exactly one argument")
+}

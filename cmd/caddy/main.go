@@ -1,0 +1,15 @@
+// Command caddy is a standard Caddy with the alipay module built in:
+// go build ./cmd/caddy
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/caddy-alipay/caddy-alipay"
+)
+
+func main() {
+	caddycmd.Main()
+}

@@ -1,0 +1,377 @@
+package alipay
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"html"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// TokenHeader is the request header that carries a verified callback to
+// the upstream.
+const TokenHeader = "X-Alipay-Token"
+
+// tokenLifetime is how long an X-Alipay-Token is valid after it is made.
+const tokenLifetime = 5 * time.Minute
+
+// maxPayBody bounds a POSTed pay form: a token and little else.
+const maxPayBody = 64 << 10
+
+// now is the clock; tests replace it.
+var now = time.Now
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Strip first, on every request: the upstream must only ever see a
+	// token that this handler made.
+	stripAlipayHeaders(r.Header)
+	switch r.URL.Path {
+	case h.payPath:
+		return h.servePay(w, r)
+	case h.notifyPath:
+		return h.serveNotify(w, r, next)
+	case h.returnPath:
+		return h.serveReturn(w, r, next)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// stripAlipayHeaders deletes every header that a CGI or PHP upstream would
+// read as X-Alipay-*: the name compared case-insensitively, with _ and .
+// standing for -. It allocates nothing.
+func stripAlipayHeaders(hdr http.Header) {
+	for name := range hdr {
+		if isAlipayHeader(name) {
+			delete(hdr, name)
+		}
+	}
+}
+
+func isAlipayHeader(name string) bool {
+	const prefix = "x-alipay-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || c == '.':
+			c = '-'
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// servePay turns a pay token into a signed page-pay or WAP-pay request and
+// sends the browser to the gateway.
+func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
+	ev := event{name: eventPay}
+	defer h.log(&ev)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		return ev.reply(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", "use GET or POST\n")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPayBody)
+	if err := r.ParseForm(); err != nil {
+		status := http.StatusBadRequest
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		return ev.reply(w, status, outcomeInvalid, err.Error(), "bad request\n")
+	}
+	t := now()
+	claims, err := h.tokens.Parse(r.Form.Get("token"), t)
+	if err != nil {
+		msg := "invalid payment token\n"
+		if errors.Is(err, ErrTokenExpired) {
+			msg = "this payment link has expired\n"
+		}
+		return ev.reply(w, http.StatusForbidden, outcomeForbidden, err.Error(), msg)
+	}
+	order, err := ParseOrder(claims)
+	if err != nil {
+		ev.outTradeNo, _ = stringClaim(claims, "out_trade_no", false)
+		return ev.reply(w, http.StatusBadRequest, outcomeInvalid, err.Error(), err.Error()+"\n")
+	}
+	ev.outTradeNo, ev.totalAmount = order.OutTradeNo, order.TotalAmount
+
+	params := OpenAPIParams(h.AppID, order.Method(), h.signer.SignType(), order.BizContent(), t)
+	params["notify_url"] = h.callbackURL(r, h.NotifyURL, h.notifyPath)
+	params["return_url"] = h.callbackURL(r, h.ReturnURL, h.returnPath)
+	if err := SignParams(h.signer, params); err != nil {
+		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
+	}
+	target := GatewayURL(h.gatewayURL, params)
+	ev.outcome = outcomeOK
+
+	w.Header().Set("Cache-Control", "no-store")
+	if acceptsJSON(r) {
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(struct {
+			URL string `json:"url"`
+		}{target})
+	}
+	http.Redirect(w, r, target, http.StatusFound)
+	return nil
+}
+
+// callbackURL is the configured URL, or the one on this site.
+func (h *Handler) callbackURL(r *http.Request, configured, path string) string {
+	if configured != "" {
+		return configured
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + path
+}
+
+// acceptsJSON reports whether the client asked for application/json.
+func acceptsJSON(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/json" {
+			return true
+		}
+	}
+	return false
+}
+
+// serveNotify verifies an asynchronous notification, hands it to the
+// upstream and answers Alipay success only once the upstream accepted it.
+func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ev := event{name: eventNotify}
+	defer h.log(&ev)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return ev.reply(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", "fail")
+	}
+	if r.ContentLength > MaxCallbackSize {
+		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxCallbackSize+1))
+	if err != nil {
+		return ev.reply(w, http.StatusBadRequest, outcomeInvalid, "reading body: "+err.Error(), "fail")
+	}
+	if len(body) > MaxCallbackSize {
+		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
+	}
+	cb, params, err := h.verifyCallback(string(body), &ev)
+	if err != nil {
+		return ev.reply(w, http.StatusBadRequest, outcomeRefused, err.Error(), "fail")
+	}
+	token, err := h.callbackToken(eventNotify, cb.Get("notify_id"), params)
+	if err != nil {
+		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "fail")
+	}
+
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	r.Header.Del("Content-Length")
+	h.forward(r, h.ForwardNotify, token)
+
+	// The upstream's answer is Alipay's business only as a status: its
+	// headers and body go nowhere. No answer at all counts as failure, so
+	// a site without an upstream never tells Alipay success.
+	rec := &statusRecorder{header: make(http.Header)}
+	if err := next.ServeHTTP(rec, r); err != nil {
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream: "+err.Error(), "fail")
+	}
+	if rec.status < 200 || rec.status > 299 {
+		ev.upstreamStatus = rec.status
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream did not answer 2xx", "fail")
+	}
+	ev.outcome = outcomeOK
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "success")
+	return nil
+}
+
+// serveReturn verifies the synchronous return and hands it to the upstream,
+// whose answer goes to the browser as it is.
+func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ev := event{name: eventReturn}
+	defer h.log(&ev)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return ev.reply(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", "method not allowed\n")
+	}
+	_, params, err := h.verifyCallback(r.URL.RawQuery, &ev)
+	if err != nil {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		return ev.reply(w, http.StatusBadRequest, outcomeRefused, err.Error(), returnErrorPage)
+	}
+	token, err := h.callbackToken(eventReturn, randomID(), params)
+	if err != nil {
+		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
+	}
+	h.forward(r, h.ForwardReturn, token)
+	ev.outcome = outcomeOK
+	return next.ServeHTTP(w, r)
+}
+
+var returnErrorPage = `<!doctype html><meta charset="utf-8"><title>Payment not confirmed</title>` +
+	`<p>This payment result could not be confirmed. If you paid, your order will be updated shortly.</p>` +
+	`<p>` + html.EscapeString("无法确认支付结果。如已付款，订单将很快更新。") + `</p>` + "\n"
+
+// verifyCallback parses and verifies a callback and checks that it is for
+// this app (and seller), filling ev for the log.
+func (h *Handler) verifyCallback(raw string, ev *event) (*Callback, map[string]string, error) {
+	cb, err := ParseCallback(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev.outTradeNo, ev.tradeNo = cb.Get("out_trade_no"), cb.Get("trade_no")
+	ev.tradeStatus, ev.totalAmount = cb.Get("trade_status"), cb.Get("total_amount")
+	if err := cb.Verify(h.verifier); err != nil {
+		return nil, nil, err
+	}
+	if got := cb.Get("app_id"); got != h.AppID {
+		return nil, nil, errors.New("app_id is not this app's")
+	}
+	if h.SellerID != "" && cb.Get("seller_id") != h.SellerID {
+		return nil, nil, errors.New("seller_id is not the configured one")
+	}
+	return cb, cb.Params(), nil
+}
+
+// CallbackClaims are the claims of an X-Alipay-Token.
+type CallbackClaims struct {
+	Issuer    string            `json:"iss"`
+	Audience  string            `json:"aud"`
+	IssuedAt  int64             `json:"iat"`
+	ExpiresAt int64             `json:"exp"`
+	ID        string            `json:"jti"`
+	Event     string            `json:"event"`
+	Params    map[string]string `json:"params"`
+}
+
+// TokenIssuer is the iss claim of every X-Alipay-Token.
+const TokenIssuer = "caddy-alipay"
+
+func (h *Handler) callbackToken(event, id string, params map[string]string) (string, error) {
+	t := now()
+	return h.tokens.Sign(&CallbackClaims{
+		Issuer:    TokenIssuer,
+		Audience:  h.AppID,
+		IssuedAt:  t.Unix(),
+		ExpiresAt: t.Add(tokenLifetime).Unix(),
+		ID:        id,
+		Event:     event,
+		Params:    params,
+	})
+}
+
+// forward readies r for the upstream: its path replaced if configured
+// and the token set.
+func (h *Handler) forward(r *http.Request, path, token string) {
+	if path != "" {
+		r.URL.Path = path
+		r.URL.RawPath = ""
+	}
+	r.Header.Set(TokenHeader, token)
+}
+
+// randomID is a return's jti: returns carry no notify_id.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusRecorder takes the upstream's answer to a notification: it keeps
+// the status and drops headers and body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 && status >= 200 {
+		s.status = status
+	}
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
+// Flush lets an upstream handler flush; there is nothing to flush.
+func (s *statusRecorder) Flush() {}
+
+// event is one pay, notify or return, for its log line and counter.
+type event struct {
+	name           string
+	outcome        string
+	reason         string
+	outTradeNo     string
+	tradeNo        string
+	tradeStatus    string
+	totalAmount    string
+	upstreamStatus int
+}
+
+// reply records the outcome and writes a short answer. reason goes to the
+// log only; body is what the client sees.
+func (ev *event) reply(w http.ResponseWriter, status int, outcome, reason, body string) error {
+	ev.outcome, ev.reason = outcome, reason
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+	return nil
+}
+
+// log writes the event's one line and counts it. Never a key, the
+// secret, a sign or a token: only ids, status, amount and outcome.
+func (h *Handler) log(ev *event) {
+	h.metrics.count(ev.name, ev.outcome)
+	level := zapcore.InfoLevel
+	if ev.outcome != outcomeOK {
+		level = zapcore.WarnLevel
+	}
+	ce := h.logger.Check(level, ev.name)
+	if ce == nil {
+		return
+	}
+	fields := make([]zap.Field, 0, 8)
+	fields = append(fields, zap.String("event", ev.name), zap.String("outcome", ev.outcome))
+	for _, f := range []struct{ k, v string }{
+		{"out_trade_no", ev.outTradeNo}, {"trade_no", ev.tradeNo},
+		{"trade_status", ev.tradeStatus}, {"total_amount", ev.totalAmount}, {"reason", ev.reason},
+	} {
+		if f.v != "" {
+			fields = append(fields, zap.String(f.k, f.v))
+		}
+	}
+	if ev.upstreamStatus != 0 {
+		fields = append(fields, zap.Int("upstream_status", ev.upstreamStatus))
+	}
+	ce.Write(fields...)
+}

@@ -1,0 +1,65 @@
+package alipay
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Events and their outcomes: the values of the metric's labels and of the
+// log lines' event and outcome fields. Labels never carry client data.
+const (
+	eventPay    = "pay"
+	eventNotify = "notify"
+	eventReturn = "return"
+
+	outcomeOK             = "ok"              // signed, or verified and accepted
+	outcomeForbidden      = "forbidden"       // pay: token missing, invalid or expired
+	outcomeInvalid        = "invalid"         // a claim out of range, wrong method, malformed or oversized
+	outcomeRefused        = "refused"         // callback: signature, app_id or seller_id
+	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx
+)
+
+var (
+	allEvents   = []string{eventPay, eventNotify, eventReturn}
+	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed}
+)
+
+// eventsTotal lives for the process, so counts survive config reloads; each
+// config's registry gets it registered once.
+var eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "caddy",
+	Subsystem: "alipay",
+	Name:      "events_total",
+	Help:      "Alipay pay, notify and return requests handled, by outcome.",
+}, []string{"event", "outcome"})
+
+// eventMetrics holds the counters resolved once, so counting costs no label
+// hashing or allocation on the request path.
+type eventMetrics struct {
+	counters map[[2]string]prometheus.Counter
+}
+
+func newEventMetrics(reg prometheus.Registerer) (*eventMetrics, error) {
+	if reg != nil {
+		if err := reg.Register(eventsTotal); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	m := &eventMetrics{counters: make(map[[2]string]prometheus.Counter)}
+	for _, e := range allEvents {
+		for _, o := range allOutcomes {
+			m.counters[[2]string{e, o}] = eventsTotal.WithLabelValues(e, o)
+		}
+	}
+	return m, nil
+}
+
+func (m *eventMetrics) count(event, outcome string) {
+	if c := m.counters[[2]string{event, outcome}]; c != nil {
+		c.Inc()
+	}
+}
