@@ -1,0 +1,126 @@
+package alipay
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzCallback feeds arbitrary form strings to the callback parser and
+// verifier: no panic, no forged acceptance, and only valid UTF-8 out.
+func FuzzCallback(f *testing.F) {
+	vec := loadVectors(f)
+	for _, c := range vec.Notify.Cases {
+		f.Add(c.PostBody)
+	}
+	u, err := url.Parse(vec.Return.RedirectURL)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(u.RawQuery)
+	for _, s := range []string{"", "&", "=", "a=%", "a=%zz", "sign=&sign_type=RSA2", "a=1&a=2", "%00=1",
+		"charset=gbk&subject=%B2%E2&sign=AAAA", "charset=gb18030&x=%81%30%81%30&sign=" + strings.Repeat("A", 344)} {
+		f.Add(s)
+	}
+	v := testVerifier(f, "alipay_public_key.pem", SignTypeRSA2)
+	valid := make(map[string]bool)
+	for _, c := range vec.Notify.Cases {
+		valid[c.PostBody] = true
+	}
+	valid[u.RawQuery] = true
+	f.Fuzz(func(t *testing.T, raw string) {
+		cb, err := ParseCallback(raw)
+		if err != nil {
+			return
+		}
+		if cb.Verify(v) == nil && !valid[raw] {
+			// Only a reordering or re-encoding of a signed callback may
+			// verify: the same parameters, byte for byte.
+			same := false
+			for body := range valid {
+				orig, err := ParseCallback(body)
+				if err == nil && sameParams(orig, cb) {
+					same = true
+				}
+			}
+			if !same {
+				t.Fatalf("forged callback verified: %q", raw)
+			}
+		}
+		for k, val := range cb.Params() {
+			if !utf8.ValidString(val) {
+				t.Fatalf("parameter %s is not UTF-8: %q", k, val)
+			}
+		}
+	})
+}
+
+// sameParams reports whether two callbacks have the same parameters, with
+// sign_type and empty values not counted (the accepted forms differ there).
+func sameParams(a, b *Callback) bool {
+	return string(a.content(nil, false, false)) == string(b.content(nil, false, false))
+}
+
+// FuzzToken feeds arbitrary strings to the token parser: no panic, and
+// nothing accepted but the canonical encoding of a correctly MACed token.
+func FuzzToken(f *testing.F) {
+	k, err := NewTokenKey(testSecret)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := k.Sign(map[string]any{"exp": tokenNow.Unix() + 60, "out_trade_no": "A1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(rawToken(testSecret, `{"alg":"none"}`, `{"exp":9999999999}`))
+	f.Add(rawToken(testSecret, `{"alg":"HS256","typ":"JWT"}`, `{"exp":1716182115.5,"nbf":1}`))
+	f.Add(rawToken(testSecret, `{"alg":"HS256"}`, `{"exp":"1716182115"}`))
+	f.Add("..")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, token string) {
+		claims, err := k.Parse(token, tokenNow)
+		if err != nil {
+			return
+		}
+		parts := strings.Split(token, ".")
+		m := hmac.New(sha256.New, k.secret)
+		m.Write([]byte(parts[0] + "." + parts[1]))
+		if parts[2] != base64.RawURLEncoding.EncodeToString(m.Sum(nil)) {
+			t.Fatalf("accepted a token whose signature is not the canonical MAC: %q", token)
+		}
+		if _, ok := claims["exp"]; !ok {
+			t.Fatalf("accepted a token without exp: %q", token)
+		}
+	})
+}
+
+// FuzzOrder feeds arbitrary claims to the order parser: an accepted order
+// always gives valid JSON biz_content with the claims' own values.
+func FuzzOrder(f *testing.F) {
+	f.Add(`{"out_trade_no":"A1","total_amount":"88.80","subject":"测试","biz":{"quit_url":"https://x"}}`)
+	f.Add(`{"out_trade_no":"A1","total_amount":1,"subject":"s","product":"wap","qr_pay_mode":4,"timeout_express":"15d"}`)
+	f.Add(`{"out_trade_no":"A1","total_amount":"1e2","subject":"s"}`)
+	f.Fuzz(func(t *testing.T, claimsJSON string) {
+		var claims map[string]json.RawMessage
+		if json.Unmarshal([]byte(claimsJSON), &claims) != nil {
+			return
+		}
+		o, err := ParseOrder(claims)
+		if err != nil {
+			return
+		}
+		var biz map[string]any
+		if err := json.Unmarshal(o.BizContent(), &biz); err != nil {
+			t.Fatalf("biz_content is not JSON: %v: %s", err, o.BizContent())
+		}
+		if biz["out_trade_no"] != o.OutTradeNo || biz["total_amount"] != o.TotalAmount || biz["subject"] != o.Subject {
+			t.Fatalf("biz_content does not carry the order: %s", o.BizContent())
+		}
+	})
+}
