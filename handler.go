@@ -192,7 +192,13 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	// headers and body go nowhere. No answer at all counts as failure, so
 	// a site without an upstream never tells Alipay success.
 	rec := &statusRecorder{header: make(http.Header)}
-	if err := next.ServeHTTP(rec, r); err != nil {
+	err = next.ServeHTTP(rec, r)
+	if r.Context().Err() != nil {
+		// Alipay hung up first: it will send the notification again, and
+		// the shop is not to blame.
+		return ev.reply(w, http.StatusBadGateway, outcomeAborted, "alipay closed the connection", "fail")
+	}
+	if err != nil {
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream: "+err.Error(), "fail")
 	}
 	if rec.status < 200 || rec.status > 299 {

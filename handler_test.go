@@ -1,6 +1,7 @@
 package alipay
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -308,4 +311,29 @@ func TestPrefix(t *testing.T) {
 	w = serve(t, h, next, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+tok, nil))
 	assert.Equal(t, 200, w.Code, "the default prefix is not served")
 	assert.Equal(t, 1, next.calls)
+}
+
+// Alipay hanging up is not the shop's failure: a separate outcome.
+func TestNotifyClientGone(t *testing.T) {
+	h := newTestHandler(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		cancel()
+		return caddyhttp.Error(499, context.Canceled)
+	})
+	r := notifyRequest(loadVectors(t).Notify.Cases[0].PostBody).WithContext(ctx)
+	var got string
+	h.metrics = &eventMetrics{counters: map[[2]string]prometheus.Counter{}}
+	for _, o := range allOutcomes {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c_" + o})
+		h.metrics.counters[[2]string{eventNotify, o}] = c
+	}
+	w := serve(t, h, next, r)
+	assert.Equal(t, http.StatusBadGateway, w.Code)
+	for o, c := range h.metrics.counters {
+		if testutil.ToFloat64(c) == 1 {
+			got = o[1]
+		}
+	}
+	assert.Equal(t, outcomeAborted, got)
 }

@@ -18,11 +18,12 @@ const (
 	outcomeInvalid        = "invalid"         // a claim out of range, wrong method, malformed or oversized
 	outcomeRefused        = "refused"         // callback: signature, app_id or seller_id
 	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx
+	outcomeAborted        = "aborted"         // notify: Alipay closed the connection before the upstream answered
 )
 
 var (
 	allEvents   = []string{eventPay, eventNotify, eventReturn}
-	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed}
+	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeAborted}
 )
 
 // eventsTotal lives for the process, so counts survive config reloads; each
