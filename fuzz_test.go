@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -52,10 +53,18 @@ func FuzzCallback(f *testing.F) {
 				t.Fatalf("forged callback verified: %q", raw)
 			}
 		}
-		for k, val := range cb.Params() {
+		params := cb.Params()
+		for k, val := range params {
 			if !utf8.ValidString(val) {
 				t.Fatalf("parameter %s is not UTF-8: %q", k, val)
 			}
+		}
+		var fromJSON map[string]string
+		if err := json.Unmarshal(cb.AppendParamsJSON(nil), &fromJSON); err != nil {
+			t.Fatalf("params JSON: %v: %s", err, cb.AppendParamsJSON(nil))
+		}
+		if !maps.Equal(params, fromJSON) {
+			t.Fatalf("params JSON %s differs from %v", cb.AppendParamsJSON(nil), params)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -166,21 +167,21 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	if r.ContentLength > MaxCallbackSize {
 		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxCallbackSize+1))
+	var buf bytes.Buffer
+	buf.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead)
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxCallbackSize+1))
+	body := buf.Bytes()
 	if err != nil {
 		return ev.reply(w, http.StatusBadRequest, outcomeInvalid, "reading body: "+err.Error(), "fail")
 	}
 	if len(body) > MaxCallbackSize {
 		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
 	}
-	cb, params, err := h.verifyCallback(string(body), &ev)
+	cb, err := h.verifyCallback(string(body), &ev)
 	if err != nil {
 		return ev.reply(w, http.StatusBadRequest, outcomeRefused, err.Error(), "fail")
 	}
-	token, err := h.callbackToken(eventNotify, cb.Get("notify_id"), params)
-	if err != nil {
-		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "fail")
-	}
+	token := h.callbackToken(eventNotify, cb.Get("notify_id"), cb)
 
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
@@ -221,15 +222,12 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 		w.Header().Set("Allow", "GET, HEAD")
 		return ev.reply(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", "method not allowed\n")
 	}
-	_, params, err := h.verifyCallback(r.URL.RawQuery, &ev)
+	cb, err := h.verifyCallback(r.URL.RawQuery, &ev)
 	if err != nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		return ev.reply(w, http.StatusBadRequest, outcomeRefused, err.Error(), returnErrorPage)
 	}
-	token, err := h.callbackToken(eventReturn, randomID(), params)
-	if err != nil {
-		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
-	}
+	token := h.callbackToken(eventReturn, randomID(), cb)
 	h.forward(r, h.ForwardReturn, token)
 	ev.outcome = outcomeOK
 	return next.ServeHTTP(w, r)
@@ -241,26 +239,27 @@ var returnErrorPage = `<!doctype html><meta charset="utf-8"><title>Payment not c
 
 // verifyCallback parses and verifies a callback and checks that it is for
 // this app (and seller), filling ev for the log.
-func (h *Handler) verifyCallback(raw string, ev *event) (*Callback, map[string]string, error) {
+func (h *Handler) verifyCallback(raw string, ev *event) (*Callback, error) {
 	cb, err := ParseCallback(raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ev.outTradeNo, ev.tradeNo = cb.Get("out_trade_no"), cb.Get("trade_no")
 	ev.tradeStatus, ev.totalAmount = cb.Get("trade_status"), cb.Get("total_amount")
 	if err := cb.Verify(h.verifier); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if got := cb.Get("app_id"); got != h.AppID {
-		return nil, nil, errors.New("app_id is not this app's")
+		return nil, errors.New("app_id is not this app's")
 	}
 	if h.SellerID != "" && cb.Get("seller_id") != h.SellerID {
-		return nil, nil, errors.New("seller_id is not the configured one")
+		return nil, errors.New("seller_id is not the configured one")
 	}
-	return cb, cb.Params(), nil
+	return cb, nil
 }
 
-// CallbackClaims are the claims of an X-Alipay-Token.
+// CallbackClaims are the claims of an X-Alipay-Token, for Go upstreams
+// to decode into (the handler writes them directly, see callbackToken).
 type CallbackClaims struct {
 	Issuer    string            `json:"iss"`
 	Audience  string            `json:"aud"`
@@ -274,17 +273,27 @@ type CallbackClaims struct {
 // TokenIssuer is the iss claim of every X-Alipay-Token.
 const TokenIssuer = "caddy-alipay"
 
-func (h *Handler) callbackToken(event, id string, params map[string]string) (string, error) {
+// callbackToken makes the X-Alipay-Token of a verified callback. The JSON
+// of CallbackClaims is written by hand, params straight from the parsed
+// callback (already sorted), because encoding/json's reflection over a map
+// was a quarter of the handler's own cost per notification.
+func (h *Handler) callbackToken(event, id string, cb *Callback) string {
 	t := now()
-	return h.tokens.Sign(&CallbackClaims{
-		Issuer:    TokenIssuer,
-		Audience:  h.AppID,
-		IssuedAt:  t.Unix(),
-		ExpiresAt: t.Add(tokenLifetime).Unix(),
-		ID:        id,
-		Event:     event,
-		Params:    params,
-	})
+	b := make([]byte, 0, 256+2*cb.size)
+	b = append(b, `{"iss":"`+TokenIssuer+`","aud":`...)
+	b = appendJSONString(b, h.AppID)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, t.Unix(), 10)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, t.Add(tokenLifetime).Unix(), 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"event":`...)
+	b = appendJSONString(b, event)
+	b = append(b, `,"params":`...)
+	b = cb.AppendParamsJSON(b)
+	b = append(b, '}')
+	return h.tokens.SignJSON(b)
 }
 
 // forward readies r for the upstream: its path replaced if configured

@@ -50,9 +50,9 @@ func NewTokenKey(secret string) (*TokenKey, error) {
 	return &TokenKey{secret: []byte(secret)}, nil
 }
 
-func (k *TokenKey) mac(signingInput string) []byte {
+func (k *TokenKey) mac(signingInput []byte) []byte {
 	m := hmac.New(sha256.New, k.secret)
-	m.Write([]byte(signingInput))
+	m.Write(signingInput)
 	return m.Sum(nil)
 }
 
@@ -64,15 +64,20 @@ func (k *TokenKey) Sign(claims any) (string, error) {
 	if err := enc.Encode(claims); err != nil {
 		return "", fmt.Errorf("encoding claims: %w", err)
 	}
-	body := bytes.TrimSuffix(payload.Bytes(), []byte("\n"))
-	n := len(hs256Header) + 1 + base64.RawURLEncoding.EncodedLen(len(body))
+	return k.SignJSON(bytes.TrimSuffix(payload.Bytes(), []byte("\n"))), nil
+}
+
+// SignJSON returns a compact JWT whose claims are payload, which must be
+// a JSON object.
+func (k *TokenKey) SignJSON(payload []byte) string {
+	n := len(hs256Header) + 1 + base64.RawURLEncoding.EncodedLen(len(payload))
 	out := make([]byte, 0, n+1+base64.RawURLEncoding.EncodedLen(sha256.Size))
 	out = append(out, hs256Header...)
 	out = append(out, '.')
-	out = base64.RawURLEncoding.AppendEncode(out, body)
+	out = base64.RawURLEncoding.AppendEncode(out, payload)
 	out = append(out, '.')
-	out = base64.RawURLEncoding.AppendEncode(out, k.mac(string(out[:n])))
-	return string(out), nil
+	out = base64.RawURLEncoding.AppendEncode(out, k.mac(out[:n]))
+	return string(out)
 }
 
 // Parse verifies token and returns its claims, each as raw JSON. The
@@ -110,7 +115,7 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 		return nil, fmt.Errorf("%w: crit header not supported", ErrTokenInvalid)
 	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err != nil || !hmac.Equal(got, k.mac(token[:len(header)+1+len(payload)])) {
+	if err != nil || !hmac.Equal(got, k.mac([]byte(token[:len(header)+1+len(payload)]))) {
 		return nil, fmt.Errorf("%w: signature", ErrTokenInvalid)
 	}
 	pb, err := base64.RawURLEncoding.Strict().DecodeString(payload)
@@ -147,4 +152,34 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	}
 	sec, frac := math.Modf(v)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// appendJSONString appends s as a JSON string. s must be valid UTF-8 (the
+// callback's values are made so); <, > and & stay as they are.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -95,8 +95,9 @@ func TestTokenRefused(t *testing.T) {
 func TestCallbackTokenClaims(t *testing.T) {
 	fixClock(t, tokenNow)
 	h := newTestHandler(t, nil)
-	tok, err := h.callbackToken(eventNotify, "nid-1", map[string]string{"subject": "测试", "total_amount": "88.88"})
+	cb, err := ParseCallback("subject=%E6%B5%8B%E8%AF%95+%22%5C%0A%3C%26&total_amount=88.88&sign=x&sign_type=RSA2")
 	require.NoError(t, err)
+	tok := h.callbackToken(eventNotify, "nid-1", cb)
 	parts := strings.Split(tok, ".")
 	require.Len(t, parts, 3)
 	header, err := base64.RawURLEncoding.DecodeString(parts[0])
@@ -108,8 +109,12 @@ func TestCallbackTokenClaims(t *testing.T) {
 	require.NoError(t, json.Unmarshal(payload, &c))
 	assert.Equal(t, map[string]any{
 		"iss": "caddy-alipay", "aud": testAppID, "iat": float64(tokenNow.Unix()), "exp": float64(tokenNow.Unix() + 300),
-		"jti": "nid-1", "event": "notify", "params": map[string]any{"subject": "测试", "total_amount": "88.88"},
+		"jti": "nid-1", "event": "notify", "params": map[string]any{"subject": "测试 \"\\\n<&", "total_amount": "88.88"},
 	}, c)
+	var typed CallbackClaims
+	require.NoError(t, json.Unmarshal(payload, &typed))
+	assert.Equal(t, CallbackClaims{Issuer: TokenIssuer, Audience: testAppID, IssuedAt: tokenNow.Unix(), ExpiresAt: tokenNow.Unix() + 300,
+		ID: "nid-1", Event: "notify", Params: cb.Params()}, typed)
 	_, err = h.tokens.Parse(tok, tokenNow)
 	assert.NoError(t, err)
 }

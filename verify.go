@@ -75,6 +75,7 @@ func (v *RSAVerifier) verifyRaw(content, sig []byte) error {
 type Callback struct {
 	params  []param // sorted by key, no duplicates
 	charset string  // canonical: utf-8, gbk or gb18030
+	size    int     // bytes of the raw form, a bound for what is derived from it
 }
 
 type param struct {
@@ -94,7 +95,10 @@ func ParseCallback(raw string) (*Callback, error) {
 	if len(raw) > MaxCallbackSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxCallbackSize)
 	}
-	c := &Callback{params: make([]param, 0, 32)}
+	c := &Callback{params: make([]param, 0, 32), size: len(raw)}
+	// Decoding never grows a field, so every value fits in one arena the
+	// size of raw, sliced rather than allocated field by field.
+	arena := make([]byte, 0, len(raw))
 	for raw != "" {
 		var field string
 		field, raw, _ = strings.Cut(raw, "&")
@@ -102,18 +106,21 @@ func ParseCallback(raw string) (*Callback, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(field, "=")
-		key, err := formUnescape(k)
-		if err != nil {
+		start := len(arena)
+		var err error
+		if arena, err = appendFormUnescaped(arena, k); err != nil {
 			return nil, fmt.Errorf("%w: parameter name: %v", ErrMalformed, err)
 		}
+		key := arena[start:]
 		if !validKey(key) {
 			return nil, fmt.Errorf("%w: invalid parameter name %q", ErrMalformed, key)
 		}
-		value, err := formUnescape(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: parameter %s: %v", ErrMalformed, key, err)
+		name := string(key)
+		arena = arena[:start]
+		if arena, err = appendFormUnescaped(arena, v); err != nil {
+			return nil, fmt.Errorf("%w: parameter %s: %v", ErrMalformed, name, err)
 		}
-		c.params = append(c.params, param{key: string(key), value: value})
+		c.params = append(c.params, param{key: name, value: arena[start:len(arena):len(arena)]})
 	}
 	if len(c.params) == 0 {
 		return nil, fmt.Errorf("%w: no parameters", ErrMalformed)
@@ -158,17 +165,23 @@ func validKey(k []byte) bool {
 // formUnescape decodes one form field: '+' is a space, %XX is the byte XX.
 // Unlike url.QueryUnescape it returns bytes, so GBK survives untouched.
 func formUnescape(s string) ([]byte, error) {
-	n := 0
+	return appendFormUnescaped(nil, s)
+}
+
+// appendFormUnescaped appends the decoded form field s to out; on a bad
+// escape it returns out unchanged and an error.
+func appendFormUnescaped(out []byte, s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' {
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return nil, errors.New("invalid percent escape")
+				return out, errors.New("invalid percent escape")
 			}
-			n++
 			i += 2
 		}
 	}
-	out := make([]byte, 0, len(s)-2*n)
+	if out == nil {
+		out = make([]byte, 0, len(s))
+	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '+':
@@ -234,7 +247,7 @@ func (c *Callback) Verify(v Verifier) error {
 		return fmt.Errorf("%w: %q", ErrSignType, st.value)
 	}
 	signStr := string(sign.value)
-	buf := make([]byte, 0, 1024)
+	buf := make([]byte, 0, c.size)
 	hasEmpty := false
 	for _, p := range c.params {
 		if len(p.value) == 0 {
@@ -294,6 +307,26 @@ func (c *Callback) Params() map[string]string {
 		m[p.key] = c.utf8(p.value)
 	}
 	return m
+}
+
+// AppendParamsJSON appends what Params returns as a JSON object, keys in
+// byte order, without building the map.
+func (c *Callback) AppendParamsJSON(b []byte) []byte {
+	b = append(b, '{')
+	first := true
+	for _, p := range c.params {
+		if p.key == "sign" || p.key == "sign_type" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, p.key)
+		b = append(b, ':')
+		b = appendJSONString(b, c.utf8(p.value))
+	}
+	return append(b, '}')
 }
 
 func (c *Callback) utf8(b []byte) string {
