@@ -9,9 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func testSigner(t testing.TB, signType string) *RSASigner {
+// testSigner signs with the private key in testdata/keys/file.
+func testSigner(t testing.TB, file, signType string) *RSASigner {
 	t.Helper()
-	key, err := ParsePrivateKey(readTestFile(t, "app_private_key_pkcs1.pem"))
+	key, err := ParsePrivateKey(readTestFile(t, file))
 	require.NoError(t, err)
 	s, err := NewRSASigner(key, signType)
 	require.NoError(t, err)
@@ -22,7 +23,7 @@ func testSigner(t testing.TB, signType string) *RSASigner {
 // for the same parameters (testdata/vectors.json).
 func TestSignMatchesAlipaySDK(t *testing.T) {
 	v := loadVectors(t)
-	s := testSigner(t, SignTypeRSA2)
+	s := testSigner(t, "app_private_key_pkcs1.pem", SignTypeRSA2)
 	for _, pv := range []payVector{v.PagePay, v.WapPay} {
 		t.Run(pv.Method, func(t *testing.T) {
 			params := make(map[string]string)
@@ -70,8 +71,8 @@ func TestOpenAPIParams(t *testing.T) {
 }
 
 func TestSignTypeRSAUsesSHA1(t *testing.T) {
-	s1 := testSigner(t, SignTypeRSA)
-	s2 := testSigner(t, SignTypeRSA2)
+	s1 := testSigner(t, "app_private_key_pkcs1.pem", SignTypeRSA)
+	s2 := testSigner(t, "app_private_key_pkcs1.pem", SignTypeRSA2)
 	a, err := s1.Sign([]byte("a=1"))
 	require.NoError(t, err)
 	b, err := s2.Sign([]byte("a=1"))

@@ -121,7 +121,7 @@ func TestVerifyRefuses(t *testing.T) {
 
 // V1 without empty values: what current Java and the Go SDKs sign.
 func TestVerifyForms(t *testing.T) {
-	s := testSignerFor(t, "alipay_private_key_pkcs1.pem")
+	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2)
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
 	params := map[string]string{"app_id": testAppID, "out_trade_no": "1", "body": "", "trade_status": "TRADE_SUCCESS", "sign_type": "RSA2"}
 	withoutType := map[string]string{}
@@ -159,15 +159,6 @@ func TestVerifyForms(t *testing.T) {
 			}
 		})
 	}
-}
-
-func testSignerFor(t testing.TB, file string) *RSASigner {
-	t.Helper()
-	key, err := ParsePrivateKey(readTestFile(t, file))
-	require.NoError(t, err)
-	s, err := NewRSASigner(key, SignTypeRSA2)
-	require.NoError(t, err)
-	return s
 }
 
 func removeParam(body, key string) string {
