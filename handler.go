@@ -179,7 +179,7 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	cb, err := h.verifyCallback(string(body), &ev)
 	if err != nil {
-		return ev.reply(w, http.StatusBadRequest, outcomeRefused, err.Error(), "fail")
+		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), "fail")
 	}
 	token := h.callbackToken(eventNotify, cb.Get("notify_id"), cb)
 
@@ -225,7 +225,7 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 	cb, err := h.verifyCallback(r.URL.RawQuery, &ev)
 	if err != nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		return ev.reply(w, http.StatusBadRequest, outcomeRefused, err.Error(), returnErrorPage)
+		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), returnErrorPage)
 	}
 	token := h.callbackToken(eventReturn, randomID(), cb)
 	h.forward(r, h.ForwardReturn, token)
@@ -256,6 +256,15 @@ func (h *Handler) verifyCallback(raw string, ev *event) (*Callback, error) {
 		return nil, errors.New("seller_id is not the configured one")
 	}
 	return cb, nil
+}
+
+// refusal is the outcome of a callback that failed verifyCallback: invalid
+// when it is not even a well-formed callback, refused otherwise.
+func refusal(err error) string {
+	if errors.Is(err, ErrMalformed) {
+		return outcomeInvalid
+	}
+	return outcomeRefused
 }
 
 // CallbackClaims are the claims of an X-Alipay-Token, for Go upstreams
@@ -352,6 +361,11 @@ type event struct {
 
 // reply records the outcome and writes a short answer. reason goes to the
 // log only; body is what the client sees.
+//
+// Unlike most Caddy handlers, failures are answered here rather than
+// returned as caddyhttp.Error for handle_errors: Alipay must read exactly
+// "fail" from a notification's answer, and a buyer sent back from Alipay
+// should see a page that says what happened, not an empty error.
 func (ev *event) reply(w http.ResponseWriter, status int, outcome, reason, body string) error {
 	ev.outcome, ev.reason = outcome, reason
 	if w.Header().Get("Content-Type") == "" {

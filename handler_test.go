@@ -337,3 +337,10 @@ func TestNotifyClientGone(t *testing.T) {
 	}
 	assert.Equal(t, outcomeAborted, got)
 }
+
+func TestRefusalOutcome(t *testing.T) {
+	_, err := ParseCallback("a=%zz")
+	assert.Equal(t, outcomeInvalid, refusal(err))
+	assert.Equal(t, outcomeRefused, refusal(ErrBadSignature))
+	assert.Equal(t, outcomeRefused, refusal(errors.New("app_id is not this app's")))
+}
