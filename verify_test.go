@@ -186,3 +186,30 @@ func TestFormUnescape(t *testing.T) {
 		assert.Error(t, err, in)
 	}
 }
+
+// Old apps (sign_type RSA): callbacks are SHA-1 signatures, and an RSA2
+// one is then refused like any other that names another algorithm.
+func TestVerifySignTypeRSA(t *testing.T) {
+	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA)
+	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA)
+	params := map[string]string{"app_id": testAppID, "out_trade_no": "A1", "subject": "旧应用 old+app", "total_amount": "1.00", "trade_status": "TRADE_SUCCESS"}
+	sign, err := s.Sign(RequestContent(params))
+	require.NoError(t, err)
+	form := url.Values{}
+	for k, val := range params {
+		form.Set(k, val)
+	}
+	form.Set("sign_type", "RSA")
+	form.Set("sign", sign)
+	cb, err := ParseCallback(form.Encode())
+	require.NoError(t, err)
+	require.NoError(t, cb.Verify(v))
+	assert.Equal(t, "旧应用 old+app", cb.Params()["subject"])
+
+	assert.ErrorIs(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrSignType)
+	form.Del("sign_type")
+	cb, err = ParseCallback(form.Encode())
+	require.NoError(t, err)
+	assert.ErrorIs(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrBadSignature,
+		"a SHA-1 signature does not pass as RSA2")
+}
