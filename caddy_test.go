@@ -392,3 +392,74 @@ func TestCaddyfileExample(t *testing.T) {
 	require.NoError(t, json.Unmarshal(cfgJSON, &cfg))
 	assert.ErrorContains(t, caddy.Validate(&cfg), "secret")
 }
+
+// The sidecar and the sandbox in one Caddy, as in the demo: a buyer's
+// whole payment, and the notification reaching the shop through the
+// sidecar, over real HTTP.
+func TestCaddySandbox(t *testing.T) {
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
+	s := &shop{status: 200}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.InitServer(fmt.Sprintf(`{
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		grace_period 1ns
+	}
+	http://localhost:9080 {
+		alipay {
+			app_id %s
+			app_private_key %s
+			alipay_public_key %s
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway http://127.0.0.1:9081/gateway.do
+		}
+		reverse_proxy %s
+	}
+	http://127.0.0.1:9081 {
+		bind 127.0.0.1
+		alipay_sandbox {
+			app_public_key %s
+			alipay_private_key %s
+			notify_retry 100ms 100ms
+		}
+	}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), absKey(t, "alipay_public_key.pem"), strings.TrimPrefix(srv.URL, "http://"),
+		absKey(t, "app_public_key.pem"), absKey(t, "alipay_private_key_pkcs1.pem")), "caddyfile")
+
+	tok := payToken(t, map[string]any{"out_trade_no": "SBX1", "total_amount": "66.60", "subject": "沙箱商品"})
+	resp, _ := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
+	resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
+	cashier := "http://127.0.0.1:9081" + resp.Header.Get("Location")
+	_, page := getStatus(t, tester, cashier, 200)
+	assert.Contains(t, page, `<span id="amount">66.60</span>`)
+	m := cashierFormRE.FindStringSubmatch(page)
+	require.NotNil(t, m)
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:9081"+m[1], nil)
+	resp = tester.AssertResponseCode(req, 302)
+	back := resp.Header.Get("Location")
+	require.True(t, strings.HasPrefix(back, "http://localhost:9080/alipay/return?"), back)
+	tester.AssertGetResponse(back, 200, "shop saw /alipay/return")
+
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, r := range s.requests {
+			if r.path == "/alipay/notify" && r.tokenErr == "" && r.claims["params"].(map[string]any)["trade_status"] == "TRADE_SUCCESS" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "the verified notification reaches the shop")
+	got := s.take()
+	var notifies int
+	for _, r := range got {
+		if r.path == "/alipay/notify" {
+			notifies++
+			assert.Equal(t, "66.60", r.claims["params"].(map[string]any)["total_amount"])
+		}
+	}
+	assert.Equal(t, 1, notifies, "answered success at once: no retry")
+}

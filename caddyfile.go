@@ -1,6 +1,7 @@
 package alipay
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -13,6 +14,10 @@ func init() {
 	// auth and proxy directive, so that Alipay reaches /notify and every
 	// request is stripped of X-Alipay-* headers first.
 	httpcaddyfile.RegisterDirectiveOrder("alipay", httpcaddyfile.Before, "try_files")
+
+	httpcaddyfile.RegisterHandlerDirective("alipay_sandbox", parseSandboxCaddyfile)
+	// It answers requests itself, like respond.
+	httpcaddyfile.RegisterDirectiveOrder("alipay_sandbox", httpcaddyfile.Before, "respond")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -80,5 +85,62 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// Interface guard.
-var _ caddyfile.Unmarshaler = (*Handler)(nil)
+func parseSandboxCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var s Sandbox
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return &s, err
+}
+
+// UnmarshalCaddyfile sets up the sandbox from Caddyfile tokens. Syntax:
+//
+//	alipay_sandbox [<matcher>] {
+//	    app_public_key      <file or inline key>
+//	    alipay_private_key  <file or inline key>
+//	    notify_retry        <durations...>
+//	}
+func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("subdirective %q given more than once", name)
+		}
+		seen[name] = true
+		args := d.RemainingArgs()
+		switch name {
+		case "app_public_key", "alipay_private_key":
+			if len(args) != 1 {
+				return d.Errf("%s takes exactly one argument", name)
+			}
+			if name == "app_public_key" {
+				s.AppPublicKey = args[0]
+			} else {
+				s.AlipayPrivateKey = args[0]
+			}
+		case "notify_retry":
+			if len(args) == 0 {
+				return d.Errf("notify_retry takes one or more durations")
+			}
+			for _, a := range args {
+				dur, err := caddy.ParseDuration(a)
+				if err != nil {
+					return d.Errf("notify_retry: %v", err)
+				}
+				s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(dur))
+			}
+		default:
+			return d.Errf("unrecognized subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*Sandbox)(nil)
+)

@@ -2,7 +2,9 @@ package alipay
 
 import (
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,4 +55,26 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	assert.ErrorContains(t, err, `unrecognized subdirective "app_key"`)
 	err = h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n secret a b\n}"))
 	assert.ErrorContains(t, err, "secret takes exactly one argument")
+}
+
+func TestUnmarshalSandboxCaddyfile(t *testing.T) {
+	var s Sandbox
+	require.NoError(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay_sandbox {
+		app_public_key /keys/app_public.pem
+		alipay_private_key {env.SANDBOX_KEY}
+		notify_retry 1s 2m 1h
+	}`)))
+	assert.Equal(t, Sandbox{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "{env.SANDBOX_KEY}",
+		NotifyRetry: []caddy.Duration{caddy.Duration(time.Second), caddy.Duration(2 * time.Minute), caddy.Duration(time.Hour)}}, s)
+	for name, input := range map[string]string{
+		"inline argument": "alipay_sandbox x",
+		"unknown":         "alipay_sandbox {\n app_id 1\n}",
+		"duplicate":       "alipay_sandbox {\n app_public_key a\n app_public_key b\n}",
+		"two keys":        "alipay_sandbox {\n app_public_key a b\n}",
+		"no retry":        "alipay_sandbox {\n notify_retry\n}",
+		"bad duration":    "alipay_sandbox {\n notify_retry soon\n}",
+	} {
+		var s Sandbox
+		assert.Error(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), name)
+	}
 }

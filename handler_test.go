@@ -57,7 +57,7 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func serve(t testing.TB, h *Handler, next caddyhttp.Handler, r *http.Request) *httptest.ResponseRecorder {
+func serve(t testing.TB, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler, r *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
 	require.NoError(t, h.ServeHTTP(w, r, next))

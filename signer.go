@@ -79,10 +79,16 @@ func (s *RSASigner) Sign(content []byte) (string, error) {
 // but sign, empty values left out, sorted by key in byte order, joined as
 // key=value&key=value with the raw values (sign_type included).
 func RequestContent(params map[string]string) []byte {
+	return requestContent(params, false)
+}
+
+// requestContent is RequestContent, keeping empty values if keepEmpty (as
+// Alipay's Node SDK signs them).
+func requestContent(params map[string]string, keepEmpty bool) []byte {
 	keys := make([]string, 0, len(params))
 	size := 0
 	for k, v := range params {
-		if k == "sign" || v == "" {
+		if k == "sign" || (v == "" && !keepEmpty) {
 			continue
 		}
 		keys = append(keys, k)

@@ -1,0 +1,538 @@
+package alipay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Sandbox{})
+}
+
+// Sandbox is alipay_sandbox, a local stand-in for Alipay's gateway, for the
+// demo, for tests and for trying an integration offline. It serves the
+// gateway at /gateway.do and a cashier under /sandbox/, checks merchant
+// signatures with the app's public key, and signs notifications and
+// returns with its own "Alipay" private key, as Alipay does. Trades live in
+// memory, for one machine.
+type Sandbox struct {
+	// The app's public key, which checks the merchant's request
+	// signatures: a file path, or the key inline (PEM or bare base64).
+	// Required.
+	AppPublicKey string `json:"app_public_key,omitempty"`
+
+	// The private key that plays Alipay's: it signs notifications and
+	// returns. Its public half is the sidecar's alipay_public_key.
+	// Required.
+	AlipayPrivateKey string `json:"alipay_private_key,omitempty"`
+
+	// The waits between notification attempts until the shop answers
+	// success. Default: Alipay's schedule, 4m 10m 10m 1h 2h 6h 15h (eight
+	// notifications in all).
+	NotifyRetry []caddy.Duration `json:"notify_retry,omitempty"`
+
+	verifiers map[string]Verifier // by sign_type: checks merchant requests
+	signers   map[string]Signer   // by sign_type: signs as Alipay
+	retry     []time.Duration
+	trades    *tradeStore
+	client    *http.Client
+	ctx       context.Context
+	logger    *zap.Logger
+}
+
+// alipayRetrySchedule is the waits between notifications in Alipay's
+// domestic documentation.
+var alipayRetrySchedule = []time.Duration{4 * time.Minute, 10 * time.Minute, 10 * time.Minute,
+	time.Hour, 2 * time.Hour, 6 * time.Hour, 15 * time.Hour}
+
+// The sandbox's fixed identity, as it appears in callbacks.
+const (
+	sandboxSellerID    = "2088000000000001"
+	sandboxSellerEmail = "seller@sandbox.example"
+	sandboxBuyerID     = "2088102177846880"
+	sandboxBuyerLogon  = "buy***@sandbox.example"
+)
+
+// CaddyModule returns the Caddy module information.
+func (Sandbox) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.alipay_sandbox",
+		New: func() caddy.Module { return new(Sandbox) },
+	}
+}
+
+// Provision parses the keys and starts an empty trade store.
+func (s *Sandbox) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	s.ctx = ctx
+	repl := caddy.NewReplacer()
+	material, err := keyMaterial(repl.ReplaceKnown(s.AppPublicKey, ""))
+	if err != nil {
+		return configError("app_public_key", err)
+	}
+	appKey, err := ParsePublicKey(material)
+	if err != nil {
+		return configError("app_public_key", err)
+	}
+	if material, err = keyMaterial(repl.ReplaceKnown(s.AlipayPrivateKey, "")); err != nil {
+		return configError("alipay_private_key", err)
+	}
+	alipayKey, err := ParsePrivateKey(material)
+	if err != nil {
+		return configError("alipay_private_key", err)
+	}
+	if alipayKey.PublicKey.Equal(appKey) {
+		return configError("alipay_private_key", errors.New("is the app's own key; the sandbox plays Alipay with a key of its own"))
+	}
+	s.verifiers = map[string]Verifier{}
+	s.signers = map[string]Signer{}
+	for _, st := range []string{SignTypeRSA2, SignTypeRSA} {
+		if s.verifiers[st], err = NewRSAVerifier(appKey, st); err != nil {
+			return err
+		}
+		if s.signers[st], err = NewRSASigner(alipayKey, st); err != nil {
+			return err
+		}
+	}
+	s.retry = alipayRetrySchedule
+	if len(s.NotifyRetry) > 0 {
+		s.retry = make([]time.Duration, len(s.NotifyRetry))
+		for i, d := range s.NotifyRetry {
+			if d <= 0 {
+				return configError("notify_retry", fmt.Errorf("%v: durations must be positive", time.Duration(d)))
+			}
+			s.retry[i] = time.Duration(d)
+		}
+	}
+	s.trades = newTradeStore()
+	s.client = &http.Client{
+		Timeout: 15 * time.Second,
+		// Alipay does not follow redirects from notify_url.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch {
+	case r.URL.Path == "/gateway.do":
+		s.serveGateway(w, r)
+		return nil
+	case strings.HasPrefix(r.URL.Path, cashierPrefix):
+		s.serveCashier(w, r)
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+const cashierPrefix = "/sandbox/cashier/"
+
+// gatewayError is what Alipay's gateway shows the buyer instead of the
+// cashier: a code and a reason.
+type gatewayError struct {
+	code, reason string
+}
+
+func (e *gatewayError) Error() string { return e.code + ": " + e.reason }
+
+// serveGateway takes a page-pay or WAP-pay request, GET or POST, as the
+// SDKs send it, and opens the cashier for it.
+func (s *Sandbox) serveGateway(w http.ResponseWriter, r *http.Request) {
+	params, err := gatewayParams(w, r)
+	if err == nil {
+		var t *trade
+		if t, err = s.openTrade(params); err == nil {
+			s.logger.Info("sandbox: trade opened", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
+			http.Redirect(w, r, cashierPrefix+t.id, http.StatusFound)
+			return
+		}
+	}
+	var ge *gatewayError
+	if !errors.As(err, &ge) {
+		ge = &gatewayError{"invalid-parameter", err.Error()}
+	}
+	s.logger.Warn("sandbox: request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
+	renderPage(w, http.StatusBadRequest, errorPageTemplate, ge)
+}
+
+// gatewayParams collects the request's parameters from the query and, for
+// a POST, the form body (the SDKs put the common ones in the action URL and
+// biz_content in the body). A parameter given twice is refused.
+func gatewayParams(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return nil, &gatewayError{"invalid-method", "use GET or POST"}
+	}
+	params := map[string]string{}
+	add := func(values url.Values) error {
+		for k, v := range values {
+			if _, dup := params[k]; dup || len(v) != 1 {
+				return &gatewayError{"invalid-parameter", "parameter " + k + " given more than once"}
+			}
+			params[k] = v[0]
+		}
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, &gatewayError{"invalid-parameter", "malformed query"}
+	}
+	if err := add(q); err != nil {
+		return nil, err
+	}
+	if r.Method == http.MethodPost {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackSize))
+		if err != nil {
+			return nil, &gatewayError{"invalid-parameter", "request body too large"}
+		}
+		f, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, &gatewayError{"invalid-parameter", "malformed form body"}
+		}
+		if err := add(f); err != nil {
+			return nil, err
+		}
+	}
+	return params, nil
+}
+
+// sandboxMethods are the methods that open a cashier, with the return's
+// method and the product code each requires.
+var sandboxMethods = map[string]struct{ productCode string }{
+	"alipay.trade.page.pay": {"FAST_INSTANT_TRADE_PAY"},
+	"alipay.trade.wap.pay":  {"QUICK_WAP_WAY"},
+}
+
+// openTrade checks a pay request as Alipay's gateway does and returns its
+// trade, new or (for the same order again) the existing one.
+func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
+	for _, k := range []string{"app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"} {
+		if p[k] == "" {
+			return nil, &gatewayError{"missing-parameter", "missing " + k}
+		}
+	}
+	if !strings.EqualFold(p["charset"], "utf-8") {
+		return nil, &gatewayError{"invalid-charset", "the sandbox speaks utf-8 only"}
+	}
+	v, ok := s.verifiers[p["sign_type"]]
+	if !ok {
+		return nil, &gatewayError{"invalid-signature-type", "sign_type must be RSA2 or RSA"}
+	}
+	if !verifyRequest(v, p) {
+		return nil, &gatewayError{"invalid-signature", "验签出错: the signature does not verify with app_public_key; check the string to sign and that the app private key matches the app public key"}
+	}
+	m, ok := sandboxMethods[p["method"]]
+	if !ok {
+		return nil, &gatewayError{"invalid-method", "the sandbox cashier serves alipay.trade.page.pay and alipay.trade.wap.pay"}
+	}
+	if _, err := time.ParseInLocation(time.DateTime, p["timestamp"], chinaTime); err != nil {
+		return nil, &gatewayError{"invalid-timestamp", "timestamp must be yyyy-MM-dd HH:mm:ss"}
+	}
+	var biz map[string]any
+	dec := json.NewDecoder(strings.NewReader(p["biz_content"]))
+	dec.UseNumber()
+	if err := dec.Decode(&biz); err != nil || biz == nil {
+		return nil, &gatewayError{"invalid-parameter", "biz_content is not a JSON object"}
+	}
+	str := func(k string) string { s, _ := biz[k].(string); return s }
+	switch {
+	case !outTradeNoRE.MatchString(str("out_trade_no")):
+		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "out_trade_no"}
+	case str("subject") == "":
+		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "subject"}
+	case str("product_code") != m.productCode:
+		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "product_code must be " + m.productCode + " for " + p["method"]}
+	}
+	amount := str("total_amount")
+	if n, ok := biz["total_amount"].(json.Number); ok {
+		amount = n.String()
+	}
+	if _, err := amountClaim(json.RawMessage(`"` + amount + `"`)); err != nil {
+		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "total_amount"}
+	}
+	for _, k := range []string{"notify_url", "return_url"} {
+		if u := p[k]; u != "" {
+			if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+				return nil, &gatewayError{"invalid-parameter", k + " is not an absolute URL"}
+			}
+		}
+	}
+	return s.trades.open(&trade{
+		appID: p["app_id"], method: p["method"], signType: p["sign_type"],
+		outTradeNo: str("out_trade_no"), totalAmount: amount, subject: str("subject"), body: str("body"),
+		passback: str("passback_params"), quitURL: str("quit_url"),
+		notifyURL: p["notify_url"], returnURL: p["return_url"],
+	})
+}
+
+// verifyRequest checks a merchant's request signature. The SDKs disagree on
+// empty values (Java, PHP and Go leave them out, Node keeps them), so both
+// strings are tried; each is one that the merchant's key signed.
+func verifyRequest(v Verifier, p map[string]string) bool {
+	return v.Verify(requestContent(p, false), p["sign"]) == nil ||
+		v.Verify(requestContent(p, true), p["sign"]) == nil
+}
+
+// serveCashier shows a trade's cashier page and takes its Pay and Cancel
+// forms.
+func (s *Sandbox) serveCashier(w http.ResponseWriter, r *http.Request) {
+	id, action, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, cashierPrefix), "/")
+	t := s.trades.byID(id)
+	if t == nil {
+		renderPage(w, http.StatusNotFound, errorPageTemplate, &gatewayError{"TRADE_NOT_EXIST", "no such cashier"})
+		return
+	}
+	switch {
+	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		renderPage(w, http.StatusOK, cashierTemplate, s.trades.view(t))
+	case action == "pay" && r.Method == http.MethodPost:
+		s.pay(w, r, t)
+	case action == "cancel" && r.Method == http.MethodPost:
+		target := t.quitURL
+		if target == "" {
+			target = originOf(t.returnURL) + "/"
+		}
+		s.logger.Info("sandbox: buyer cancelled", zap.String("out_trade_no", t.outTradeNo))
+		http.Redirect(w, r, target, http.StatusFound)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// pay completes the trade: the notification goes out (and again, until
+// the shop says success), the buyer goes back to return_url.
+func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
+	if !s.trades.markPaid(t, now()) {
+		renderPage(w, http.StatusConflict, errorPageTemplate, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"})
+		return
+	}
+	s.logger.Info("sandbox: trade paid", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
+	if t.notifyURL != "" {
+		go s.deliver(t)
+	}
+	if t.returnURL == "" {
+		renderPage(w, http.StatusOK, cashierTemplate, s.trades.view(t))
+		return
+	}
+	q, err := s.returnQuery(t)
+	if err != nil {
+		http.Error(w, "signing the return failed", http.StatusInternalServerError)
+		return
+	}
+	sep := "?"
+	if strings.Contains(t.returnURL, "?") {
+		sep = "&"
+	}
+	http.Redirect(w, r, t.returnURL+sep+q, http.StatusFound)
+}
+
+// deliver POSTs the trade's notification until the answer is exactly
+// success: at once, then after each wait of the retry schedule. It ends
+// with the config that started it.
+func (s *Sandbox) deliver(t *trade) {
+	waits := append([]time.Duration{0}, s.retry...)
+	for i, wait := range waits {
+		if wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-s.ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+		}
+		err := s.notifyOnce(t)
+		if err == nil {
+			s.logger.Info("sandbox: notification accepted", zap.String("out_trade_no", t.outTradeNo), zap.Int("attempt", i+1))
+			return
+		}
+		s.logger.Warn("sandbox: notification not accepted", zap.String("out_trade_no", t.outTradeNo),
+			zap.Int("attempt", i+1), zap.Error(err))
+	}
+}
+
+func (s *Sandbox) notifyOnce(t *trade) error {
+	form, err := s.notification(t, now())
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, t.notifyURL, strings.NewReader(form))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if strings.TrimSpace(string(body)) != "success" {
+		return fmt.Errorf("answer %d %q", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// notification is the form body of a trade_status_sync notification, with
+// the fields Alipay sends, signed as Alipay signs it: sign_type and empty
+// values left out of the string.
+func (s *Sandbox) notification(t *trade, at time.Time) (string, error) {
+	s.trades.mu.Lock()
+	p := map[string]string{
+		"notify_time": Timestamp(at), "notify_type": "trade_status_sync", "notify_id": t.notifyID,
+		"app_id": t.appID, "auth_app_id": t.appID, "charset": "utf-8", "version": "1.0",
+		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo,
+		"buyer_id": sandboxBuyerID, "buyer_logon_id": sandboxBuyerLogon,
+		"seller_id": sandboxSellerID, "seller_email": sandboxSellerEmail,
+		"trade_status": t.status, "total_amount": t.totalAmount, "receipt_amount": t.totalAmount,
+		"invoice_amount": t.totalAmount, "buyer_pay_amount": t.totalAmount, "point_amount": "0.00",
+		"subject": t.subject, "body": t.body, "passback_params": t.passback,
+		"gmt_create": Timestamp(t.created), "gmt_payment": Timestamp(t.paid),
+		"fund_bill_list": `[{"amount":"` + t.totalAmount + `","fundChannel":"ALIPAYACCOUNT"}]`,
+	}
+	signType := t.signType
+	s.trades.mu.Unlock()
+	return s.signCallback(p, signType)
+}
+
+// returnQuery is the query Alipay's return carries: no trade_status.
+func (s *Sandbox) returnQuery(t *trade) (string, error) {
+	s.trades.mu.Lock()
+	p := map[string]string{
+		"charset": "utf-8", "out_trade_no": t.outTradeNo, "method": t.method + ".return",
+		"total_amount": t.totalAmount, "trade_no": t.tradeNo, "auth_app_id": t.appID, "version": "1.0",
+		"app_id": t.appID, "seller_id": sandboxSellerID, "timestamp": Timestamp(now()),
+	}
+	signType := t.signType
+	s.trades.mu.Unlock()
+	return s.signCallback(p, signType)
+}
+
+// signCallback signs p as Alipay signs callbacks (V1) and form-encodes it.
+func (s *Sandbox) signCallback(p map[string]string, signType string) (string, error) {
+	signer := s.signers[signType]
+	sign, err := signer.Sign(RequestContent(p))
+	if err != nil {
+		return "", err
+	}
+	v := url.Values{}
+	for k, val := range p {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	v.Set("sign_type", signType)
+	v.Set("sign", sign)
+	return v.Encode(), nil
+}
+
+// A trade is one order at the sandbox.
+type trade struct {
+	id                                      string // the cashier's unguessable id
+	appID, method, signType                 string
+	outTradeNo, totalAmount, subject, body  string
+	passback, quitURL, notifyURL, returnURL string
+	tradeNo, notifyID, status               string
+	created, paid                           time.Time
+}
+
+// tradeView is what the cashier page shows.
+type tradeView struct {
+	ID, OutTradeNo, TradeNo, Subject, Amount, Status string
+	Paid                                             bool
+}
+
+// tradeStore holds the trades in memory. Its lock guards every trade's
+// mutable fields too.
+type tradeStore struct {
+	mu      sync.Mutex
+	byKey   map[string]*trade // app_id + out_trade_no
+	byCash  map[string]*trade // cashier id
+	counter int64
+}
+
+func newTradeStore() *tradeStore {
+	return &tradeStore{byKey: map[string]*trade{}, byCash: map[string]*trade{}}
+}
+
+// open stores t, or returns the trade already opened for the same order.
+// Alipay refuses an order number reused for another amount or subject,
+// and one already paid.
+func (ts *tradeStore) open(t *trade) (*trade, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	key := t.appID + "\x00" + t.outTradeNo
+	if old := ts.byKey[key]; old != nil {
+		switch {
+		case old.status != "WAIT_BUYER_PAY":
+			return nil, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "交易已支付: this order is already paid"}
+		case old.totalAmount != t.totalAmount || old.subject != t.subject:
+			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another amount or subject"}
+		}
+		old.notifyURL, old.returnURL, old.quitURL, old.signType, old.method = t.notifyURL, t.returnURL, t.quitURL, t.signType, t.method
+		return old, nil
+	}
+	ts.counter++
+	created := now()
+	t.id = randomID()
+	// 28 digits, as Alipay's: the date, 22001, then 15 digits unique here.
+	t.tradeNo = fmt.Sprintf("%s22001%015d", created.In(chinaTime).Format("20060102"), created.UnixMilli()%1e9*1e6+ts.counter%1e6)
+	t.notifyID = randomID()
+	t.status = "WAIT_BUYER_PAY"
+	t.created = created
+	ts.byKey[key] = t
+	ts.byCash[t.id] = t
+	return t, nil
+}
+
+func (ts *tradeStore) byID(id string) *trade {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.byCash[id]
+}
+
+// markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS, once.
+func (ts *tradeStore) markPaid(t *trade, at time.Time) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t.status != "WAIT_BUYER_PAY" {
+		return false
+	}
+	t.status = "TRADE_SUCCESS"
+	t.paid = at
+	return true
+}
+
+func (ts *tradeStore) view(t *trade) tradeView {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return tradeView{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
+		Amount: t.totalAmount, Status: t.status, Paid: t.status != "WAIT_BUYER_PAY"}
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Sandbox)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Sandbox)(nil)
+)

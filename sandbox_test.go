@@ -1,0 +1,295 @@
+package alipay
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func newTestSandbox(t testing.TB, retry ...time.Duration) *Sandbox {
+	t.Helper()
+	s := &Sandbox{AppPublicKey: keyPath("app_public_key.pem"), AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem")}
+	for _, d := range retry {
+		s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(d))
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	require.NoError(t, s.Provision(ctx))
+	return s
+}
+
+// recordingShop is an upstream behind the sidecar that remembers the
+// tokens it received and answers with the status it is told.
+type recordingShop struct {
+	mu      sync.Mutex
+	status  int
+	notify  []*http.Request
+	arrived chan struct{}
+}
+
+func (s *recordingShop) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	s.mu.Lock()
+	status := s.status
+	if r.URL.Path == "/alipay/notify" {
+		s.notify = append(s.notify, r)
+	}
+	s.mu.Unlock()
+	w.WriteHeader(status)
+	if r.URL.Path == "/alipay/notify" {
+		s.arrived <- struct{}{}
+	}
+	return nil
+}
+
+// sandboxWorld is a sidecar in front of a recording shop, served on
+// loopback so that the sandbox can post notifications to it, and the
+// sandbox as its gateway.
+type sandboxWorld struct {
+	sidecar *Handler
+	sandbox *Sandbox
+	shop    *recordingShop
+	site    *httptest.Server
+}
+
+func newSandboxWorld(t *testing.T, retry ...time.Duration) *sandboxWorld {
+	w := &sandboxWorld{sandbox: newTestSandbox(t, retry...), shop: &recordingShop{status: 200, arrived: make(chan struct{}, 16)}}
+	w.site = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		_ = w.sidecar.ServeHTTP(rw, r, w.shop)
+	}))
+	t.Cleanup(w.site.Close)
+	w.sidecar = newTestHandler(t, func(h *Handler) { h.Gateway = "http://127.0.0.1:1/gateway.do" })
+	return w
+}
+
+// startPay asks the sidecar for a pay redirect and opens it at the sandbox.
+func (w *sandboxWorld) startPay(t *testing.T, claims map[string]any) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("GET", w.site.URL+"/alipay/pay?token="+payToken(t, claims), nil)
+	rec := serve(t, w.sidecar, &upstream{}, r)
+	require.Equal(t, http.StatusFound, rec.Code, rec.Body.String())
+	return w.gateway(t, "GET", rec.Header().Get("Location"), "")
+}
+
+func (w *sandboxWorld) gateway(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return serve(t, w.sandbox, &upstream{}, r)
+}
+
+var cashierFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[0-9a-f]+/(pay|cancel))"`)
+
+// cashier opens the cashier page the gateway redirected to and returns
+// its page and the actions of its forms.
+func (w *sandboxWorld) cashier(t *testing.T, gw *httptest.ResponseRecorder) (string, map[string]string) {
+	require.Equal(t, http.StatusFound, gw.Code, gw.Body.String())
+	page := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("GET", "http://sandbox.test"+gw.Header().Get("Location"), nil))
+	require.Equal(t, 200, page.Code)
+	forms := map[string]string{}
+	for _, m := range cashierFormRE.FindAllStringSubmatch(page.Body.String(), -1) {
+		forms[m[2]] = m[1]
+	}
+	return page.Body.String(), forms
+}
+
+func (s *recordingShop) waitNotify(t *testing.T) {
+	select {
+	case <-s.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification reached the shop")
+	}
+}
+
+// The whole loop in one process: sidecar pay -> sandbox cashier -> Pay ->
+// signed return through the sidecar, and the signed notification through
+// the sidecar to the shop.
+func TestSandboxPayLoop(t *testing.T) {
+	w := newSandboxWorld(t)
+	page, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>", "body": "b"}))
+	assert.Contains(t, page, `<p id="subject">沙箱 &lt;测试&gt;</p>`)
+	assert.Contains(t, page, `<span id="amount">9.90</span>`)
+	assert.Contains(t, page, `id="pay"`)
+	assert.Contains(t, page, `id="cancel"`)
+	require.Contains(t, forms, "pay")
+
+	paid := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	require.Equal(t, http.StatusFound, paid.Code, paid.Body.String())
+	back, err := url.Parse(paid.Header().Get("Location"))
+	require.NoError(t, err)
+	assert.Equal(t, w.site.URL+"/alipay/return", back.Scheme+"://"+back.Host+back.Path)
+	assert.Empty(t, back.Query().Get("trade_status"), "Alipay's return carries no trade_status")
+
+	// The return verifies at the sidecar.
+	next := &upstream{status: 200}
+	rec := serve(t, w.sidecar, next, httptest.NewRequest("GET", back.String(), nil))
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	require.Equal(t, 1, next.calls)
+
+	// The notification reached the shop, verified and stamped.
+	w.shop.waitNotify(t)
+	w.shop.mu.Lock()
+	r := w.shop.notify[0]
+	w.shop.mu.Unlock()
+	claims, err := w.sidecar.tokens.Parse(r.Header.Get(TokenHeader), time.Now())
+	require.NoError(t, err)
+	var params map[string]string
+	require.NoError(t, json.Unmarshal(claims["params"], &params))
+	for k, v := range map[string]string{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>", "trade_status": "TRADE_SUCCESS",
+		"notify_type": "trade_status_sync", "app_id": testAppID, "seller_id": sandboxSellerID, "body": "b"} {
+		assert.Equal(t, v, params[k], k)
+	}
+	for _, k := range []string{"notify_id", "notify_time", "trade_no", "gmt_payment", "gmt_create", "buyer_id", "fund_bill_list", "receipt_amount"} {
+		assert.NotEmpty(t, params[k], k)
+	}
+	assert.Equal(t, back.Query().Get("trade_no"), params["trade_no"])
+
+	// Paying again is refused; the same order cannot be reopened.
+	again := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	assert.Equal(t, http.StatusConflict, again.Code)
+	reopen := w.startPay(t, map[string]any{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>"})
+	assert.Equal(t, http.StatusBadRequest, reopen.Code)
+	assert.Contains(t, reopen.Body.String(), "ACQ.TRADE_HAS_SUCCESS")
+}
+
+// The shop is down for the first notification: the sandbox retries on its
+// schedule, with the same notify_id, until the shop says success.
+func TestSandboxRetriesUntilSuccess(t *testing.T) {
+	w := newSandboxWorld(t, 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond)
+	w.shop.status = 500
+	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S2", "total_amount": "1", "subject": "retry"}))
+	serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	w.shop.waitNotify(t)
+	w.shop.mu.Lock()
+	w.shop.status = 200
+	w.shop.mu.Unlock()
+	w.shop.waitNotify(t)
+	time.Sleep(100 * time.Millisecond) // room for a wrong extra attempt
+	w.shop.mu.Lock()
+	defer w.shop.mu.Unlock()
+	require.Len(t, w.shop.notify, 2, "sent until success, then no more")
+	var ids []string
+	for _, r := range w.shop.notify {
+		claims, err := w.sidecar.tokens.Parse(r.Header.Get(TokenHeader), time.Now())
+		require.NoError(t, err)
+		ids = append(ids, string(claims["jti"]))
+	}
+	assert.Equal(t, ids[0], ids[1], "a retry keeps its notify_id")
+}
+
+// A shop that never answers success gets 1 + len(notify_retry) attempts.
+func TestSandboxGivesUp(t *testing.T) {
+	w := newSandboxWorld(t, time.Millisecond, time.Millisecond)
+	w.shop.status = 503
+	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S3", "total_amount": "1", "subject": "never"}))
+	serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	for range 3 {
+		w.shop.waitNotify(t)
+	}
+	select {
+	case <-w.shop.arrived:
+		t.Fatal("a fourth attempt")
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestSandboxCancel(t *testing.T) {
+	w := newSandboxWorld(t)
+	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S4", "total_amount": "1", "subject": "cancel"}))
+	rec := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["cancel"], nil))
+	assert.Equal(t, http.StatusFound, rec.Code)
+	assert.Equal(t, w.site.URL+"/", rec.Header().Get("Location"))
+	// WAP pay with a quit_url goes there.
+	_, forms = w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S5", "total_amount": "1", "subject": "wap", "product": "wap",
+		"biz": map[string]any{"quit_url": "https://shop.example.com/cart"}}))
+	rec = serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["cancel"], nil))
+	assert.Equal(t, "https://shop.example.com/cart", rec.Header().Get("Location"))
+	select {
+	case <-w.shop.arrived:
+		t.Fatal("a cancelled trade was notified")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// The trade stays unpaid: the buyer can come back and pay.
+	rec = serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	assert.Equal(t, http.StatusFound, rec.Code)
+}
+
+// What Alipay's Node SDK sends (the vectors: GET URL and POST form) opens
+// a cashier; anything tampered gets the error page and no cashier.
+func TestSandboxGateway(t *testing.T) {
+	vec := loadVectors(t)
+	w := newSandboxWorld(t)
+	for _, pv := range []payVector{vec.PagePay, vec.WapPay} {
+		u, err := url.Parse(pv.GetURL)
+		require.NoError(t, err)
+		rec := w.gateway(t, "GET", "http://sandbox.test/gateway.do?"+u.RawQuery, "")
+		assert.Equal(t, http.StatusFound, rec.Code, rec.Body.String())
+		assert.True(t, strings.HasPrefix(rec.Header().Get("Location"), cashierPrefix))
+	}
+	// The SDK's POST form: common parameters in the action URL, the rest in the body.
+	u, _ := url.Parse(vec.PagePay.GetURL)
+	q := u.Query()
+	body := url.Values{"biz_content": {q.Get("biz_content")}, "alipay_sdk": {q.Get("alipay_sdk")}}
+	q.Del("biz_content")
+	q.Del("alipay_sdk")
+	rec := w.gateway(t, "POST", "http://sandbox.test/gateway.do?"+q.Encode(), body.Encode())
+	assert.Equal(t, http.StatusFound, rec.Code, rec.Body.String())
+
+	tampered := strings.Replace(u.RawQuery, "88.88", "0.01", 1)
+	for name, c := range map[string]struct{ method, query, body, code string }{
+		"tampered amount": {"GET", tampered, "", "invalid-signature"},
+		"no sign":         {"GET", strings.Replace(u.RawQuery, "sign=", "nosign=", 1), "", "missing-parameter"},
+		"duplicate":       {"POST", u.RawQuery, "biz_content=x", "invalid-parameter"},
+		"other method":    {"PUT", u.RawQuery, "", "invalid-method"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := w.gateway(t, c.method, "http://sandbox.test/gateway.do?"+c.query, c.body)
+			assert.Equal(t, http.StatusBadRequest, rec.Code)
+			assert.Contains(t, rec.Body.String(), `<b id="error-code">`+html.EscapeString(c.code)+`</b>`)
+			assert.NotContains(t, rec.Body.String(), `id="pay"`)
+		})
+	}
+	// A request signed with another key than app_public_key's.
+	other := newTestHandler(t, func(h *Handler) {
+		h.AppPrivateKey = keyPath("alipay_private_key_pkcs1.pem")
+		h.AlipayPublicKey = keyPath("app_public_key.pem")
+	})
+	r := httptest.NewRequest("GET", "http://shop.test/alipay/pay?token="+payToken(t, map[string]any{"out_trade_no": "X", "total_amount": "1", "subject": "s"}), nil)
+	loc := serve(t, other, &upstream{}, r).Header().Get("Location")
+	gw := w.gateway(t, "GET", loc, "")
+	assert.Contains(t, gw.Body.String(), "invalid-signature")
+}
+
+func TestSandboxProvisionErrors(t *testing.T) {
+	for name, c := range map[string]struct {
+		s       Sandbox
+		setting string
+	}{
+		"no app key":        {Sandbox{AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem")}, "app_public_key"},
+		"private as public": {Sandbox{AppPublicKey: keyPath("app_private_key_pkcs1.pem"), AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem")}, "app_public_key"},
+		"no alipay key":     {Sandbox{AppPublicKey: keyPath("app_public_key.pem")}, "alipay_private_key"},
+		"app's own key":     {Sandbox{AppPublicKey: keyPath("app_public_key.pem"), AlipayPrivateKey: keyPath("app_private_key_pkcs1.pem")}, "alipay_private_key"},
+		"zero retry": {Sandbox{AppPublicKey: keyPath("app_public_key.pem"), AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem"),
+			NotifyRetry: []caddy.Duration{0}}, "notify_retry"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			s := c.s
+			err := s.Provision(ctx)
+			require.Error(t, err)
+			assert.True(t, strings.HasPrefix(err.Error(), c.setting+": "), err.Error())
+		})
+	}
+}
