@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Walks a purchase through the running demo (bash demo/run.sh) with curl,
+# as a browser would: order, pay link, sidecar, sandbox cashier, Pay,
+# return; then waits for the shop to record the notification.
+set -euo pipefail
+shop=${SHOP_URL:-http://127.0.0.1:8080}
+sandbox=${SANDBOX_URL:-http://127.0.0.1:8081}
+fail() { echo "demo check: $*" >&2; exit 1; }
+location() { curl -s -o /dev/null -w '%{redirect_url}' "$@"; }
+
+curl -fs "$shop/" | grep -q 'id="buy-mug"' || fail "no product list at $shop/"
+order=$(location -X POST -d product=mug "$shop/orders")
+[[ "$order" == "$shop/orders/"* ]] || fail "ordering answered $order"
+pay=$(curl -fs "$order" | grep -o 'href="/alipay/pay?token=[^"]*"' | sed 's/^href="//;s/"$//')
+[ -n "$pay" ] || fail "no pay link on $order"
+gateway=$(location "$shop$pay")
+[[ "$gateway" == "$sandbox/gateway.do?"*"sign="* ]] || fail "the sidecar redirected to $gateway"
+cashier=$(location "$gateway")
+[[ "$cashier" == "$sandbox/sandbox/cashier/"* ]] || fail "the sandbox refused the request: $cashier"
+curl -fs "$cashier" | grep -q '<span id="amount">9.90</span>' || fail "the cashier does not show the amount"
+back=$(location -X POST "$cashier/pay")
+[[ "$back" == "$shop/alipay/return?"* ]] || fail "Pay answered $back"
+curl -fs -o /dev/null "$back" || fail "the return was refused"
+for _ in $(seq 50); do
+  if curl -fs "$order.json" | grep -q '"status": *"paid"'; then
+    curl -fs "$order.json" | grep -q '"notifications": *1' || fail "paid, but not by one notification"
+    echo "demo check: order ${order##*/} paid through the sandbox"
+    exit 0
+  fi
+  sleep 0.2
+done
+fail "the order did not become paid: $(curl -s "$order.json")"

@@ -1,0 +1,351 @@
+<?php
+// A demo shop behind caddy-alipay: plain PHP 8.2 and PDO sqlite, no framework.
+//
+// Caddy (with the alipay handler) sits in front of it and does all of Alipay's
+// cryptography. The shop signs its orders into pay tokens and checks the
+// X-Alipay-Token that Caddy adds to verified callbacks, with the README's
+// snippets (alipay_token.php). Serve it on loopback only, through Caddy:
+//
+//   php -S 127.0.0.1:8001 examples/php-shop/index.php
+//
+// Environment:
+//   SHOP_SECRET    the secret shared with Caddy, at least 32 bytes (required)
+//   ALIPAY_APP_ID  the app's APPID at Alipay, the token's aud (required)
+//   SHOP_DB        sqlite file (default shop.db beside this file)
+//   SHOP_PAY_TTL   pay token lifetime in seconds (default 900)
+
+declare(strict_types=1);
+
+require __DIR__ . '/alipay_token.php';
+
+// Prices are strings of yuan with 2 decimals; the buyer never sends one.
+const PRODUCTS = [
+    'sticker' => ['name' => 'Sticker', 'amount' => '0.01'],
+    'mug' => ['name' => 'Coffee mug', 'amount' => '9.90'],
+    'tea' => ['name' => '西湖龙井 Longjing tea, 250 g', 'amount' => '88.80'],
+];
+const PAID_STATUSES = ['TRADE_SUCCESS', 'TRADE_FINISHED'];
+
+const SCHEMA = <<<'SQL'
+CREATE TABLE IF NOT EXISTS orders (
+  out_trade_no TEXT PRIMARY KEY,
+  product      TEXT NOT NULL,
+  subject      TEXT NOT NULL,
+  total_amount TEXT NOT NULL,              -- "9.90"
+  status       TEXT NOT NULL,              -- unpaid | paid
+  created_at   TEXT NOT NULL,
+  paid_at      TEXT,
+  trade_no     TEXT,                       -- Alipay's, from the paying notification
+  returned_at  TEXT,                       -- the buyer came back from Alipay
+  notify_calls INTEGER NOT NULL DEFAULT 0  -- notify requests with a valid token
+);
+-- One row per notification (jti = notify_id), written in the transaction
+-- that acts on it, so a repeat is recognised and a rolled-back one is not.
+CREATE TABLE IF NOT EXISTS notifications (
+  jti          TEXT PRIMARY KEY,
+  out_trade_no TEXT NOT NULL,
+  outcome      TEXT NOT NULL,  -- paid | already_paid | amount_mismatch | unknown_order | not_paid_status
+  trade_status TEXT NOT NULL,
+  total_amount TEXT NOT NULL,
+  received_at  TEXT NOT NULL,
+  exp          INTEGER NOT NULL
+);
+SQL;
+
+function shop_log(string $msg): void
+{
+    file_put_contents('php://stderr', "shop: $msg\n");
+}
+
+function config(): array
+{
+    $secret = (string) getenv('SHOP_SECRET');
+    $appId = (string) getenv('ALIPAY_APP_ID');
+    if (strlen($secret) < 32 || $appId === '') {
+        shop_log('SHOP_SECRET (at least 32 bytes) and ALIPAY_APP_ID must be set');
+        send(500, 'shop misconfigured', 'text/plain');
+        exit;
+    }
+    return [
+        'secret' => $secret,
+        'app_id' => $appId,
+        'db' => getenv('SHOP_DB') ?: __DIR__ . '/shop.db',
+        'pay_ttl' => (int) (getenv('SHOP_PAY_TTL') ?: 900),
+    ];
+}
+
+function db(string $path): PDO
+{
+    $pdo = new PDO("sqlite:$path", null, null, [
+        PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
+        PDO::ATTR_DEFAULT_FETCH_MODE => PDO::FETCH_ASSOC,
+        PDO::ATTR_TIMEOUT => 10, // busy timeout, seconds
+    ]);
+    $pdo->exec('PRAGMA journal_mode=WAL');
+    $pdo->exec(SCHEMA);
+    return $pdo;
+}
+
+function now_iso(): string
+{
+    return gmdate('Y-m-d\TH:i:s\Z');
+}
+
+// "88.8" -> "88.80"; null unless a plain decimal of yuan with at most 2 decimals.
+function normalize_amount(mixed $s): ?string
+{
+    if (!is_string($s) || !preg_match('/^([0-9]{1,9})(?:\.([0-9]{1,2}))?$/D', $s, $m)) {
+        return null;
+    }
+    return (int) $m[1] . '.' . str_pad($m[2] ?? '', 2, '0');
+}
+
+function get_order(PDO $pdo, string $no): ?array
+{
+    $st = $pdo->prepare('SELECT * FROM orders WHERE out_trade_no = ?');
+    $st->execute([$no]);
+    return $st->fetch() ?: null;
+}
+
+function paying_notifications(PDO $pdo, string $no): int
+{
+    $st = $pdo->prepare("SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome = 'paid'");
+    $st->execute([$no]);
+    return (int) $st->fetchColumn();
+}
+
+// --- HTTP and HTML -----------------------------------------------------------
+
+function e(mixed $s): string
+{
+    return htmlspecialchars((string) $s, ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML5, 'UTF-8');
+}
+
+function send(int $status, string $body, string $type = 'text/html; charset=utf-8', array $headers = []): void
+{
+    http_response_code($status);
+    header("Content-Type: $type");
+    header('Content-Length: ' . strlen($body));
+    header('Cache-Control: no-store');
+    foreach ($headers as $h) {
+        header($h);
+    }
+    echo $body;
+}
+
+function redirect(string $location): void
+{
+    send(303, '', 'text/plain', ["Location: $location"]);
+}
+
+function page(string $title, string $body, bool $refresh = false): string
+{
+    $meta = $refresh ? '<meta http-equiv="refresh" content="2">' : '';
+    $title = e($title);
+    return <<<HTML
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8">$meta
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>$title · demo shop</title>
+        <style>body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em;line-height:1.5}
+        li{margin:.5em 0} form{display:inline} .amount{font-weight:bold}</style>
+        </head><body>
+        <p><a href="/">Demo shop</a> (PHP)</p>
+        $body
+        </body></html>
+
+        HTML;
+}
+
+function error_page(int $status, string $msg): void
+{
+    send($status, page($msg, '<h1>' . e($msg) . '</h1>'));
+}
+
+// The verified X-Alipay-Token's claims, or null. Only these are trusted.
+function token_claims(array $conf, string $event): ?array
+{
+    try {
+        $c = verify_alipay_token($_SERVER['HTTP_X_ALIPAY_TOKEN'] ?? '', $conf['secret'], $conf['app_id']);
+        $params = $c['params'] ?? null;
+        $ok = ($c['event'] ?? null) === $event && is_string($c['jti'] ?? null) && $c['jti'] !== ''
+            && is_array($params) && count(array_filter($params, 'is_string')) === count($params);
+        if (!$ok) {
+            throw new UnexpectedValueException("not a $event token");
+        }
+        return $c;
+    } catch (Throwable $e) { // any malformed token is refused alike
+        shop_log("$event: refused X-Alipay-Token: " . $e->getMessage());
+        return null;
+    }
+}
+
+// --- the shop ----------------------------------------------------------------
+
+function products(): void
+{
+    $items = '';
+    foreach (PRODUCTS as $pid => $p) {
+        $items .= '<li>' . e($p['name']) . ': <span class="amount">¥' . e($p['amount']) . '</span> '
+            . '<form method="post" action="/orders"><input type="hidden" name="product" value="' . e($pid) . '">'
+            . '<button type="submit" id="buy-' . e($pid) . '">Buy</button></form></li>' . "\n";
+    }
+    send(200, page('Products', "<h1>Products</h1>\n<ul>\n$items</ul>"));
+}
+
+function create_order(PDO $pdo): void
+{
+    $pid = $_POST['product'] ?? '';
+    if (!is_string($pid) || !isset(PRODUCTS[$pid])) {
+        error_page(400, 'Unknown product');
+        return;
+    }
+    $no = 'T' . strtoupper(bin2hex(random_bytes(12)));
+    $pdo->prepare("INSERT INTO orders (out_trade_no, product, subject, total_amount, status, created_at)"
+        . " VALUES (?, ?, ?, ?, 'unpaid', ?)")
+        ->execute([$no, $pid, PRODUCTS[$pid]['name'], PRODUCTS[$pid]['amount'], now_iso()]);
+    redirect("/orders/$no");
+}
+
+function order_page(PDO $pdo, array $conf, string $no): void
+{
+    $o = get_order($pdo, $no);
+    if (!$o) {
+        error_page(404, 'No such order');
+        return;
+    }
+    $rows = '<p>Order <code id="order">' . e($no) . "</code></p>\n"
+        . '<p>' . e($o['subject']) . ': <span class="amount" id="amount">¥' . e($o['total_amount']) . "</span></p>\n"
+        . '<p>Status: <strong id="status">' . e($o['status']) . "</strong></p>\n";
+    $confirming = $o['status'] === 'unpaid' && $o['returned_at'] !== null;
+    if ($o['status'] === 'paid') {
+        $rows .= '<p>Paid at ' . e($o['paid_at']) . ". Thank you!</p>\n";
+    } else {
+        if ($confirming) {
+            $rows .= '<p id="confirming">You are back from Alipay: the payment is being confirmed. '
+                . "This page refreshes itself.</p>\n";
+        }
+        // A fresh pay token on each view; the amount comes from the database.
+        $token = make_pay_token([
+            'out_trade_no' => $no, 'total_amount' => $o['total_amount'],
+            'subject' => $o['subject'], 'product' => 'page',
+        ], $conf['secret'], $conf['pay_ttl']);
+        $rows .= '<p><a id="pay" href="' . e('/alipay/pay?token=' . $token) . '">Pay with Alipay</a></p>' . "\n";
+    }
+    send(200, page("Order $no", "<h1>Your order</h1>\n$rows", $confirming));
+}
+
+function order_json(PDO $pdo, string $no): void
+{
+    $o = get_order($pdo, $no);
+    if (!$o) {
+        send(404, '{"error":"not found"}', 'application/json');
+        return;
+    }
+    send(200, json_encode([
+        'out_trade_no' => $o['out_trade_no'],
+        'total_amount' => $o['total_amount'],
+        'status' => $o['status'],
+        'notifications' => paying_notifications($pdo, $no),
+        'notify_calls' => (int) $o['notify_calls'],
+        'paid_at' => $o['paid_at'],
+        'trade_no' => $o['trade_no'],
+    ], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR), 'application/json');
+}
+
+function notify(PDO $pdo, array $conf): void
+{
+    $c = token_claims($conf, 'notify'); // the raw form body is ignored: only the token counts
+    if ($c === null) {
+        send(403, "forbidden\n", 'text/plain');
+        return;
+    }
+    $p = $c['params'];
+    $no = $p['out_trade_no'] ?? '';
+    $status = $p['trade_status'] ?? '';
+    $amount = $p['total_amount'] ?? '';
+    $pdo->exec('BEGIN IMMEDIATE'); // one writer: the check and the update are atomic
+    try {
+        $o = get_order($pdo, $no);
+        if ($o) {
+            $pdo->prepare('UPDATE orders SET notify_calls = notify_calls + 1 WHERE out_trade_no = ?')->execute([$no]);
+        }
+        $seen = $pdo->prepare('SELECT 1 FROM notifications WHERE jti = ?');
+        $seen->execute([$c['jti']]);
+        if ($seen->fetchColumn()) {
+            $pdo->exec('COMMIT');
+            send(200, "ok\n", 'text/plain'); // a repeat: already done
+            return;
+        }
+        if (!$o) {
+            $outcome = 'unknown_order';
+        } elseif (normalize_amount($amount) !== normalize_amount($o['total_amount'])) {
+            $outcome = 'amount_mismatch';
+        } elseif (!in_array($status, PAID_STATUSES, true)) {
+            $outcome = 'not_paid_status';
+        } elseif ($o['status'] === 'paid') {
+            $outcome = 'already_paid'; // e.g. TRADE_FINISHED after TRADE_SUCCESS
+        } else {
+            $outcome = 'paid';
+            $pdo->prepare("UPDATE orders SET status = 'paid', paid_at = ?, trade_no = ?"
+                . " WHERE out_trade_no = ? AND status = 'unpaid'")
+                ->execute([now_iso(), $p['trade_no'] ?? null, $no]);
+        }
+        $pdo->prepare('INSERT INTO notifications (jti, out_trade_no, outcome, trade_status, total_amount, received_at, exp)'
+            . ' VALUES (?, ?, ?, ?, ?, ?, ?)')
+            ->execute([$c['jti'], $no, $outcome, $status, $amount, now_iso(), (int) ($c['exp'] ?? 0)]);
+        $pdo->exec('COMMIT');
+    } catch (Throwable $e) {
+        try {
+            $pdo->exec('ROLLBACK');
+        } catch (Throwable) {
+        }
+        throw $e;
+    }
+    if ($outcome === 'unknown_order' || $outcome === 'amount_mismatch') {
+        // Answered 200 all the same: a retry would not change it. Someone must look.
+        shop_log(sprintf('notify %s: %s: out_trade_no=%s total_amount=%s trade_status=%s',
+            $c['jti'], $outcome, json_encode($no), json_encode($amount), json_encode($status)));
+    }
+    send(200, "ok\n", 'text/plain');
+}
+
+function alipay_return(PDO $pdo, array $conf): void
+{
+    $c = token_claims($conf, 'return');
+    if ($c === null) {
+        error_page(403, 'Forbidden');
+        return;
+    }
+    $no = $c['params']['out_trade_no'] ?? '';
+    if (!preg_match('/^[A-Za-z0-9_]{1,64}$/D', $no)) {
+        error_page(400, 'Bad return');
+        return;
+    }
+    // The return proves nothing about payment: only note it.
+    $pdo->prepare('UPDATE orders SET returned_at = ? WHERE out_trade_no = ? AND returned_at IS NULL')
+        ->execute([now_iso(), $no]);
+    redirect("/orders/$no");
+}
+
+// --- the router (php -S runs this file for every request) ---------------------
+
+$conf = config();
+$pdo = db($conf['db']);
+$method = $_SERVER['REQUEST_METHOD'];
+$path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) ?: '/';
+$get = $method === 'GET' || $method === 'HEAD';
+
+if ($get && $path === '/') {
+    products();
+} elseif ($method === 'POST' && $path === '/orders') {
+    create_order($pdo);
+} elseif ($get && preg_match('#^/orders/([A-Za-z0-9_]{1,64})(\.json)?$#D', $path, $m)) {
+    isset($m[2]) ? order_json($pdo, $m[1]) : order_page($pdo, $conf, $m[1]);
+} elseif ($method === 'POST' && $path === '/alipay/notify') {
+    notify($pdo, $conf);
+} elseif ($get && $path === '/alipay/return') {
+    alipay_return($pdo, $conf);
+} else {
+    error_page(404, 'Not found');
+}

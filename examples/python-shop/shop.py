@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""A demo shop behind caddy-alipay: Python standard library only.
+
+Caddy (with the alipay handler) sits in front of it and does all of Alipay's
+cryptography. The shop signs its orders into pay tokens and checks the
+X-Alipay-Token that Caddy adds to verified callbacks, with the README's
+snippets (copied below). It listens on 127.0.0.1 only: it must be reachable
+only through Caddy.
+
+Environment:
+  SHOP_SECRET    the secret shared with Caddy, at least 32 bytes (required)
+  ALIPAY_APP_ID  the app's APPID at Alipay, the token's aud (required)
+  SHOP_PORT      port on 127.0.0.1 (default 8000)
+  SHOP_DB        sqlite file (default shop.db beside this file)
+  SHOP_PAY_TTL   pay token lifetime in seconds (default 900)
+"""
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import html
+import json
+import os
+import re
+import secrets
+import sqlite3
+import sys
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+# --- from docs/snippets/pay_token.py, verbatim (pay_url left out: the shop sets the ttl) ---
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_pay_token(order: dict, secret: str, ttl: int = 300) -> str:
+    """An HS256 JWT of the order, signed with the secret shared with Caddy.
+
+    order: out_trade_no, total_amount as a string ("88.80"), subject,
+    optional product ("page" or "wap").
+    """
+    head = _b64(b'{"alg":"HS256","typ":"JWT"}')
+    body = _b64(json.dumps({**order, "exp": int(time.time()) + ttl}).encode())
+    sig = _b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
+
+
+# --- docs/snippets/verify_token.py, verbatim ---------------------------------
+
+def _json_b64(segment: str):
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def verify_alipay_token(token: str, secret: str, app_id: str) -> dict:
+    """Checks an X-Alipay-Token and returns its claims; raises ValueError if it is not good."""
+    head, body, sig = token.split(".")  # ValueError unless three parts
+    mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(base64.urlsafe_b64encode(mac).rstrip(b"="), sig.encode()):
+        raise ValueError("bad signature")
+    if _json_b64(head).get("alg") != "HS256":
+        raise ValueError("alg is not HS256")
+    claims = _json_b64(body)
+    if claims.get("iss") != "caddy-alipay" or claims.get("aud") != app_id:
+        raise ValueError("not for this app")
+    if time.time() >= claims.get("exp", 0) + 60:  # 60 s of leeway for clock skew
+        raise ValueError("expired")
+    return claims
+
+
+# --- configuration ----------------------------------------------------------
+
+def config() -> dict:
+    secret = os.environ.get("SHOP_SECRET", "")
+    app_id = os.environ.get("ALIPAY_APP_ID", "")
+    if len(secret.encode()) < 32:
+        sys.exit("shop: SHOP_SECRET must be set to the secret shared with Caddy, at least 32 bytes")
+    if not app_id:
+        sys.exit("shop: ALIPAY_APP_ID must be set to the app's APPID")
+    return {
+        "secret": secret,
+        "app_id": app_id,
+        "port": int(os.environ.get("SHOP_PORT", "8000")),
+        "db": os.environ.get("SHOP_DB") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "shop.db"),
+        "pay_ttl": int(os.environ.get("SHOP_PAY_TTL", "900")),
+    }
+
+
+CONF: dict = {}
+
+# Prices are strings of yuan with 2 decimals; the buyer never sends one.
+PRODUCTS = {
+    "sticker": {"name": "Sticker", "amount": "0.01"},
+    "mug": {"name": "Coffee mug", "amount": "9.90"},
+    "tea": {"name": "西湖龙井 Longjing tea, 250 g", "amount": "88.80"},
+}
+PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
+TRADE_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+AMOUNT_RE = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,2}))?")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+  out_trade_no TEXT PRIMARY KEY,
+  product      TEXT NOT NULL,
+  subject      TEXT NOT NULL,
+  total_amount TEXT NOT NULL,              -- "9.90"
+  status       TEXT NOT NULL,              -- unpaid | paid
+  created_at   TEXT NOT NULL,
+  paid_at      TEXT,
+  trade_no     TEXT,                       -- Alipay's, from the paying notification
+  returned_at  TEXT,                       -- the buyer came back from Alipay
+  notify_calls INTEGER NOT NULL DEFAULT 0  -- notify requests with a valid token
+);
+-- One row per notification (jti = notify_id), written in the transaction
+-- that acts on it, so a repeat is recognised and a rolled-back one is not.
+CREATE TABLE IF NOT EXISTS notifications (
+  jti          TEXT PRIMARY KEY,
+  out_trade_no TEXT NOT NULL,
+  outcome      TEXT NOT NULL,  -- paid | already_paid | amount_mismatch | unknown_order | not_paid_status
+  trade_status TEXT NOT NULL,
+  total_amount TEXT NOT NULL,
+  received_at  TEXT NOT NULL,
+  exp          INTEGER NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def connect() -> sqlite3.Connection:
+    # Autocommit mode: transactions are explicit, BEGIN IMMEDIATE ... COMMIT.
+    conn = sqlite3.connect(CONF["db"], isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@contextlib.contextmanager
+def db():
+    conn = connect()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def init_db() -> None:
+    with db() as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+
+
+def normalize_amount(s) -> str | None:
+    """ "88.8" -> "88.80"; None unless a plain decimal of yuan with at most 2 decimals."""
+    m = AMOUNT_RE.fullmatch(s) if isinstance(s, str) else None
+    if not m:
+        return None
+    return f"{int(m.group(1))}.{(m.group(2) or '').ljust(2, '0')}"
+
+
+def get_order(conn, no):
+    return conn.execute("SELECT * FROM orders WHERE out_trade_no = ?", (no,)).fetchone()
+
+
+def paying_notifications(conn, no) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome = 'paid'", (no,)
+    ).fetchone()[0]
+
+
+def log(msg: str) -> None:
+    print(f"shop: {msg}", file=sys.stderr, flush=True)
+
+
+# --- HTML -------------------------------------------------------------------
+
+def e(s) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def page(title: str, body: str, refresh: bool = False) -> bytes:
+    meta = '<meta http-equiv="refresh" content="2">' if refresh else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">{meta}
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)} · demo shop</title>
+<style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em;line-height:1.5}}
+li{{margin:.5em 0}} form{{display:inline}} .amount{{font-weight:bold}}</style>
+</head><body>
+<p><a href="/">Demo shop</a> (Python)</p>
+{body}
+</body></html>
+""".encode()
+
+
+# --- the shop ---------------------------------------------------------------
+
+class Shop(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "demo-shop"
+    timeout = 30
+
+    def send(self, status: int, body: bytes, ctype="text/html; charset=utf-8", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def redirect(self, location: str):
+        self.send(303, b"", "text/plain", [("Location", location)])
+
+    def error(self, status: int, msg: str):
+        self.send(status, page(msg, f"<h1>{e(msg)}</h1>"))
+
+    def read_body(self) -> bytes:
+        # Always drained (the connection is kept alive), at most 64 KiB.
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > 65536:
+            raise ValueError("body too large")
+        return self.rfile.read(n)
+
+    def claims(self, event: str):
+        """The verified X-Alipay-Token's claims, or None. Only these are trusted."""
+        try:
+            c = verify_alipay_token(self.headers.get("X-Alipay-Token", ""), CONF["secret"], CONF["app_id"])
+            params = c.get("params")
+            if (c.get("event") != event or not isinstance(c.get("jti"), str) or not c["jti"]
+                    or not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values())):
+                raise ValueError("not a " + event + " token")
+            return c
+        except Exception as err:  # noqa: BLE001 - any malformed token is refused alike
+            log(f"{event}: refused X-Alipay-Token: {err}")
+            return None
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/":
+            return self.products()
+        if path == "/alipay/return":
+            return self.alipay_return()
+        m = re.fullmatch(r"/orders/([A-Za-z0-9_]{1,64})(\.json)?", path)
+        if m:
+            return self.order_json(m.group(1)) if m.group(2) else self.order_page(m.group(1))
+        self.error(404, "Not found")
+
+    def do_POST(self):
+        try:
+            body = self.read_body()
+        except ValueError:
+            self.close_connection = True
+            return self.error(413, "Too large")
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/orders":
+            return self.create_order(body)
+        if path == "/alipay/notify":
+            return self.notify()  # the raw form body is ignored: only the token counts
+        self.error(404, "Not found")
+
+    def products(self):
+        items = "".join(
+            f'<li>{e(p["name"])}: <span class="amount">¥{e(p["amount"])}</span> '
+            f'<form method="post" action="/orders"><input type="hidden" name="product" value="{e(pid)}">'
+            f'<button type="submit" id="buy-{e(pid)}">Buy</button></form></li>\n'
+            for pid, p in PRODUCTS.items()
+        )
+        self.send(200, page("Products", f"<h1>Products</h1>\n<ul>\n{items}</ul>"))
+
+    def create_order(self, body: bytes):
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        pid = (form.get("product") or [""])[0]
+        product = PRODUCTS.get(pid)
+        if not product:
+            return self.error(400, "Unknown product")
+        no = "T" + secrets.token_hex(12).upper()
+        with db() as conn:
+            conn.execute(
+                "INSERT INTO orders (out_trade_no, product, subject, total_amount, status, created_at)"
+                " VALUES (?, ?, ?, ?, 'unpaid', ?)",
+                (no, pid, product["name"], product["amount"], now_iso()),
+            )
+        self.redirect(f"/orders/{no}")
+
+    def order_page(self, no: str):
+        with db() as conn:
+            o = get_order(conn, no)
+        if not o:
+            return self.error(404, "No such order")
+        rows = (f'<p>Order <code id="order">{e(no)}</code></p>\n'
+                f'<p>{e(o["subject"])}: <span class="amount" id="amount">¥{e(o["total_amount"])}</span></p>\n'
+                f'<p>Status: <strong id="status">{e(o["status"])}</strong></p>\n')
+        confirming = o["status"] == "unpaid" and o["returned_at"] is not None
+        if o["status"] == "paid":
+            rows += f'<p>Paid at {e(o["paid_at"])}. Thank you!</p>\n'
+        else:
+            if confirming:
+                rows += ('<p id="confirming">You are back from Alipay: the payment is being confirmed. '
+                         'This page refreshes itself.</p>\n')
+            # A fresh pay token on each view; the amount comes from the database.
+            token = make_pay_token({
+                "out_trade_no": no, "total_amount": o["total_amount"],
+                "subject": o["subject"], "product": "page",
+            }, CONF["secret"], CONF["pay_ttl"])
+            rows += f'<p><a id="pay" href="{e("/alipay/pay?token=" + token)}">Pay with Alipay</a></p>\n'
+        self.send(200, page(f"Order {no}", f"<h1>Your order</h1>\n{rows}", refresh=confirming))
+
+    def order_json(self, no: str):
+        with db() as conn:
+            o = get_order(conn, no)
+            if not o:
+                return self.send(404, b'{"error":"not found"}', "application/json")
+            doc = {
+                "out_trade_no": o["out_trade_no"],
+                "total_amount": o["total_amount"],
+                "status": o["status"],
+                "notifications": paying_notifications(conn, no),
+                "notify_calls": o["notify_calls"],
+                "paid_at": o["paid_at"],
+                "trade_no": o["trade_no"],
+            }
+        self.send(200, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), "application/json")
+
+    def notify(self):
+        c = self.claims("notify")
+        if c is None:
+            return self.send(403, b"forbidden\n", "text/plain")
+        p = c["params"]
+        no = p.get("out_trade_no", "")
+        status = p.get("trade_status", "")
+        amount = p.get("total_amount", "")
+        conn = connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # one writer: the check and the update are atomic
+            o = get_order(conn, no)
+            if o:
+                conn.execute("UPDATE orders SET notify_calls = notify_calls + 1 WHERE out_trade_no = ?", (no,))
+            if conn.execute("SELECT 1 FROM notifications WHERE jti = ?", (c["jti"],)).fetchone():
+                conn.execute("COMMIT")
+                return self.send(200, b"ok\n", "text/plain")  # a repeat: already done
+            if not o:
+                outcome = "unknown_order"
+            elif normalize_amount(amount) != normalize_amount(o["total_amount"]):
+                outcome = "amount_mismatch"
+            elif status not in PAID_STATUSES:
+                outcome = "not_paid_status"
+            elif o["status"] == "paid":
+                outcome = "already_paid"  # e.g. TRADE_FINISHED after TRADE_SUCCESS
+            else:
+                outcome = "paid"
+                conn.execute(
+                    "UPDATE orders SET status = 'paid', paid_at = ?, trade_no = ?"
+                    " WHERE out_trade_no = ? AND status = 'unpaid'",
+                    (now_iso(), p.get("trade_no"), no),
+                )
+            conn.execute(
+                "INSERT INTO notifications (jti, out_trade_no, outcome, trade_status, total_amount, received_at, exp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (c["jti"], no, outcome, status, amount, now_iso(), int(c.get("exp", 0))),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+        if outcome in ("unknown_order", "amount_mismatch"):
+            # Answered 200 all the same: a retry would not change it. Someone must look.
+            log(f"notify {c['jti']}: {outcome}: out_trade_no={json.dumps(no)}"
+                f" total_amount={json.dumps(amount)} trade_status={json.dumps(status)}")
+        self.send(200, b"ok\n", "text/plain")
+
+    def alipay_return(self):
+        c = self.claims("return")
+        if c is None:
+            return self.error(403, "Forbidden")
+        no = c["params"].get("out_trade_no", "")
+        if not TRADE_NO_RE.fullmatch(no):
+            return self.error(400, "Bad return")
+        with db() as conn:  # the return proves nothing about payment: only note it
+            conn.execute("UPDATE orders SET returned_at = ? WHERE out_trade_no = ? AND returned_at IS NULL",
+                         (now_iso(), no))
+        self.redirect(f"/orders/{no}")
+
+
+def main() -> None:
+    CONF.update(config())
+    init_db()
+    server = ThreadingHTTPServer(("127.0.0.1", CONF["port"]), Shop)
+    server.daemon_threads = True
+    log(f"listening on http://127.0.0.1:{server.server_address[1]}/ (db {CONF['db']})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
