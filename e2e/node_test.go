@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// nodeRequest is a page-pay request for node/sign.js to sign.
+type nodeRequest struct {
+	ID          string `json:"id"`
+	HTTP        string `json:"http"` // GET or POST
+	OutTradeNo  string `json:"out_trade_no"`
+	TotalAmount string `json:"total_amount"`
+	Subject     string `json:"subject"`
+	NotifyURL   string `json:"notify_url,omitempty"`
+	ReturnURL   string `json:"return_url,omitempty"`
+}
+
+// nodeResult is what node/notify_server.js received.
+type nodeResult struct {
+	Kind   string            `json:"kind"` // notify or return
+	V1     bool              `json:"v1"`   // checkNotifySign
+	V2     bool              `json:"v2"`   // checkNotifySignV2
+	OK     bool              `json:"ok"`
+	Params map[string]string `json:"params"`
+}
+
+// TestNodeSDK checks the sandbox against Alipay's official Node.js SDK
+// (alipay-sdk 4.14.0): it accepts the requests that the SDK's pageExecute
+// signs, GET and POST, and the SDK accepts the notifications and returns
+// that the sandbox signs.
+func TestNodeSDK(t *testing.T) {
+	needTool(t, "node")
+	nodeDir := filepath.Join(repoRoot, "e2e", "node")
+	ensureNodeModules(t, nodeDir)
+
+	gateway := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	startCaddy(t, "caddy-node", caddyGlobals+fmt.Sprintf(`
+http://%s {
+	bind 127.0.0.1
+	alipay_sandbox {
+		app_public_key %s
+		alipay_private_key %s
+		notify_retry 1s 1s 2s 2s
+	}
+}
+`, strings.TrimPrefix(gateway, "http://"), keys.AppPublic, keys.AlipayPrivate), gateway+"/")
+
+	shopPort := freePort(t)
+	shop := fmt.Sprintf("http://127.0.0.1:%d", shopPort)
+	env := []string{
+		"APP_ID=" + appID,
+		"APP_PRIVATE_KEY=" + keys.AppPrivate,
+		"ALIPAY_PUBLIC_KEY=" + keys.AlipayPublic, // the sandbox's, as Alipay's
+		"GATEWAY=" + gateway + "/gateway.do",
+		fmt.Sprintf("PORT=%d", shopPort),
+	}
+	server := startProc(t, "node-notify-server", nodeDir, env, "node", "notify_server.js")
+	waitHTTP(t, server, shop+"/results")
+
+	suffix := randomHex(t, 6)
+	const amount, subject = "12.34", "SDK 测试商品"
+	reqs := []nodeRequest{
+		{ID: "get", HTTP: "GET", OutTradeNo: "NODEGET" + suffix},
+		{ID: "post", HTTP: "POST", OutTradeNo: "NODEPOST" + suffix},
+		{ID: "browser", HTTP: "POST", OutTradeNo: "NODEBROWSER" + suffix},
+		{ID: "notify", HTTP: "GET", OutTradeNo: "NODENOTIFY" + suffix, NotifyURL: shop + "/notify", ReturnURL: shop + "/return"},
+	}
+	for i := range reqs {
+		reqs[i].TotalAmount, reqs[i].Subject = amount, subject
+	}
+	signed := nodeSign(t, nodeDir, env, reqs)
+
+	// cashierOK checks that an answer of the gateway is a 302 to a cashier
+	// that shows the order, and returns the cashier's path.
+	cashierOK := func(t *testing.T, resp *http.Response, body string) string {
+		t.Helper()
+		require.Equal(t, http.StatusFound, resp.StatusCode, "the sandbox refused the SDK's request:\n%s", body)
+		loc := resp.Header.Get("Location")
+		require.True(t, strings.HasPrefix(loc, "/sandbox/cashier/"), loc)
+		resp, page := httpGet(t, gateway+loc)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, page, `<span id="amount">`+amount+`</span>`)
+		assert.Contains(t, page, `<p id="subject">`+subject+`</p>`)
+		return loc
+	}
+
+	t.Run("GET", func(t *testing.T) {
+		resp, body := httpGet(t, signed["get"].URL)
+		cashierOK(t, resp, body)
+	})
+
+	t.Run("bad signature", func(t *testing.T) {
+		// The same request with another amount: the sandbox does check.
+		u, err := url.Parse(signed["get"].URL)
+		require.NoError(t, err)
+		q := u.Query()
+		q.Set("biz_content", strings.Replace(q.Get("biz_content"), amount, "0.01", 1))
+		u.RawQuery = q.Encode()
+		resp, body := httpGet(t, u.String())
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Contains(t, body, `<b id="error-code">invalid-signature</b>`)
+	})
+
+	t.Run("POST", func(t *testing.T) {
+		action, form := parseSDKForm(t, signed["post"].Form)
+		resp, body := httpPostForm(t, action, form.Encode())
+		cashierOK(t, resp, body)
+	})
+
+	t.Run("POST form in the browser", func(t *testing.T) {
+		// The page a shop serves: the SDK's form, which submits itself.
+		page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"></head><body>%s</body></html>", signed["browser"].Form)
+		}))
+		defer page.Close()
+		tab := newTab(t)
+		open(t, tab, page.URL)
+		waitLocation(t, tab, gateway+"/sandbox/cashier/", 20*time.Second)
+		assert.Equal(t, amount, textOf(t, tab, "amount"))
+		assert.Equal(t, subject, textOf(t, tab, "subject"))
+	})
+
+	t.Run("notify", func(t *testing.T) {
+		resp, body := httpGet(t, signed["notify"].URL)
+		cashier := cashierOK(t, resp, body)
+		resp, body = httpPostForm(t, gateway+cashier+"/pay", "")
+		require.Equal(t, http.StatusFound, resp.StatusCode, body)
+		back := resp.Header.Get("Location")
+		require.True(t, strings.HasPrefix(back, shop+"/return?"), back)
+		resp, body = httpGet(t, back)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "the SDK verifies the return: %s", body)
+
+		var notify nodeResult
+		deadline := time.Now().Add(15 * time.Second)
+		for notify.Kind == "" {
+			for _, r := range nodeResults(t, shop) {
+				if r.Kind == "notify" && r.Params["out_trade_no"] == "NODENOTIFY"+suffix {
+					notify = r
+				}
+			}
+			if notify.Kind == "" {
+				require.True(t, time.Now().Before(deadline), "no notification reached the Node server:\n%s", server.log())
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		assert.True(t, notify.V1, "checkNotifySign accepts the sandbox's notification")
+		assert.True(t, notify.V2, "checkNotifySignV2 accepts the sandbox's notification")
+		assert.Equal(t, "TRADE_SUCCESS", notify.Params["trade_status"])
+		assert.Equal(t, amount, notify.Params["total_amount"])
+		assert.Equal(t, subject, notify.Params["subject"])
+		assert.Equal(t, "trade_status_sync", notify.Params["notify_type"])
+
+		// Answered success at once: no repeat after the first retry wait.
+		time.Sleep(1500 * time.Millisecond)
+		var notifies, returns int
+		for _, r := range nodeResults(t, shop) {
+			switch r.Kind {
+			case "notify":
+				notifies++
+			case "return":
+				returns++
+				assert.True(t, r.V1 && r.V2, "the SDK verifies the return: %+v", r)
+			}
+		}
+		assert.Equal(t, 1, notifies, "one notification, answered success")
+		assert.Equal(t, 1, returns)
+	})
+}
+
+// ensureNodeModules runs npm ci in dir when its node_modules is missing.
+func ensureNodeModules(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "alipay-sdk", "package.json")); err == nil {
+		return
+	}
+	needTool(t, "npm")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
+// signedRequest is a request that node/sign.js signed: a URL (GET) or the
+// SDK's HTML form (POST).
+type signedRequest struct {
+	ID   string `json:"id"`
+	URL  string `json:"url"`
+	Form string `json:"form"`
+}
+
+func nodeSign(t *testing.T, dir string, env []string, reqs []nodeRequest) map[string]signedRequest {
+	t.Helper()
+	arg, err := json.Marshal(reqs)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "sign.js", string(arg))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "node sign.js")
+	var signed []signedRequest
+	require.NoError(t, json.Unmarshal(out, &signed), "%s", out)
+	m := map[string]signedRequest{}
+	for _, s := range signed {
+		m[s.ID] = s
+	}
+	return m
+}
+
+var (
+	sdkFormRE  = regexp.MustCompile(`<form action="([^"]*)" method="post"`)
+	sdkInputRE = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)" />`)
+)
+
+// parseSDKForm reads the form that the SDK's pageExecute makes for POST:
+// the common parameters in the action's query, the others (biz_content) as
+// hidden inputs. The SDK escapes only " in values (as &quot;) and nothing
+// in the action, so only that is undone, as a browser reads them.
+func parseSDKForm(t *testing.T, form string) (string, url.Values) {
+	t.Helper()
+	m := sdkFormRE.FindStringSubmatch(form)
+	require.NotNil(t, m, "no form in:\n%s", form)
+	values := url.Values{}
+	for _, in := range sdkInputRE.FindAllStringSubmatch(form, -1) {
+		values.Add(in[1], strings.ReplaceAll(in[2], "&quot;", `"`))
+	}
+	require.NotEmpty(t, values.Get("biz_content"), "the SDK posts biz_content in the body:\n%s", form)
+	return m[1], values
+}
+
+func nodeResults(t *testing.T, shop string) []nodeResult {
+	t.Helper()
+	resp, body := httpGet(t, shop+"/results")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var rs []nodeResult
+	require.NoError(t, json.Unmarshal([]byte(body), &rs), body)
+	return rs
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return strings.ToUpper(hex.EncodeToString(b))
+}
