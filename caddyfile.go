@@ -41,9 +41,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    seller_id          <2088...>
 //	    forward_notify     <path>
 //	    forward_return     <path>
+//	    api_methods        <method...>
+//	    query_on_return    [on|off]
 //	}
 //
-// Each subdirective takes exactly one argument and may appear once.
+// Each subdirective may appear once; all but api_methods and
+// query_on_return take exactly one argument.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -66,14 +69,33 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		name := d.Val()
-		dst, ok := settings[name]
-		if !ok {
-			return d.Errf("unrecognized subdirective %q", name)
-		}
 		if seen[name] {
 			return d.Errf("subdirective %q given more than once", name)
 		}
 		seen[name] = true
+		switch name {
+		case "api_methods":
+			h.APIMethods = d.RemainingArgs()
+			if len(h.APIMethods) == 0 {
+				return d.Errf("api_methods takes one or more method names")
+			}
+			continue
+		case "query_on_return":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 0, len(args) == 1 && args[0] == "on":
+				h.QueryOnReturn = true
+			case len(args) == 1 && args[0] == "off":
+				h.QueryOnReturn = false
+			default:
+				return d.Errf("query_on_return takes on or off")
+			}
+			continue
+		}
+		dst, ok := settings[name]
+		if !ok {
+			return d.Errf("unrecognized subdirective %q", name)
+		}
 		if !d.NextArg() {
 			return d.Errf("%s: %v", name, d.ArgErr())
 		}

@@ -78,3 +78,18 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 		assert.Error(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), name)
 	}
 }
+
+func TestUnmarshalCaddyfileAPI(t *testing.T) {
+	var h Handler
+	require.NoError(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n api_methods alipay.trade.query alipay.trade.close\n query_on_return on\n}")))
+	assert.Equal(t, []string{"alipay.trade.query", "alipay.trade.close"}, h.APIMethods)
+	assert.True(t, h.QueryOnReturn)
+	h = Handler{}
+	require.NoError(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n query_on_return\n}")))
+	assert.True(t, h.QueryOnReturn)
+	for _, bad := range []string{"alipay {\n api_methods\n}", "alipay {\n query_on_return yes\n}", "alipay {\n query_on_return on off\n}",
+		"alipay {\n query_on_return\n query_on_return\n}"} {
+		var h Handler
+		assert.Error(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)), bad)
+	}
+}

@@ -45,6 +45,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case h.returnPath:
 		return h.serveReturn(w, r, next)
 	}
+	if strings.HasPrefix(r.URL.Path, h.apiPrefix) {
+		return h.serveAPI(w, r)
+	}
 	return next.ServeHTTP(w, r)
 }
 
@@ -181,7 +184,7 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	if err != nil {
 		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), "fail")
 	}
-	token := h.callbackToken(eventNotify, cb.Get("notify_id"), cb)
+	token := h.callbackToken(eventNotify, cb.Get("notify_id"), cb, "")
 
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
@@ -227,7 +230,16 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), returnErrorPage)
 	}
-	token := h.callbackToken(eventReturn, randomID(), cb)
+	var tradeStatus string
+	if h.QueryOnReturn {
+		// Without an answer the claim is left out: the shop must not take
+		// its absence for anything but "not known".
+		if tradeStatus, err = h.queryTradeStatus(r.Context(), cb.Get("out_trade_no")); err != nil {
+			ev.reason = "query_on_return: " + err.Error()
+		}
+		ev.tradeStatus = tradeStatus
+	}
+	token := h.callbackToken(eventReturn, randomID(), cb, tradeStatus)
 	h.forward(r, h.ForwardReturn, token)
 	ev.outcome = outcomeOK
 	return next.ServeHTTP(w, r)
@@ -277,6 +289,9 @@ type CallbackClaims struct {
 	ID        string            `json:"jti"`
 	Event     string            `json:"event"`
 	Params    map[string]string `json:"params"`
+	// TradeStatus is alipay.trade.query's answer, on returns with
+	// query_on_return (absent when the query gave no verified answer).
+	TradeStatus string `json:"trade_status,omitempty"`
 }
 
 // TokenIssuer is the iss claim of every X-Alipay-Token.
@@ -286,7 +301,10 @@ const TokenIssuer = "caddy-alipay"
 // of CallbackClaims is written by hand, params straight from the parsed
 // callback (already sorted), because encoding/json's reflection over a map
 // was a quarter of the handler's own cost per notification.
-func (h *Handler) callbackToken(event, id string, cb *Callback) string {
+//
+// tradeStatus, when not empty, is the query_on_return answer: a top-level
+// trade_status claim.
+func (h *Handler) callbackToken(event, id string, cb *Callback, tradeStatus string) string {
 	t := now()
 	b := make([]byte, 0, 256+2*cb.size)
 	b = append(b, `{"iss":"`+TokenIssuer+`","aud":`...)
@@ -299,6 +317,10 @@ func (h *Handler) callbackToken(event, id string, cb *Callback) string {
 	b = appendJSONString(b, id)
 	b = append(b, `,"event":`...)
 	b = appendJSONString(b, event)
+	if tradeStatus != "" {
+		b = append(b, `,"trade_status":`...)
+		b = appendJSONString(b, tradeStatus)
+	}
 	b = append(b, `,"params":`...)
 	b = cb.AppendParamsJSON(b)
 	b = append(b, '}')
@@ -350,6 +372,7 @@ func (s *statusRecorder) Flush() {}
 // event is one pay, notify or return, for its log line and counter.
 type event struct {
 	name           string
+	method         string // api: the OpenAPI method
 	outcome        string
 	reason         string
 	outTradeNo     string
@@ -377,6 +400,13 @@ func (ev *event) reply(w http.ResponseWriter, status int, outcome, reason, body 
 	return nil
 }
 
+// replyJSON is reply for the API, whose clients read JSON.
+func (ev *event) replyJSON(w http.ResponseWriter, status int, outcome, reason string, body map[string]string) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	b, _ := marshalNoEscape(body)
+	return ev.reply(w, status, outcome, reason, string(b)+"\n")
+}
+
 // log writes the event's one line and counts it. Never a key, the
 // secret, a sign or a token: only ids, status, amount and outcome.
 func (h *Handler) log(ev *event) {
@@ -392,6 +422,7 @@ func (h *Handler) log(ev *event) {
 	fields := make([]zap.Field, 0, 8)
 	fields = append(fields, zap.String("event", ev.name), zap.String("outcome", ev.outcome))
 	for _, f := range []struct{ k, v string }{
+		{"method", ev.method},
 		{"out_trade_no", ev.outTradeNo}, {"trade_no", ev.tradeNo},
 		{"trade_status", ev.tradeStatus}, {"total_amount", ev.totalAmount}, {"reason", ev.reason},
 	} {

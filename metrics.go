@@ -12,17 +12,18 @@ const (
 	eventPay    = "pay"
 	eventNotify = "notify"
 	eventReturn = "return"
+	eventAPI    = "api"
 
 	outcomeOK             = "ok"              // signed, or verified and accepted
-	outcomeForbidden      = "forbidden"       // pay: token missing, invalid or expired
+	outcomeForbidden      = "forbidden"       // pay, api: token missing, invalid or expired
 	outcomeInvalid        = "invalid"         // a claim out of range, wrong method, malformed or oversized
 	outcomeRefused        = "refused"         // callback: signature, app_id or seller_id
-	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx
+	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx; api: the gateway failed
 	outcomeAborted        = "aborted"         // notify: Alipay closed the connection before the upstream answered
 )
 
 var (
-	allEvents   = []string{eventPay, eventNotify, eventReturn}
+	allEvents   = []string{eventPay, eventNotify, eventReturn, eventAPI}
 	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeAborted}
 )
 
@@ -32,7 +33,7 @@ var eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Namespace: "caddy",
 	Subsystem: "alipay",
 	Name:      "events_total",
-	Help:      "Alipay pay, notify and return requests handled, by outcome.",
+	Help:      "Alipay pay, notify, return and API requests handled, by outcome.",
 }, []string{"event", "outcome"})
 
 // eventMetrics holds the counters resolved once, so counting costs no label

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -85,6 +87,16 @@ type Handler struct {
 	// Default: the request's own path.
 	ForwardReturn string `json:"forward_return,omitempty"`
 
+	// The OpenAPI methods that POST {prefix}/api/<method> serves. Default:
+	// alipay.trade.query, alipay.trade.refund,
+	// alipay.trade.fastpay.refund.query and alipay.trade.close.
+	APIMethods []string `json:"api_methods,omitempty"`
+
+	// Before a verified return goes to the upstream, ask
+	// alipay.trade.query for its trade and add the answer to the token as
+	// a top-level trade_status claim (returns carry none). Default: off.
+	QueryOnReturn bool `json:"query_on_return,omitempty"`
+
 	signer     Signer
 	verifier   Verifier
 	tokens     *TokenKey
@@ -92,6 +104,9 @@ type Handler struct {
 	payPath    string
 	notifyPath string
 	returnPath string
+	apiPrefix  string
+	apiClient  *http.Client
+	apiTimeout time.Duration
 	logger     *zap.Logger
 	metrics    *eventMetrics
 
@@ -134,6 +149,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.payPath = h.Prefix + "/pay"
 	h.notifyPath = h.Prefix + "/notify"
 	h.returnPath = h.Prefix + "/return"
+	h.apiPrefix = h.Prefix + "/api/"
+	if len(h.APIMethods) == 0 {
+		h.APIMethods = DefaultAPIMethods
+	}
+	h.apiTimeout = defaultAPITimeout
+	// No redirects: the gateway answers, or the call failed.
+	h.apiClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	switch h.Gateway {
 	case "", "production":
@@ -186,8 +208,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 var (
-	appIDRE    = regexp.MustCompile(`^[0-9]{1,32}$`)
-	sellerIDRE = regexp.MustCompile(`^2088[0-9]{12}$`)
+	appIDRE     = regexp.MustCompile(`^[0-9]{1,32}$`)
+	sellerIDRE  = regexp.MustCompile(`^2088[0-9]{12}$`)
+	apiMethodRE = regexp.MustCompile(`^alipay(\.[a-z0-9_]+)+$`)
 )
 
 // Validate checks the provisioned settings; each error names its setting.
@@ -231,6 +254,11 @@ func (h *Handler) Validate() error {
 	}
 	if h.SellerID != "" && !sellerIDRE.MatchString(h.SellerID) {
 		return configError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", h.SellerID))
+	}
+	for _, m := range h.APIMethods {
+		if !apiMethodRE.MatchString(m) {
+			return configError("api_methods", fmt.Errorf("%q is not an OpenAPI method name like alipay.trade.query", m))
+		}
 	}
 	for _, p := range []struct{ setting, value string }{{"forward_notify", h.ForwardNotify}, {"forward_return", h.ForwardReturn}} {
 		if p.value != "" && (!strings.HasPrefix(p.value, "/") || strings.ContainsAny(p.value, "?#")) {

@@ -73,6 +73,7 @@ func TestProvisionErrors(t *testing.T) {
 		"prefix":                {func(h *Handler) { h.Prefix = "alipay" }, "prefix"},
 		"forward_notify":        {func(h *Handler) { h.ForwardNotify = "notify.php" }, "forward_notify"},
 		"forward_return query":  {func(h *Handler) { h.ForwardReturn = "/r?x=1" }, "forward_return"},
+		"api method name":       {func(h *Handler) { h.APIMethods = []string{"alipay.trade.query", "../admin"} }, "api_methods"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

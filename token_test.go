@@ -97,7 +97,7 @@ func TestCallbackTokenClaims(t *testing.T) {
 	h := newTestHandler(t, nil)
 	cb, err := ParseCallback("subject=%E6%B5%8B%E8%AF%95+%22%5C%0A%3C%26&total_amount=88.88&sign=x&sign_type=RSA2")
 	require.NoError(t, err)
-	tok := h.callbackToken(eventNotify, "nid-1", cb)
+	tok := h.callbackToken(eventNotify, "nid-1", cb, "")
 	parts := strings.Split(tok, ".")
 	require.Len(t, parts, 3)
 	header, err := base64.RawURLEncoding.DecodeString(parts[0])

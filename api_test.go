@@ -1,0 +1,220 @@
+package alipay
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeGateway plays Alipay's OpenAPI gateway for the API tests: it checks
+// the request as Alipay does and answers as it is told.
+type fakeGateway struct {
+	t      *testing.T
+	mu     sync.Mutex
+	answer func(method string, biz map[string]any) string // the whole body
+	calls  []url.Values
+}
+
+func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	body, _ := io.ReadAll(r.Body)
+	form, err := url.ParseQuery(string(body))
+	require.NoError(g.t, err)
+	// The SDKs' exec: common parameters and sign in the query, biz_content in the body.
+	assert.Empty(g.t, q.Get("biz_content"))
+	assert.Equal(g.t, "POST", r.Method)
+	assert.Equal(g.t, "application/x-www-form-urlencoded;charset=utf-8", r.Header.Get("Content-Type"))
+	params := map[string]string{"biz_content": form.Get("biz_content")}
+	for k := range q {
+		params[k] = q.Get(k)
+	}
+	for _, k := range []string{"app_id", "method", "format", "charset", "sign_type", "timestamp", "version"} {
+		assert.NotEmpty(g.t, params[k], k)
+	}
+	v := testVerifier(g.t, "app_public_key.pem", SignTypeRSA2)
+	assert.NoError(g.t, v.Verify(RequestContent(params), params["sign"]), "the request is signed with the app key")
+	var biz map[string]any
+	require.NoError(g.t, json.Unmarshal([]byte(params["biz_content"]), &biz))
+	g.mu.Lock()
+	g.calls = append(g.calls, url.Values{"method": {params["method"]}, "biz_content": {params["biz_content"]}})
+	answer := g.answer
+	g.mu.Unlock()
+	io.WriteString(w, answer(params["method"], biz))
+}
+
+// signedBody is a response body signed as Alipay signs it.
+func signedBody(t testing.TB, method, value string) string {
+	sign, err := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2).Sign([]byte(value))
+	require.NoError(t, err)
+	return `{"` + strings.ReplaceAll(method, ".", "_") + `_response":` + value + `,"sign":"` + sign + `"}`
+}
+
+func newAPIWorld(t *testing.T, edit func(*Handler)) (*Handler, *fakeGateway) {
+	g := &fakeGateway{t: t}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	h := newTestHandler(t, func(h *Handler) {
+		h.Gateway = srv.URL + "/gateway.do"
+		if edit != nil {
+			edit(h)
+		}
+	})
+	return h, g
+}
+
+func bearer(t testing.TB, exp time.Duration) string {
+	k, err := NewTokenKey(testSecret)
+	require.NoError(t, err)
+	tok, err := k.Sign(map[string]any{"exp": time.Now().Add(exp).Unix()})
+	require.NoError(t, err)
+	return tok
+}
+
+func apiRequest(method, path, token, body string) *http.Request {
+	r := httptest.NewRequest(method, "http://shop.example.com"+path, strings.NewReader(body))
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+const queryValue = `{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","out_trade_no":"A1","total_amount":"88.88","qr_code":"https:\/\/qr.alipay.com\/x","buyer_logon_id":"测***@example.com"}`
+
+func TestAPIVerifiedAnswer(t *testing.T) {
+	h, g := newAPIWorld(t, nil)
+	g.answer = func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) }
+	next := &upstream{status: 200}
+	w := serve(t, h, next, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, 5*time.Minute), `{"out_trade_no": "A1"}`))
+	require.Equal(t, 200, w.Code, w.Body.String())
+	assert.Equal(t, queryValue, w.Body.String(), "the signed value, byte for byte")
+	assert.Equal(t, "application/json; charset=utf-8", w.Header().Get("Content-Type"))
+	assert.Zero(t, next.calls)
+	require.Len(t, g.calls, 1)
+	assert.Equal(t, `{"out_trade_no":"A1"}`, g.calls[0].Get("biz_content"))
+
+	// A business failure that Alipay signed is an answer like any other.
+	failure := `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}`
+	g.answer = func(method string, biz map[string]any) string { return signedBody(t, method, failure) }
+	w = serve(t, h, next, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"X"}`))
+	assert.Equal(t, 200, w.Code)
+	assert.Equal(t, failure, w.Body.String())
+}
+
+// An unverifiable answer is never passed on as if it were good.
+func TestAPIUntrustedAnswers(t *testing.T) {
+	h, g := newAPIWorld(t, nil)
+	h.apiTimeout = 200 * time.Millisecond
+	good := signedBody(t, "alipay.trade.query", queryValue)
+	cases := map[string]struct {
+		body   string
+		delay  time.Duration
+		status int
+		want   string
+	}{
+		"tampered":        {strings.Replace(good, "88.88", "0.01", 1), 0, 502, "not signed by Alipay"},
+		"unsigned":        {`{"alipay_trade_query_response":` + queryValue + `}`, 0, 502, "not signed by Alipay"},
+		"signed by other": {strings.Replace(good, `"sign":"`, `"sign":"A`, 1), 0, 502, "not signed by Alipay"},
+		"another method":  {signedBody(t, "alipay.trade.refund", queryValue), 0, 502, "no alipay_trade_query_response"},
+		"duplicated key":  {strings.Replace(good, `,"sign"`, `,"alipay_trade_query_response":{"code":"10000"},"sign"`, 1), 0, 502, "given twice"},
+		"not JSON":        {"<html>busy</html>", 0, 502, "not a JSON object"},
+		"error_response":  {`{"error_response":{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature","sub_msg":"验签出错"}}`, 0, 502, `"sub_code":"isv.invalid-signature"`},
+		"too slow":        {good, time.Second, 504, "in time"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			g.answer = func(string, map[string]any) string { time.Sleep(c.delay); return c.body }
+			w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"A1"}`))
+			assert.Equal(t, c.status, w.Code)
+			assert.Contains(t, w.Body.String(), c.want)
+			assert.NotContains(t, w.Body.String(), "TRADE_SUCCESS")
+			var body map[string]string
+			assert.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), "errors are JSON")
+			assert.NotEmpty(t, body["error"])
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		h2 := newTestHandler(t, func(h *Handler) { h.Gateway = "http://127.0.0.1:1/gateway.do" })
+		w := serve(t, h2, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"A1"}`))
+		assert.Equal(t, 502, w.Code)
+	})
+}
+
+func TestAPIRefused(t *testing.T) {
+	h, g := newAPIWorld(t, func(h *Handler) { h.APIMethods = []string{"alipay.trade.query", "alipay.trade.refund"} })
+	g.answer = func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) }
+	good := bearer(t, 5*time.Minute)
+	cases := map[string]struct {
+		method, path, token, body string
+		status                    int
+	}{
+		"no token":                      {"POST", "/alipay/api/alipay.trade.query", "", `{}`, 401},
+		"garbage token":                 {"POST", "/alipay/api/alipay.trade.query", "x.y.z", `{}`, 401},
+		"expired":                       {"POST", "/alipay/api/alipay.trade.query", bearer(t, -time.Second), `{}`, 401},
+		"exp too far ahead":             {"POST", "/alipay/api/alipay.trade.query", bearer(t, 11*time.Minute), `{}`, 401},
+		"alg none":                      {"POST", "/alipay/api/alipay.trade.query", rawToken(testSecret, `{"alg":"none"}`, fmt.Sprintf(`{"exp":%d}`, time.Now().Unix()+60)), `{}`, 401},
+		"not in api_methods":            {"POST", "/alipay/api/alipay.trade.close", good, `{}`, 404},
+		"unknown method":                {"POST", "/alipay/api/alipay.fund.trans.uni.transfer", good, `{}`, 404},
+		"no method":                     {"POST", "/alipay/api/", good, `{}`, 404},
+		"deeper path":                   {"POST", "/alipay/api/alipay.trade.query/x", good, `{}`, 404},
+		"GET":                           {"GET", "/alipay/api/alipay.trade.query", good, ``, 405},
+		"body not an object":            {"POST", "/alipay/api/alipay.trade.query", good, `["A1"]`, 400},
+		"body not JSON":                 {"POST", "/alipay/api/alipay.trade.query", good, `out_trade_no=A1`, 400},
+		"refund without out_request_no": {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00"}`, 400},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := serve(t, h, &upstream{}, apiRequest(c.method, c.path, c.token, c.body))
+			assert.Equal(t, c.status, w.Code, w.Body.String())
+			if c.status == 401 {
+				assert.Contains(t, w.Header().Get("WWW-Authenticate"), "Bearer")
+			}
+		})
+	}
+	assert.Empty(t, g.calls, "nothing refused reached the gateway")
+	w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":"R1"}`))
+	assert.Equal(t, 200, w.Code)
+}
+
+// query_on_return: the return's token carries alipay.trade.query's answer,
+// or no trade_status at all when there is no trustworthy answer.
+func TestQueryOnReturn(t *testing.T) {
+	fixClock(t, time.Now())
+	vec := loadVectors(t)
+	u, err := url.Parse(vec.Return.RedirectURL)
+	require.NoError(t, err)
+	h, g := newAPIWorld(t, func(h *Handler) { h.QueryOnReturn = true })
+	for name, c := range map[string]struct {
+		answer string
+		want   string
+	}{
+		"paid":       {signedBody(t, "alipay.trade.query", queryValue), `"TRADE_SUCCESS"`},
+		"not signed": {`{"alipay_trade_query_response":` + queryValue + `}`, ""},
+		"not found":  {signedBody(t, "alipay.trade.query", `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST"}`), ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g.answer = func(method string, biz map[string]any) string {
+				assert.Equal(t, "alipay.trade.query", method)
+				assert.Equal(t, "20240520131415000001", biz["out_trade_no"])
+				return c.answer
+			}
+			next := &upstream{status: 200}
+			w := serve(t, h, next, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u.RawQuery, nil))
+			require.Equal(t, 200, w.Code)
+			require.Equal(t, 1, next.calls, "the return goes on either way")
+			claims, err := h.tokens.Parse(next.req.Header.Get(TokenHeader), now())
+			require.NoError(t, err)
+			assert.Equal(t, c.want, string(claims["trade_status"]))
+		})
+	}
+}
