@@ -149,9 +149,14 @@ type gatewayError struct {
 func (e *gatewayError) Error() string { return e.code + ": " + e.reason }
 
 // serveGateway takes a page-pay or WAP-pay request, GET or POST, as the
-// SDKs send it, and opens the cashier for it.
+// SDKs send it, and opens the cashier for it. Any other method is an
+// OpenAPI call, answered in JSON by serveAPI (sandbox_api.go).
 func (s *Sandbox) serveGateway(w http.ResponseWriter, r *http.Request) {
 	params, err := gatewayParams(w, r)
+	if isAPIRequest(r, params) {
+		s.serveAPI(w, params, err)
+		return
+	}
 	if err == nil {
 		var t *trade
 		if t, err = s.openTrade(params); err == nil {
@@ -218,20 +223,8 @@ var sandboxMethods = map[string]struct{ productCode string }{
 // openTrade checks a pay request as Alipay's gateway does and returns its
 // trade, new or (for the same order again) the existing one.
 func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
-	for _, k := range []string{"app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"} {
-		if p[k] == "" {
-			return nil, &gatewayError{"missing-parameter", "missing " + k}
-		}
-	}
-	if !strings.EqualFold(p["charset"], "utf-8") {
-		return nil, &gatewayError{"invalid-charset", "the sandbox speaks utf-8 only"}
-	}
-	v, ok := s.verifiers[p["sign_type"]]
-	if !ok {
-		return nil, &gatewayError{"invalid-signature-type", "sign_type must be RSA2 or RSA"}
-	}
-	if !verifyRequest(v, p) {
-		return nil, &gatewayError{"invalid-signature", "验签出错: the signature does not verify with app_public_key; check the string to sign and that the app private key matches the app public key"}
+	if err := s.checkRequest(p); err != nil {
+		return nil, err
 	}
 	m, ok := sandboxMethods[p["method"]]
 	if !ok {
@@ -277,6 +270,27 @@ func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
 	})
 }
 
+// checkRequest makes the checks common to every gateway request, pay or
+// OpenAPI: the required parameters, utf-8, the sign type, the signature.
+func (s *Sandbox) checkRequest(p map[string]string) *gatewayError {
+	for _, k := range []string{"app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"} {
+		if p[k] == "" {
+			return &gatewayError{"missing-parameter", "missing " + k}
+		}
+	}
+	if !strings.EqualFold(p["charset"], "utf-8") {
+		return &gatewayError{"invalid-charset", "the sandbox speaks utf-8 only"}
+	}
+	v, ok := s.verifiers[p["sign_type"]]
+	if !ok {
+		return &gatewayError{"invalid-signature-type", "sign_type must be RSA2 or RSA"}
+	}
+	if !verifyRequest(v, p) {
+		return &gatewayError{"invalid-signature", "验签出错: the signature does not verify with app_public_key; check the string to sign and that the app private key matches the app public key"}
+	}
+	return nil
+}
+
 // verifyRequest checks a merchant's request signature. The SDKs disagree on
 // empty values (Java, PHP and Go leave them out, Node keeps them), so both
 // strings are tried; each is one that the merchant's key signed.
@@ -296,7 +310,12 @@ func (s *Sandbox) serveCashier(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		renderPage(w, http.StatusOK, cashierTemplate, s.trades.view(t))
+		v := s.trades.view(t)
+		if v.Status == "TRADE_CLOSED" && !v.Paid {
+			renderPage(w, http.StatusConflict, errorPageTemplate, errTradeClosed)
+			return
+		}
+		renderPage(w, http.StatusOK, cashierTemplate, v)
 	case action == "pay" && r.Method == http.MethodPost:
 		s.pay(w, r, t)
 	case action == "cancel" && r.Method == http.MethodPost:
@@ -323,8 +342,8 @@ func originOf(raw string) string {
 // pay completes the trade: the notification goes out (and again, until
 // the shop says success), the buyer goes back to return_url.
 func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
-	if !s.trades.markPaid(t, now()) {
-		renderPage(w, http.StatusConflict, errorPageTemplate, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"})
+	if ge := s.trades.markPaid(t, now()); ge != nil {
+		renderPage(w, http.StatusConflict, errorPageTemplate, ge)
 		return
 	}
 	s.logger.Info("sandbox: trade paid", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
@@ -396,7 +415,8 @@ func (s *Sandbox) notifyOnce(t *trade) error {
 
 // notification is the form body of a trade_status_sync notification, with
 // the fields Alipay sends, signed as Alipay signs it: sign_type and empty
-// values left out of the string.
+// values left out of the string. It tells of the payment: a retry sent
+// after a refund or a close still says TRADE_SUCCESS, as Alipay's does.
 func (s *Sandbox) notification(t *trade, at time.Time) (string, error) {
 	s.trades.mu.Lock()
 	p := map[string]string{
@@ -405,7 +425,7 @@ func (s *Sandbox) notification(t *trade, at time.Time) (string, error) {
 		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo,
 		"buyer_id": sandboxBuyerID, "buyer_logon_id": sandboxBuyerLogon,
 		"seller_id": sandboxSellerID, "seller_email": sandboxSellerEmail,
-		"trade_status": t.status, "total_amount": t.totalAmount, "receipt_amount": t.totalAmount,
+		"trade_status": "TRADE_SUCCESS", "total_amount": t.totalAmount, "receipt_amount": t.totalAmount,
 		"invoice_amount": t.totalAmount, "buyer_pay_amount": t.totalAmount, "point_amount": "0.00",
 		"subject": t.subject, "body": t.body, "passback_params": t.passback,
 		"gmt_create": Timestamp(t.created), "gmt_payment": Timestamp(t.paid),
@@ -455,6 +475,12 @@ type trade struct {
 	passback, quitURL, notifyURL, returnURL string
 	tradeNo, notifyID, status               string
 	created, paid                           time.Time
+
+	// OpenAPI state (sandbox_api.go): the refunds by out_request_no and
+	// their total in cents. alipay.trade.close makes an unpaid trade
+	// TRADE_CLOSED; a trade refunded in full is TRADE_CLOSED too.
+	refunds  map[string]*sandboxRefund
+	refunded int64
 }
 
 // tradeView is what the cashier page shows.
@@ -469,12 +495,17 @@ type tradeStore struct {
 	mu      sync.Mutex
 	byKey   map[string]*trade // app_id + out_trade_no
 	byCash  map[string]*trade // cashier id
+	byNo    map[string]*trade // trade_no
 	counter int64
 }
 
 func newTradeStore() *tradeStore {
-	return &tradeStore{byKey: map[string]*trade{}, byCash: map[string]*trade{}}
+	return &tradeStore{byKey: map[string]*trade{}, byCash: map[string]*trade{}, byNo: map[string]*trade{}}
 }
+
+// errTradeClosed refuses the cashier of a trade that alipay.trade.close
+// closed.
+var errTradeClosed = &gatewayError{"ACQ.TRADE_HAS_CLOSE", "交易已关闭: this trade was closed and can no longer be paid"}
 
 // open stores t, or returns the trade already opened for the same order.
 // Alipay refuses an order number reused for another amount or subject,
@@ -485,6 +516,8 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 	key := t.appID + "\x00" + t.outTradeNo
 	if old := ts.byKey[key]; old != nil {
 		switch {
+		case old.status == "TRADE_CLOSED" && old.paid.IsZero():
+			return nil, errTradeClosed
 		case old.status != "WAIT_BUYER_PAY":
 			return nil, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "交易已支付: this order is already paid"}
 		case old.totalAmount != t.totalAmount || old.subject != t.subject:
@@ -503,6 +536,7 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 	t.created = created
 	ts.byKey[key] = t
 	ts.byCash[t.id] = t
+	ts.byNo[t.tradeNo] = t
 	return t, nil
 }
 
@@ -512,23 +546,27 @@ func (ts *tradeStore) byID(id string) *trade {
 	return ts.byCash[id]
 }
 
-// markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS, once.
-func (ts *tradeStore) markPaid(t *trade, at time.Time) bool {
+// markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS, once; a paid or
+// closed trade is refused.
+func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if t.status != "WAIT_BUYER_PAY" {
-		return false
+	switch {
+	case !t.paid.IsZero():
+		return &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"}
+	case t.status != "WAIT_BUYER_PAY":
+		return errTradeClosed
 	}
 	t.status = "TRADE_SUCCESS"
 	t.paid = at
-	return true
+	return nil
 }
 
 func (ts *tradeStore) view(t *trade) tradeView {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	return tradeView{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
-		Amount: t.totalAmount, Status: t.status, Paid: t.status != "WAIT_BUYER_PAY"}
+		Amount: t.totalAmount, Status: t.status, Paid: !t.paid.IsZero()}
 }
 
 // Interface guards.

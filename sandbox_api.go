@@ -1,0 +1,420 @@
+package alipay
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// The sandbox's OpenAPI: alipay.trade.query, alipay.trade.refund,
+// alipay.trade.fastpay.refund.query and alipay.trade.close, answered from
+// the trades that its cashier made, as Alipay answers them:
+//
+//	{"<method with _ for .>_response":{"code":"10000","msg":"Success",...},"sign":"..."}
+//
+// signed with alipay_private_key over the exact bytes of the value, with
+// the request's sign_type. Business failures are signed too (code 40004,
+// sub_code ACQ.*); a request that fails the gateway's own checks (missing
+// parameters, unknown method, bad signature) gets an unsigned
+// {"error_response":{...}}. Every answer is HTTP 200, as Alipay's.
+
+// sandboxAPI is the OpenAPI methods the sandbox answers. Each runs under
+// the store's lock, with the request's app_id and biz_content.
+var sandboxAPI = map[string]func(ts *tradeStore, appID string, biz apiBiz, at time.Time) apiFields{
+	"alipay.trade.query":                (*tradeStore).apiQuery,
+	"alipay.trade.refund":               (*tradeStore).apiRefund,
+	"alipay.trade.fastpay.refund.query": (*tradeStore).apiRefundQuery,
+	"alipay.trade.close":                (*tradeStore).apiClose,
+}
+
+// A sandboxRefund is one alipay.trade.refund that moved money.
+type sandboxRefund struct {
+	outRequestNo, reason string
+	amount               int64 // cents
+	at                   time.Time
+}
+
+// isAPIRequest reports whether a gateway request is an OpenAPI call rather
+// than a page or WAP pay: a method is named and it is not one that opens a
+// cashier. When the parameters could not be read, the query's method
+// decides.
+func isAPIRequest(r *http.Request, params map[string]string) bool {
+	method := params["method"]
+	if params == nil {
+		method = r.URL.Query().Get("method")
+	}
+	_, pay := sandboxMethods[method]
+	return method != "" && !pay
+}
+
+// apiFields is a response value. It is written with code, msg, sub_code
+// and sub_msg first and the rest in key order, as Alipay writes them; a
+// value is a string, or anything else encoding/json writes (a list).
+type apiFields map[string]any
+
+var apiHeadKeys = []string{"code", "msg", "sub_code", "sub_msg"}
+
+// marshal writes f as compact JSON, HTML characters and Chinese as
+// themselves.
+func (f apiFields) marshal() ([]byte, error) {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		if !isHeadKey(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, k := range append(append([]string{}, apiHeadKeys...), keys...) {
+		v, ok := f[k]
+		if !ok {
+			continue
+		}
+		value, err := marshalNoEscape(v)
+		if err != nil {
+			return nil, err
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		key, _ := marshalNoEscape(k)
+		b.Write(key)
+		b.WriteByte(':')
+		b.Write(value)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func isHeadKey(k string) bool {
+	for _, h := range apiHeadKeys {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
+func apiSuccess(f apiFields) apiFields {
+	f["code"], f["msg"] = "10000", "Success"
+	return f
+}
+
+// bizFailed is a business failure: code 40004 with Alipay's sub_code.
+func bizFailed(subCode, subMsg string) apiFields {
+	return apiFields{"code": "40004", "msg": "Business Failed", "sub_code": subCode, "sub_msg": subMsg}
+}
+
+// invalidParameter is Alipay's answer to a bad business parameter.
+func invalidParameter(detail string) apiFields {
+	return bizFailed("ACQ.INVALID_PARAMETER", "参数无效: "+detail)
+}
+
+var errTradeNotExist = bizFailed("ACQ.TRADE_NOT_EXIST", "交易不存在")
+
+// gatewayFailure is an error_response: code 40001 for a missing common
+// parameter, 40002 for an invalid one.
+func gatewayFailure(code, subCode, subMsg string) apiFields {
+	msg := "Invalid Arguments"
+	if code == "40001" {
+		msg = "Missing Required Arguments"
+	}
+	return apiFields{"code": code, "msg": msg, "sub_code": subCode, "sub_msg": subMsg}
+}
+
+// The sub_code of each missing common parameter.
+var missingSubCodes = []struct{ param, subCode string }{
+	{"method", "isv.missing-method"},
+	{"app_id", "isv.missing-app-id"},
+	{"sign_type", "isv.missing-signature-type"},
+	{"sign", "isv.missing-signature"},
+	{"timestamp", "isv.missing-timestamp"},
+	{"version", "isv.missing-version"},
+	{"charset", "isv.missing-charset"},
+	{"biz_content", "isv.missing-biz-content"},
+}
+
+// serveAPI answers an OpenAPI call; perr is gatewayParams' error.
+func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr error) {
+	method := p["method"]
+	if f := s.checkAPIRequest(p, perr); f != nil {
+		s.logger.Warn("sandbox: api request refused", zap.String("method", method),
+			zap.Any("sub_code", f["sub_code"]), zap.Any("sub_msg", f["sub_msg"]))
+		writeErrorResponse(w, f)
+		return
+	}
+	var biz apiBiz
+	dec := json.NewDecoder(strings.NewReader(p["biz_content"]))
+	dec.UseNumber()
+	var f apiFields
+	if err := dec.Decode(&biz); err != nil || biz == nil || dec.More() {
+		f = invalidParameter("biz_content is not a JSON object")
+	} else {
+		s.trades.mu.Lock()
+		f = sandboxAPI[method](s.trades, p["app_id"], biz, now())
+		s.trades.mu.Unlock()
+	}
+	s.logger.Info("sandbox: api call", zap.String("method", method), zap.String("out_trade_no", biz.str("out_trade_no")),
+		zap.String("trade_no", biz.str("trade_no")), zap.Any("code", f["code"]), zap.Any("sub_code", f["sub_code"]))
+	value, err := f.marshal()
+	if err == nil {
+		var sign string
+		if sign, err = s.signers[p["sign_type"]].Sign(value); err == nil {
+			var b bytes.Buffer
+			b.WriteString(`{"`)
+			b.WriteString(strings.ReplaceAll(method, ".", "_"))
+			b.WriteString(`_response":`)
+			b.Write(value)
+			b.WriteString(`,"sign":"`)
+			b.WriteString(sign)
+			b.WriteString(`"}`)
+			writeAPIBody(w, b.Bytes())
+			return
+		}
+	}
+	s.logger.Error("sandbox: api response", zap.Error(err))
+	writeErrorResponse(w, apiFields{"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error", "sub_msg": "系统繁忙"})
+}
+
+// checkAPIRequest makes the gateway's checks of an OpenAPI call, those of
+// a pay request (checkRequest) and then the timestamp and format, and
+// returns the error_response of the first that fails.
+func (s *Sandbox) checkAPIRequest(p map[string]string, perr error) apiFields {
+	if perr != nil {
+		reason := perr.Error()
+		if ge, ok := perr.(*gatewayError); ok {
+			reason = ge.reason
+		}
+		return gatewayFailure("40002", "isv.invalid-parameter", reason)
+	}
+	for _, m := range missingSubCodes {
+		if p[m.param] == "" {
+			return gatewayFailure("40001", m.subCode, "缺少必选参数: "+m.param)
+		}
+	}
+	if sandboxAPI[p["method"]] == nil {
+		return gatewayFailure("40002", "isv.invalid-method", "不存在的方法名: the sandbox answers alipay.trade.query, alipay.trade.refund, alipay.trade.fastpay.refund.query and alipay.trade.close")
+	}
+	if ge := s.checkRequest(p); ge != nil {
+		switch ge.code {
+		case "invalid-signature":
+			return gatewayFailure("40002", "isv.invalid-signature",
+				"验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为："+string(RequestContent(p)))
+		case "missing-parameter":
+			return gatewayFailure("40001", "isv.missing-parameter", ge.reason)
+		default:
+			return gatewayFailure("40002", "isv."+ge.code, ge.reason)
+		}
+	}
+	if _, err := time.ParseInLocation(time.DateTime, p["timestamp"], chinaTime); err != nil {
+		return gatewayFailure("40002", "isv.invalid-timestamp", "非法的时间戳参数: timestamp must be yyyy-MM-dd HH:mm:ss")
+	}
+	if f := p["format"]; f != "" && !strings.EqualFold(f, "JSON") {
+		return gatewayFailure("40002", "isv.invalid-format", "无效的数据格式: format must be JSON")
+	}
+	return nil
+}
+
+// writeErrorResponse writes an unsigned error_response.
+func writeErrorResponse(w http.ResponseWriter, f apiFields) {
+	value, _ := f.marshal()
+	writeAPIBody(w, append(append([]byte(`{"error_response":`), value...), '}'))
+}
+
+func writeAPIBody(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// apiBiz is a request's biz_content, numbers kept as written.
+type apiBiz map[string]any
+
+// str returns a string field, or a number as written ("" otherwise).
+func (b apiBiz) str(k string) string {
+	switch v := b[k].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	}
+	return ""
+}
+
+// find returns the app's trade named by trade_no or, failing that,
+// out_trade_no (both given: they must name the same trade), or the
+// failure to answer. The caller holds the lock.
+func (ts *tradeStore) find(appID string, biz apiBiz) (*trade, apiFields) {
+	outTradeNo, tradeNo := biz.str("out_trade_no"), biz.str("trade_no")
+	var t *trade
+	switch {
+	case tradeNo != "":
+		t = ts.byNo[tradeNo]
+		if t != nil && (t.appID != appID || (outTradeNo != "" && outTradeNo != t.outTradeNo)) {
+			t = nil
+		}
+	case outTradeNo != "":
+		t = ts.byKey[appID+"\x00"+outTradeNo]
+	default:
+		return nil, invalidParameter("out_trade_no or trade_no is required")
+	}
+	if t == nil {
+		return nil, errTradeNotExist
+	}
+	return t, nil
+}
+
+// closedUnpaid is a trade that alipay.trade.close closed.
+func (t *trade) closedUnpaid() bool { return t.status == "TRADE_CLOSED" && t.paid.IsZero() }
+
+// apiQuery answers alipay.trade.query.
+func (ts *tradeStore) apiQuery(appID string, biz apiBiz, _ time.Time) apiFields {
+	t, fail := ts.find(appID, biz)
+	if fail != nil {
+		// Alipay's TRADE_NOT_EXIST carries zero amounts and the order number.
+		for _, k := range []string{"buyer_pay_amount", "invoice_amount", "point_amount", "receipt_amount"} {
+			fail[k] = "0.00"
+		}
+		if n := biz.str("out_trade_no"); n != "" {
+			fail["out_trade_no"] = n
+		}
+		return fail
+	}
+	total := formatCents(parseCents(t.totalAmount))
+	f := apiSuccess(apiFields{
+		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "trade_status": t.status,
+		"total_amount": total, "subject": t.subject, "point_amount": "0.00",
+		"buyer_pay_amount": "0.00", "invoice_amount": "0.00", "receipt_amount": "0.00",
+	})
+	if !t.paid.IsZero() {
+		f["buyer_pay_amount"], f["invoice_amount"], f["receipt_amount"] = total, total, total
+		f["buyer_logon_id"], f["buyer_user_id"] = sandboxBuyerLogon, sandboxBuyerID
+		f["send_pay_date"] = Timestamp(t.paid)
+		f["fund_bill_list"] = []map[string]string{{"amount": total, "fund_channel": "ALIPAYACCOUNT"}}
+	}
+	return f
+}
+
+// apiRefund answers alipay.trade.refund. An out_request_no already
+// refunded is not refunded again: the answer is the same, with
+// fund_change N.
+func (ts *tradeStore) apiRefund(appID string, biz apiBiz, at time.Time) apiFields {
+	t, fail := ts.find(appID, biz)
+	if fail != nil {
+		return fail
+	}
+	amountText := biz.str("refund_amount")
+	if amountText == "" {
+		return invalidParameter("refund_amount is required")
+	}
+	if _, err := amountClaim(json.RawMessage(strconv.Quote(amountText))); err != nil {
+		return invalidParameter("refund_amount must be yuan with at most 2 decimals, from 0.01")
+	}
+	amount := parseCents(amountText)
+	reqNo := biz.str("out_request_no")
+	if reqNo == "" {
+		reqNo = t.outTradeNo // Alipay's default: one refund per trade
+	}
+	if len(reqNo) > 64 {
+		return invalidParameter("out_request_no is longer than 64 characters")
+	}
+	total := parseCents(t.totalAmount)
+	fundChange := "N"
+	r := t.refunds[reqNo]
+	switch {
+	case r != nil && r.amount != amount:
+		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: out_request_no "+reqNo+" already refunded "+
+			formatCents(r.amount)+"; a retry must ask for the same refund_amount, a new refund needs a new out_request_no")
+	case r != nil:
+		// A retry: the same answer, no money moves.
+	case t.status == "WAIT_BUYER_PAY":
+		return bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: the trade is not paid")
+	case t.status == "TRADE_CLOSED":
+		return bizFailed("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+	case t.refunded+amount > total:
+		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: "+formatCents(t.refunded)+" of "+
+			formatCents(total)+" already refunded")
+	default:
+		r = &sandboxRefund{outRequestNo: reqNo, reason: biz.str("refund_reason"), amount: amount, at: at}
+		if t.refunds == nil {
+			t.refunds = map[string]*sandboxRefund{}
+		}
+		t.refunds[reqNo] = r
+		t.refunded += amount
+		if t.refunded == total {
+			t.status = "TRADE_CLOSED"
+		}
+		fundChange = "Y"
+	}
+	return apiSuccess(apiFields{
+		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo,
+		"buyer_logon_id": sandboxBuyerLogon, "buyer_user_id": sandboxBuyerID,
+		"fund_change": fundChange, "refund_fee": formatCents(t.refunded),
+		"send_back_fee": formatCents(r.amount), "gmt_refund_pay": Timestamp(r.at),
+	})
+}
+
+// apiRefundQuery answers alipay.trade.fastpay.refund.query. A refund it
+// does not know is a success with no refund fields, as at Alipay.
+func (ts *tradeStore) apiRefundQuery(appID string, biz apiBiz, _ time.Time) apiFields {
+	t, fail := ts.find(appID, biz)
+	if fail != nil {
+		return fail
+	}
+	reqNo := biz.str("out_request_no")
+	if reqNo == "" {
+		return invalidParameter("out_request_no is required (the out_trade_no, for a refund made without one)")
+	}
+	r := t.refunds[reqNo]
+	if r == nil {
+		return apiSuccess(apiFields{})
+	}
+	f := apiSuccess(apiFields{
+		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "out_request_no": reqNo,
+		"total_amount": formatCents(parseCents(t.totalAmount)), "refund_amount": formatCents(r.amount),
+		"refund_status": "REFUND_SUCCESS", "gmt_refund_pay": Timestamp(r.at),
+	})
+	if r.reason != "" {
+		f["refund_reason"] = r.reason
+	}
+	return f
+}
+
+// apiClose answers alipay.trade.close: an unpaid trade becomes
+// TRADE_CLOSED and its cashier refuses to pay. Closing it again is a
+// success; closing a paid trade is refused.
+func (ts *tradeStore) apiClose(appID string, biz apiBiz, _ time.Time) apiFields {
+	t, fail := ts.find(appID, biz)
+	if fail != nil {
+		return fail
+	}
+	switch {
+	case t.status == "WAIT_BUYER_PAY":
+		t.status = "TRADE_CLOSED"
+	case !t.closedUnpaid():
+		return bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: a paid trade cannot be closed; refund it")
+	}
+	return apiSuccess(apiFields{"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo})
+}
+
+// parseCents reads an amount that amountClaim accepted.
+func parseCents(s string) int64 {
+	whole, frac, _ := strings.Cut(s, ".")
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	f, _ := strconv.ParseInt((frac + "00")[:2], 10, 64)
+	return w*100 + f
+}
+
+// formatCents writes cents as yuan with two decimals.
+func formatCents(c int64) string {
+	return strconv.FormatInt(c/100, 10) + "." + strconv.FormatInt(c%100/10, 10) + strconv.FormatInt(c%10, 10)
+}
