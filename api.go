@@ -134,7 +134,7 @@ func readBizContent(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // biz_content in the form body, as the SDKs' exec does) and returns the
 // response once its signature holds.
 func (h *Handler) callAPI(ctx context.Context, method string, bizContent []byte) (*Response, error) {
-	params := OpenAPIParams(h.AppID, method, h.signer.SignType(), bizContent, now())
+	params := h.requestParams(method, bizContent, now())
 	if err := SignParams(h.signer, params); err != nil {
 		return nil, err
 	}
@@ -187,6 +187,11 @@ func (h *Handler) callAPI(ctx context.Context, method string, bizContent []byte)
 			}
 		}
 		return nil, &apiError{status: http.StatusBadGateway, msg: "the gateway refused the call (error_response)", fields: out}
+	}
+	if h.alipayCertSN != "" && resp.CertSN != h.alipayCertSN {
+		// Alipay rotated its certificate, or someone else answered: either
+		// way the old key must not vouch for this.
+		return nil, &apiError{status: http.StatusBadGateway, msg: "the answer names another Alipay certificate (alipay_cert_sn); download Alipay's current alipayCertPublicKey_RSA2.crt"}
 	}
 	if err := resp.Verify(h.verifier); err != nil {
 		return nil, &apiError{status: http.StatusBadGateway, msg: "the gateway's answer is not signed by Alipay"}

@@ -52,6 +52,12 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, answer(params["method"], biz))
 }
 
+func (g *fakeGateway) setAnswer(f func(method string, biz map[string]any) string) {
+	g.mu.Lock()
+	g.answer = f
+	g.mu.Unlock()
+}
+
 // signedBody is a response body signed as Alipay signs it.
 func signedBody(t testing.TB, method, value string) string {
 	sign, err := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2).Sign([]byte(value))
@@ -93,7 +99,7 @@ const queryValue = `{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCES
 
 func TestAPIVerifiedAnswer(t *testing.T) {
 	h, g := newAPIWorld(t, nil)
-	g.answer = func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) }
+	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) })
 	next := &upstream{status: 200}
 	w := serve(t, h, next, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, 5*time.Minute), `{"out_trade_no": "A1"}`))
 	require.Equal(t, 200, w.Code, w.Body.String())
@@ -105,7 +111,7 @@ func TestAPIVerifiedAnswer(t *testing.T) {
 
 	// A business failure that Alipay signed is an answer like any other.
 	failure := `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}`
-	g.answer = func(method string, biz map[string]any) string { return signedBody(t, method, failure) }
+	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, failure) })
 	w = serve(t, h, next, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"X"}`))
 	assert.Equal(t, 200, w.Code)
 	assert.Equal(t, failure, w.Body.String())
@@ -133,7 +139,7 @@ func TestAPIUntrustedAnswers(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			g.answer = func(string, map[string]any) string { time.Sleep(c.delay); return c.body }
+			g.setAnswer(func(string, map[string]any) string { time.Sleep(c.delay); return c.body })
 			w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"A1"}`))
 			assert.Equal(t, c.status, w.Code)
 			assert.Contains(t, w.Body.String(), c.want)
@@ -152,7 +158,7 @@ func TestAPIUntrustedAnswers(t *testing.T) {
 
 func TestAPIRefused(t *testing.T) {
 	h, g := newAPIWorld(t, func(h *Handler) { h.APIMethods = []string{"alipay.trade.query", "alipay.trade.refund"} })
-	g.answer = func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) }
+	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) })
 	good := bearer(t, 5*time.Minute)
 	cases := map[string]struct {
 		method, path, token, body string
@@ -203,11 +209,11 @@ func TestQueryOnReturn(t *testing.T) {
 		"not found":  {signedBody(t, "alipay.trade.query", `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST"}`), ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			g.answer = func(method string, biz map[string]any) string {
+			g.setAnswer(func(method string, biz map[string]any) string {
 				assert.Equal(t, "alipay.trade.query", method)
 				assert.Equal(t, "20240520131415000001", biz["out_trade_no"])
 				return c.answer
-			}
+			})
 			next := &upstream{status: 200}
 			w := serve(t, h, next, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u.RawQuery, nil))
 			require.Equal(t, 200, w.Code)

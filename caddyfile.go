@@ -43,6 +43,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    forward_return     <path>
 //	    api_methods        <method...>
 //	    query_on_return    [on|off]
+//	    app_cert           <file or inline PEM>
+//	    alipay_cert        <file or inline PEM>
+//	    alipay_root_cert   <file or inline PEM>
 //	}
 //
 // Each subdirective may appear once; all but api_methods and
@@ -65,6 +68,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"seller_id":         &h.SellerID,
 		"forward_notify":    &h.ForwardNotify,
 		"forward_return":    &h.ForwardReturn,
+		"app_cert":          &h.AppCert,
+		"alipay_cert":       &h.AlipayCert,
+		"alipay_root_cert":  &h.AlipayRootCert,
 	}
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {

@@ -66,6 +66,20 @@ func escapeDNValue(v string) string {
 	return b.String()
 }
 
+// ParseCertificate reads the first certificate of PEM material.
+func ParseCertificate(material []byte) (*x509.Certificate, error) {
+	for {
+		var block *pem.Block
+		block, material = pem.Decode(material)
+		if block == nil {
+			return nil, errors.New("no PEM CERTIFICATE found")
+		}
+		if block.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(block.Bytes)
+		}
+	}
+}
+
 // rsaSignatureOID is the arc of the RSA signature algorithms
 // (1.2.840.113549.1.1.*), the ones that count in a root's serial number.
 var rsaSignatureOID = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1}

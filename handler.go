@@ -116,7 +116,7 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	}
 	ev.outTradeNo, ev.totalAmount = order.OutTradeNo, order.TotalAmount
 
-	params := OpenAPIParams(h.AppID, order.Method(), h.signer.SignType(), order.BizContent(), t)
+	params := h.requestParams(order.Method(), order.BizContent(), t)
 	params["notify_url"] = h.callbackURL(r, h.NotifyURL, h.notifyPath)
 	params["return_url"] = h.callbackURL(r, h.ReturnURL, h.returnPath)
 	if err := SignParams(h.signer, params); err != nil {
@@ -134,6 +134,17 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, target, http.StatusFound)
 	return nil
+}
+
+// requestParams are the common parameters of a request for method: those
+// of every OpenAPI call, and in certificate mode the serial numbers.
+func (h *Handler) requestParams(method string, bizContent []byte, t time.Time) map[string]string {
+	params := OpenAPIParams(h.AppID, method, h.signer.SignType(), bizContent, t)
+	if h.appCertSN != "" {
+		params["app_cert_sn"] = h.appCertSN
+		params["alipay_root_cert_sn"] = h.rootCertSN
+	}
+	return params
 }
 
 // callbackURL is the configured URL, or the one on this site.

@@ -7,6 +7,7 @@ package alipay
 
 import (
 	"crypto/rsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -48,8 +49,19 @@ type Handler struct {
 
 	// Alipay's public key as the open platform console shows it (not the
 	// app's own public key): a file path, or inline PEM (PKIX or PKCS#1)
-	// or bare base64. Required.
+	// or bare base64. Required, unless the app uses certificate mode.
 	AlipayPublicKey string `json:"alipay_public_key,omitempty"`
+
+	// Certificate mode (公钥证书模式): the app's certificate
+	// (appCertPublicKey_<app_id>.crt), Alipay's
+	// (alipayCertPublicKey_RSA2.crt) and Alipay's root
+	// (alipayRootCert.crt), each a file path or inline PEM. All three or
+	// none; with them, alipay_public_key is not used: Alipay's key comes
+	// from alipay_cert, and every request carries app_cert_sn and
+	// alipay_root_cert_sn.
+	AppCert        string `json:"app_cert,omitempty"`
+	AlipayCert     string `json:"alipay_cert,omitempty"`
+	AlipayRootCert string `json:"alipay_root_cert,omitempty"`
 
 	// The secret shared with the upstream shop: it signs pay tokens with
 	// it and checks X-Alipay-Token with it. At least 32 bytes. Required.
@@ -110,6 +122,10 @@ type Handler struct {
 	logger     *zap.Logger
 	metrics    *eventMetrics
 
+	// Certificate mode: the serial numbers that requests carry, and the
+	// one Alipay's responses must name. Empty otherwise.
+	appCertSN, rootCertSN, alipayCertSN string
+
 	// The keys' public halves, kept between Provision and Validate.
 	appPublic    *rsa.PublicKey
 	alipayPublic *rsa.PublicKey
@@ -136,7 +152,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	for _, f := range []*string{&h.AppID, &h.AppPrivateKey, &h.AlipayPublicKey, &h.Secret,
 		&h.SignType, &h.Gateway, &h.Prefix, &h.NotifyURL, &h.ReturnURL, &h.SellerID,
-		&h.ForwardNotify, &h.ForwardReturn} {
+		&h.ForwardNotify, &h.ForwardReturn, &h.AppCert, &h.AlipayCert, &h.AlipayRootCert} {
 		*f = strings.TrimSpace(repl.ReplaceKnown(*f, ""))
 	}
 	if h.SignType == "" {
@@ -190,12 +206,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.appPublic = &appKey.PublicKey
 
-	material, err = keyMaterial(h.AlipayPublicKey)
-	if err != nil {
-		return configError("alipay_public_key", err)
-	}
-	if h.alipayPublic, err = ParsePublicKey(material); err != nil {
-		return configError("alipay_public_key", err)
+	if h.AppCert != "" || h.AlipayCert != "" || h.AlipayRootCert != "" {
+		if err := h.provisionCerts(); err != nil {
+			return err
+		}
+	} else {
+		material, err = keyMaterial(h.AlipayPublicKey)
+		if err != nil {
+			return configError("alipay_public_key", err)
+		}
+		if h.alipayPublic, err = ParsePublicKey(material); err != nil {
+			return configError("alipay_public_key", err)
+		}
 	}
 	if h.verifier, err = NewRSAVerifier(h.alipayPublic, h.SignType); err != nil {
 		return configError("sign_type", err)
@@ -203,6 +225,53 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	if h.metrics, err = newEventMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
+	}
+	return nil
+}
+
+// provisionCerts reads the three certificates of certificate mode: the
+// serial numbers, and Alipay's public key from alipay_cert.
+func (h *Handler) provisionCerts() error {
+	if h.AlipayPublicKey != "" {
+		return configError("alipay_public_key", errors.New("not used in certificate mode: Alipay's key comes from alipay_cert; remove one"))
+	}
+	certs := map[string]*x509.Certificate{}
+	for _, c := range []struct{ setting, value string }{{"app_cert", h.AppCert}, {"alipay_cert", h.AlipayCert}} {
+		if c.value == "" {
+			return configError(c.setting, errors.New("required in certificate mode (app_cert, alipay_cert and alipay_root_cert go together)"))
+		}
+		material, err := keyMaterial(c.value)
+		if err != nil {
+			return configError(c.setting, err)
+		}
+		cert, err := ParseCertificate(material)
+		if err != nil {
+			return configError(c.setting, err)
+		}
+		certs[c.setting] = cert
+	}
+	if h.AlipayRootCert == "" {
+		return configError("alipay_root_cert", errors.New("required in certificate mode (app_cert, alipay_cert and alipay_root_cert go together)"))
+	}
+	material, err := keyMaterial(h.AlipayRootCert)
+	if err != nil {
+		return configError("alipay_root_cert", err)
+	}
+	if h.rootCertSN, err = RootCertSN(material); err != nil {
+		return configError("alipay_root_cert", err)
+	}
+	if h.appCertSN, err = CertSN(certs["app_cert"]); err != nil {
+		return configError("app_cert", err)
+	}
+	if h.alipayCertSN, err = CertSN(certs["alipay_cert"]); err != nil {
+		return configError("alipay_cert", err)
+	}
+	appKey, ok := certs["app_cert"].PublicKey.(*rsa.PublicKey)
+	if !ok || !appKey.Equal(h.appPublic) {
+		return configError("app_cert", errors.New("does not certify the public key of app_private_key"))
+	}
+	if h.alipayPublic, ok = certs["alipay_cert"].PublicKey.(*rsa.PublicKey); !ok {
+		return configError("alipay_cert", errors.New("does not hold an RSA key"))
 	}
 	return nil
 }
@@ -236,6 +305,9 @@ func (h *Handler) Validate() error {
 		}
 	}
 	if h.alipayPublic.Equal(h.appPublic) {
+		if h.alipayCertSN != "" {
+			return configError("alipay_cert", errors.New("certifies the app's own key, not Alipay's"))
+		}
 		return configError("alipay_public_key", errors.New("this is the app's own public key; use the Alipay public key that the open platform shows for the app"))
 	}
 	if err := checkGateway(h.gatewayURL); err != nil {
