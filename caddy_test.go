@@ -416,6 +416,7 @@ func TestCaddySandbox(t *testing.T) {
 			alipay_public_key %s
 			secret {env.TEST_ALIPAY_SECRET}
 			gateway http://127.0.0.1:9081/gateway.do
+			query_on_return on
 		}
 		reverse_proxy %s
 	}
@@ -442,6 +443,16 @@ func TestCaddySandbox(t *testing.T) {
 	back := resp.Header.Get("Location")
 	require.True(t, strings.HasPrefix(back, "http://localhost:9080/alipay/return?"), back)
 	tester.AssertGetResponse(back, 200, "shop saw /alipay/return")
+	s.mu.Lock()
+	returns := 0
+	for _, r := range s.requests {
+		if r.path == "/alipay/return" {
+			returns++
+			assert.Equal(t, "TRADE_SUCCESS", r.claims["trade_status"], "query_on_return asked the sandbox")
+		}
+	}
+	s.mu.Unlock()
+	assert.Equal(t, 1, returns)
 
 	require.Eventually(t, func() bool {
 		s.mu.Lock()
@@ -462,4 +473,57 @@ func TestCaddySandbox(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, notifies, "answered success at once: no retry")
+
+	// The shop's API, through the sidecar, against the sandbox's state.
+	api := func(method, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest("POST", "http://localhost:9080/alipay/api/"+method, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
+		resp, err := tester.Client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var v map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+		return resp.StatusCode, v
+	}
+	code, v := api("alipay.trade.query", `{"out_trade_no":"SBX1"}`)
+	require.Equal(t, 200, code, v)
+	assert.Equal(t, "TRADE_SUCCESS", v["trade_status"])
+	assert.Equal(t, "66.60", v["total_amount"])
+
+	_, v = api("alipay.trade.refund", `{"out_trade_no":"SBX1","refund_amount":"10.00","out_request_no":"R1"}`)
+	assert.Equal(t, map[string]any{"code": "10000", "fund_change": "Y", "refund_fee": "10.00"}, pick(v, "code", "fund_change", "refund_fee"))
+	_, v = api("alipay.trade.refund", `{"out_trade_no":"SBX1","refund_amount":"10.00","out_request_no":"R1"}`)
+	assert.Equal(t, map[string]any{"code": "10000", "fund_change": "N", "refund_fee": "10.00"}, pick(v, "code", "fund_change", "refund_fee"), "a retry refunds once")
+	_, v = api("alipay.trade.refund", `{"out_trade_no":"SBX1","refund_amount":"56.61","out_request_no":"R2"}`)
+	assert.Equal(t, "40004", v["code"], "more than is left")
+	_, v = api("alipay.trade.refund", `{"out_trade_no":"SBX1","refund_amount":"56.60","out_request_no":"R2"}`)
+	assert.Equal(t, map[string]any{"code": "10000", "fund_change": "Y", "refund_fee": "66.60"}, pick(v, "code", "fund_change", "refund_fee"))
+	_, v = api("alipay.trade.fastpay.refund.query", `{"out_trade_no":"SBX1","out_request_no":"R1"}`)
+	assert.Equal(t, "10.00", v["refund_amount"])
+	_, v = api("alipay.trade.query", `{"out_trade_no":"SBX1"}`)
+	assert.Equal(t, "TRADE_CLOSED", v["trade_status"], "refunded in full")
+
+	// Close a trade that was opened but never paid.
+	tok = payToken(t, map[string]any{"out_trade_no": "SBX2", "total_amount": "1.00", "subject": "unpaid"})
+	resp, _ = getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
+	getStatus(t, tester, resp.Header.Get("Location"), 302)
+	_, v = api("alipay.trade.close", `{"out_trade_no":"SBX2"}`)
+	assert.Equal(t, "10000", v["code"])
+	_, v = api("alipay.trade.query", `{"out_trade_no":"SBX2"}`)
+	assert.Equal(t, "TRADE_CLOSED", v["trade_status"])
+
+	code, v = api("alipay.trade.refund", `{"out_trade_no":"SBX1","refund_amount":"1.00"}`)
+	assert.Equal(t, 400, code, "a refund without out_request_no never leaves Caddy")
+	assert.Contains(t, v["error"], "out_request_no")
+}
+
+// pick returns the named fields of v.
+func pick(v map[string]any, keys ...string) map[string]any {
+	out := map[string]any{}
+	for _, k := range keys {
+		out[k] = v[k]
+	}
+	return out
 }
