@@ -32,6 +32,17 @@ import (
 
 const adminURL = "http://localhost:2999"
 
+// globalOptions start every test Caddyfile: caddytest's admin address,
+// unprivileged ports, a quick shutdown, metrics on.
+const globalOptions = `{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	metrics
+}
+`
+
 func TestMain(m *testing.M) {
 	// Caddy's storage and autosave go to a throwaway place, not ~/.
 	tmp, err := os.MkdirTemp("", "caddy-alipay-test")
@@ -139,13 +150,7 @@ func startCaddy(t *testing.T) (*caddytest.Tester, *shop) {
 	t.Cleanup(srv.Close)
 	tester := caddytest.NewTester(t)
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(fmt.Sprintf(`{
-		admin localhost:2999
-		http_port 9080
-		https_port 9443
-		grace_period 1ns
-		metrics
-	}
+	tester.InitServer(fmt.Sprintf(globalOptions+`
 	http://localhost:9080 {
 		alipay {
 			app_id %s
@@ -288,12 +293,7 @@ func TestCaddyNotifyWithoutShop(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("TEST_ALIPAY_SECRET", testSecret)
 			tester := caddytest.NewTester(t)
-			tester.InitServer(fmt.Sprintf(`{
-				admin localhost:2999
-				http_port 9080
-				https_port 9443
-				grace_period 1ns
-			}
+			tester.InitServer(fmt.Sprintf(globalOptions+`
 			http://localhost:9080 {
 				alipay {
 					app_id %s
@@ -313,11 +313,7 @@ func TestCaddyNotifyWithoutShop(t *testing.T) {
 func TestCaddyConfigErrors(t *testing.T) {
 	startCaddy(t) // a running Caddy to load into
 	site := func(block string) string {
-		return fmt.Sprintf(`{
-			admin localhost:2999
-			http_port 9080
-			https_port 9443
-		}
+		return fmt.Sprintf(globalOptions+`
 		http://localhost:9080 {
 			alipay {
 				%s
@@ -403,12 +399,7 @@ func TestCaddySandbox(t *testing.T) {
 	t.Cleanup(srv.Close)
 	tester := caddytest.NewTester(t)
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(fmt.Sprintf(`{
-		admin localhost:2999
-		http_port 9080
-		https_port 9443
-		grace_period 1ns
-	}
+	tester.InitServer(fmt.Sprintf(globalOptions+`
 	http://localhost:9080 {
 		alipay {
 			app_id %s
