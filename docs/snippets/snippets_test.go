@@ -49,6 +49,7 @@ var snippetFiles = []string{
 	"pay_token.py", "verify_token.py", "verify_token_pyjwt.py",
 	"pay_token.js", "verify_token.js",
 	"go/shoptoken/shoptoken.go",
+	"api_call.php", "api_call.py", "api_call.js", "go/shoptoken/api.go",
 }
 
 // order is a pay order as the shop writes it into the token.
@@ -527,7 +528,7 @@ func TestPHPLint(t *testing.T) {
 	if php == "" {
 		missing(t, "php: interpreter not found")
 	}
-	for _, f := range []string{"verify_token_firebase.php", "pay_token.php", "verify_token.php", "drivers/driver.php", "drivers/driver_firebase.php"} {
+	for _, f := range []string{"verify_token_firebase.php", "pay_token.php", "verify_token.php", "drivers/driver.php", "drivers/driver_firebase.php", "api_call.php", "drivers/api_driver.php"} {
 		out, err := exec.Command(php, "-l", f).CombinedOutput()
 		assert.NoError(t, err, "php -l %s: %s", f, out)
 	}
