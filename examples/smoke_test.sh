@@ -6,8 +6,9 @@
 #   bash examples/smoke_test.sh python
 #   bash examples/smoke_test.sh php
 #
-# Starts the shop on a free loopback port with a temporary database, runs
-# the checks, stops the shop. Exits non-zero if any check fails.
+# Starts the shop on a free loopback port with a temporary database, and a
+# fake of the sidecar's API (POST /alipay/api/alipay.trade.refund) on another,
+# runs the checks, stops both. Exits non-zero if any check fails.
 # Needs bash, curl, python3 (and php with pdo_sqlite for the PHP shop).
 set -uo pipefail
 
@@ -20,9 +21,11 @@ esac
 
 tmp=$(mktemp -d)
 pid=
+apipid=
 cleanup() {
   local status=$?
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  if [ -n "$apipid" ]; then kill "$apipid" 2>/dev/null; wait "$apipid" 2>/dev/null; fi
   rm -rf "$tmp"
   exit "$status"
 }
@@ -33,6 +36,73 @@ export ALIPAY_APP_ID=2021000000000001
 export SHOP_DB=$tmp/shop.db
 export SHOP_PAY_TTL=600
 export PYTHONDONTWRITEBYTECODE=1
+
+# The fake sidecar API: checks the bearer JWT (HS256 with the secret, exp at
+# most 10 minutes ahead, as Caddy does), logs each call to api.log, and
+# answers alipay.trade.refund as Alipay does: fund_change Y the first time for
+# an out_request_no, N after. Orders listed in api502 get a 502 {"error"},
+# those in api40004 a business failure.
+cat >"$tmp/fake_api.py" <<'PY'
+import base64, hashlib, hmac, json, os, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+tmp, secret = sys.argv[1], os.environ["SHOP_SECRET"]
+seen, lock = set(), threading.Lock()
+
+def b64d(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+def listed(name, no):
+    try: return no in open(os.path.join(tmp, name)).read().split()
+    except FileNotFoundError: return False
+
+def token_ok(auth):
+    try:
+        head, body, sig = auth.removeprefix("Bearer ").split(".")
+        mac = base64.urlsafe_b64encode(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()).rstrip(b"=")
+        exp = json.loads(b64d(body))["exp"]
+        return (auth.startswith("Bearer ") and hmac.compare_digest(mac, sig.encode())
+                and json.loads(b64d(head))["alg"] == "HS256" and time.time() < exp <= time.time() + 600)
+    except Exception:
+        return False
+
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def answer(self, code, doc):
+        b = json.dumps(doc).encode()
+        self.send_response(code); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try: biz = json.loads(raw)
+        except ValueError: biz = None
+        ok = token_ok(self.headers.get("Authorization", ""))
+        with lock, open(os.path.join(tmp, "api.log"), "a") as f:
+            f.write(json.dumps({"path": self.path, "auth": ok, "biz": biz}) + "\n")
+        if not ok:
+            return self.answer(401, {"error": "invalid or expired bearer token"})
+        if self.path != "/alipay/api/alipay.trade.refund":
+            return self.answer(404, {"error": "no such API method"})
+        if not isinstance(biz, dict) or not biz.get("out_request_no"):
+            return self.answer(400, {"error": "alipay.trade.refund needs an out_request_no"})
+        no = biz.get("out_trade_no", "")
+        if listed("api502", no):
+            return self.answer(502, {"error": "the gateway could not be reached"})
+        if listed("api40004", no):
+            return self.answer(200, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_HAS_CLOSE", "sub_msg": "交易已经关闭"})
+        with lock:
+            first = biz["out_request_no"] not in seen
+            seen.add(biz["out_request_no"])
+        self.answer(200, {"code": "10000", "msg": "Success", "out_trade_no": no, "fund_change": "Y" if first else "N",
+                          "refund_fee": biz.get("refund_amount")})
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(os.path.join(tmp, "api.port.tmp"), "w").write(str(srv.server_address[1]))
+os.rename(os.path.join(tmp, "api.port.tmp"), os.path.join(tmp, "api.port"))
+srv.serve_forever()
+PY
+python3 "$tmp/fake_api.py" "$tmp" 2>"$tmp/api.err" &
+apipid=$!
+for _ in $(seq 100); do [ -s "$tmp/api.port" ] && break; sleep 0.1; done
+export SHOP_SIDECAR_URL=http://127.0.0.1:$(cat "$tmp/api.port")/
+
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
 
@@ -153,11 +223,11 @@ req POST /orders -d 'product=mug&total_amount=0.01'
 status_is "POST /orders redirects" 303
 A=$(location | sed -n 's#^/orders/##p')
 check "out_trade_no is 1 to 64 letters or digits ($A)" bash -c "[[ '$A' =~ ^[A-Za-z0-9]{1,64}$ ]]"
-json_is "new order: unpaid, amount from the server" "$A" out_trade_no="\"$A\"" total_amount='"9.90"' status='"unpaid"' notifications=0 notify_calls=0 paid_at=null
+json_is "new order: unpaid, amount from the server" "$A" out_trade_no="\"$A\"" total_amount='"9.90"' status='"unpaid"' notifications=0 notify_calls=0 paid_at=null refund_fee=null
 
 req GET "/orders/$A"
 status_is "order page answers" 200
-check "order page: status unpaid" has '<strong id="status">unpaid</strong>'
+check "order page: status unpaid, no refund button" bash -c "grep -q '<strong id=\"status\">unpaid</strong>' '$tmp/body' && ! grep -q 'id=\"refund\"' '$tmp/body'"
 check "order page: no refresh before a return" bash -c "! grep -q 'http-equiv=\"refresh\"' '$tmp/body'"
 paytok=$(sed -n 's#.*id="pay" href="/alipay/pay?token=\([^"]*\)".*#\1#p' "$tmp/body")
 if claims=$(tok check-pay --token "$paytok" 2>&1); then
@@ -201,6 +271,7 @@ status_is "TRADE_FINISHED after TRADE_SUCCESS" 200
 json_is "TRADE_FINISHED: still paid once" "$A" status='"paid"' notifications=1 notify_calls=3
 req GET "/orders/$A"
 check "order page: status paid, no pay link" bash -c "grep -q '<strong id=\"status\">paid</strong>' '$tmp/body' && ! grep -q 'id=\"pay\"' '$tmp/body'"
+check "order page: a refund button posting to /orders/<no>/refund" bash -c "grep -q 'action=\"/orders/$A/refund\"' '$tmp/body' && grep -q 'id=\"refund\"' '$tmp/body'"
 
 # --- notify: amounts, statuses, unknown orders ----------------------------------
 B=$(new_order tea)
@@ -247,10 +318,71 @@ notify "$(tok make --jti N8 out_trade_no="$C" total_amount=0.01 trade_status=TRA
 req GET "/orders/$C"
 check "paid after the notify: no refresh" bash -c "grep -q '<strong id=\"status\">paid</strong>' '$tmp/body' && ! grep -q 'http-equiv' '$tmp/body'"
 
+# --- refunds through the (fake) sidecar API ------------------------------------
+# calls NO: the out_request_no of each API call for order NO, one a line
+calls() { python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    c = json.loads(l)
+    if (c["biz"] or {}).get("out_trade_no") == sys.argv[2]: print(c["biz"].get("out_request_no"))' "$tmp/api.log" "$1" 2>/dev/null; }
+touch "$tmp/api.log"
+
+U=$(new_order mug)
+req POST "/orders/$U/refund"
+status_is "refund of an unpaid order refused by the shop" 409
+check "unpaid: the page says why" has 'id="refund-error"'
+check "unpaid: no API call" test ! -s "$tmp/api.log"
+json_is "unpaid: still unpaid" "$U" status='"unpaid"' refund_fee=null
+req POST /orders/NOSUCHORDER/refund
+status_is "refund of an unknown order" 404
+
+req POST "/orders/$A/refund"
+status_is "refund of a paid order" 303
+check "refund redirects to the order" bash -c "[ '$(location)' = '/orders/$A' ]"
+json_is "refunded: status refunded, refund_fee" "$A" status='"refunded"' refund_fee='"9.90"' notifications=1
+check "refund: one call, out_request_no <no>-R1, full amount, good bearer token" python3 -c "import json, sys
+c = [json.loads(l) for l in open('$tmp/api.log')]
+sys.exit(not (len(c) == 1 and c[0]['path'] == '/alipay/api/alipay.trade.refund' and c[0]['auth']
+  and c[0]['biz'] == {'out_trade_no': '$A', 'refund_amount': '9.90', 'out_request_no': '$A-R1'}))"
+req GET "/orders/$A"
+check "refunded page: status refunded, refund fee shown, no refund button or pay link" bash -c \
+  "grep -q '<strong id=\"status\">refunded</strong>' '$tmp/body' && grep -q 'id=\"refund-fee\">¥9.90<' '$tmp/body' && ! grep -q 'id=\"refund\"' '$tmp/body' && ! grep -q 'id=\"pay\"' '$tmp/body'"
+req POST "/orders/$A/refund"
+status_is "second refund POST refused: already refunded" 409
+check "second POST: no call with another out_request_no" test "$(calls "$A" | sort -u)" = "$A-R1"
+json_is "second POST: still refunded" "$A" status='"refunded"' refund_fee='"9.90"'
+notify "$(tok make --jti N9 out_trade_no="$A" total_amount=9.90 trade_status=TRADE_SUCCESS)"
+json_is "a late TRADE_SUCCESS does not undo the refund" "$A" status='"refunded"' notifications=1 notify_calls=4
+
+curls=()
+for _ in 1 2; do curl -s -o /dev/null -X POST "$base/orders/$D/refund" & curls+=($!); done
+wait "${curls[@]}"
+json_is "double click: refunded once" "$D" status='"refunded"' refund_fee='"9.90"'
+check "double click: every call with out_request_no <no>-R1" test "$(calls "$D" | sort -u)" = "$D-R1"
+
+echo "$B" >"$tmp/api502"
+req POST "/orders/$B/refund"
+status_is "sidecar error: refund failed" 502
+check "sidecar error: the page shows it" bash -c "grep -q 'id=\"refund-error\"' '$tmp/body' && grep -q 'the gateway could not be reached' '$tmp/body' && grep -q '<strong id=\"status\">paid</strong>' '$tmp/body'"
+json_is "sidecar error: still paid, no refund_fee" "$B" status='"paid"' refund_fee=null
+: >"$tmp/api502"
+req POST "/orders/$B/refund"
+status_is "retry after the error" 303
+json_is "retry: refunded" "$B" status='"refunded"' refund_fee='"88.80"'
+check "retry: the same out_request_no" test "$(calls "$B" | tr '\n' ' ')" = "$B-R1 $B-R1 "
+
+echo "$C" >"$tmp/api40004"
+req POST "/orders/$C/refund"
+status_is "business failure (40004): refund failed" 502
+check "business failure: the page shows sub_msg and sub_code" bash -c "grep -q 'id=\"refund-error\"' '$tmp/body' && grep -q '交易已经关闭' '$tmp/body' && grep -q 'ACQ.TRADE_HAS_CLOSE' '$tmp/body'"
+json_is "business failure: still paid" "$C" status='"paid"' refund_fee=null
+check "every API call had a good bearer token" python3 -c "import json, sys; sys.exit(not all(json.loads(l)['auth'] for l in open('$tmp/api.log')))"
+
 if [ -s "$tmp/tokfail" ]; then ko "the token maker failed" "$(cat "$tmp/tokfail")"; fi
 echo "== $lang shop: $pass passed, $fail failed"
 if [ "$fail" -ne 0 ]; then
   echo "--- shop log" >&2
   cat "$tmp/shop.log" >&2
+  echo "--- fake sidecar API" >&2
+  cat "$tmp/api.err" "$tmp/api.log" >&2 2>/dev/null
   exit 1
 fi

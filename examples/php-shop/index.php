@@ -13,6 +13,7 @@
 //   ALIPAY_APP_ID  the app's APPID at Alipay, the token's aud (required)
 //   SHOP_DB        sqlite file (default shop.db beside this file)
 //   SHOP_PAY_TTL   pay token lifetime in seconds (default 900)
+//   SHOP_SIDECAR_URL  where the shop reaches Caddy's API (default http://127.0.0.1:8080)
 
 declare(strict_types=1);
 
@@ -32,12 +33,13 @@ CREATE TABLE IF NOT EXISTS orders (
   product      TEXT NOT NULL,
   subject      TEXT NOT NULL,
   total_amount TEXT NOT NULL,              -- "9.90"
-  status       TEXT NOT NULL,              -- unpaid | paid
+  status       TEXT NOT NULL,              -- unpaid | paid | refunded
   created_at   TEXT NOT NULL,
   paid_at      TEXT,
   trade_no     TEXT,                       -- Alipay's, from the paying notification
   returned_at  TEXT,                       -- the buyer came back from Alipay
-  notify_calls INTEGER NOT NULL DEFAULT 0  -- notify requests with a valid token
+  notify_calls INTEGER NOT NULL DEFAULT 0, -- notify requests with a valid token
+  refund_fee   TEXT                        -- "9.90" once refunded
 );
 -- One row per notification (jti = notify_id), written in the transaction
 -- that acts on it, so a repeat is recognised and a rolled-back one is not.
@@ -71,6 +73,7 @@ function config(): array
         'app_id' => $appId,
         'db' => getenv('SHOP_DB') ?: __DIR__ . '/shop.db',
         'pay_ttl' => (int) (getenv('SHOP_PAY_TTL') ?: 900),
+        'sidecar' => rtrim(getenv('SHOP_SIDECAR_URL') ?: 'http://127.0.0.1:8080', '/'),
     ];
 }
 
@@ -83,6 +86,9 @@ function db(string $path): PDO
     ]);
     $pdo->exec('PRAGMA journal_mode=WAL');
     $pdo->exec(SCHEMA);
+    if (!in_array('refund_fee', $pdo->query('PRAGMA table_info(orders)')->fetchAll(PDO::FETCH_COLUMN, 1), true)) {
+        $pdo->exec('ALTER TABLE orders ADD COLUMN refund_fee TEXT'); // a database from before refunds
+    }
     return $pdo;
 }
 
@@ -112,6 +118,37 @@ function paying_notifications(PDO $pdo, string $no): int
     $st = $pdo->prepare("SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome = 'paid'");
     $st->execute([$no]);
     return (int) $st->fetchColumn();
+}
+
+// POSTs biz_content to the sidecar's {prefix}/api/<method>; returns Alipay's verified answer.
+// Throws RuntimeException with a message for the buyer when the call itself failed.
+function call_api(array $conf, string $method, array $biz): array
+{
+    $ctx = stream_context_create(['http' => [
+        'method' => 'POST',
+        'header' => "Content-Type: application/json\r\n"
+            . 'Authorization: Bearer ' . make_pay_token([], $conf['secret'], 300) . "\r\n",
+        'content' => json_encode($biz, JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR),
+        'timeout' => 20,
+        'ignore_errors' => true, // read the {"error": ...} of a 4xx/5xx too
+        'follow_location' => 0,
+    ]]);
+    $body = @file_get_contents($conf['sidecar'] . '/alipay/api/' . $method, false, $ctx);
+    if ($body === false || !isset($http_response_header[0])) {
+        throw new RuntimeException('the payment service could not be reached: '
+            . (error_get_last()['message'] ?? 'no answer'));
+    }
+    $status = preg_match('#^HTTP/\S+ (\d{3})#', $http_response_header[0], $m) ? (int) $m[1] : 0;
+    $doc = json_decode($body, true);
+    if ($status !== 200) {
+        $doc = is_array($doc) ? $doc : [];
+        $msg = implode(' ', array_filter([$doc['error'] ?? null, $doc['sub_msg'] ?? null], 'is_string'));
+        throw new RuntimeException("the payment service answered HTTP $status: " . ($msg ?: 'no details'));
+    }
+    if (!is_array($doc) || array_is_list($doc)) {
+        throw new RuntimeException("the payment service's answer is not a JSON object");
+    }
+    return $doc;
 }
 
 // --- HTTP and HTML -----------------------------------------------------------
@@ -207,7 +244,7 @@ function create_order(PDO $pdo): void
     redirect("/orders/$no");
 }
 
-function order_page(PDO $pdo, array $conf, string $no): void
+function order_page(PDO $pdo, array $conf, string $no, int $status = 200, ?string $refundError = null): void
 {
     $o = get_order($pdo, $no);
     if (!$o) {
@@ -218,8 +255,15 @@ function order_page(PDO $pdo, array $conf, string $no): void
         . '<p>' . e($o['subject']) . ': <span class="amount" id="amount">¥' . e($o['total_amount']) . "</span></p>\n"
         . '<p>Status: <strong id="status">' . e($o['status']) . "</strong></p>\n";
     $confirming = $o['status'] === 'unpaid' && $o['returned_at'] !== null;
+    if ($refundError !== null) {
+        $rows .= '<p id="refund-error">The refund failed: ' . e($refundError) . "</p>\n";
+    }
     if ($o['status'] === 'paid') {
-        $rows .= '<p>Paid at ' . e($o['paid_at']) . ". Thank you!</p>\n";
+        $rows .= '<p>Paid at ' . e($o['paid_at']) . ". Thank you!</p>\n"
+            . '<form method="post" action="/orders/' . e($no) . '/refund">'
+            . '<button type="submit" id="refund">Refund ¥' . e($o['total_amount']) . "</button></form>\n";
+    } elseif ($o['status'] === 'refunded') {
+        $rows .= '<p>Refunded: <span class="amount" id="refund-fee">¥' . e($o['refund_fee']) . "</span></p>\n";
     } else {
         if ($confirming) {
             $rows .= '<p id="confirming">You are back from Alipay: the payment is being confirmed. '
@@ -232,7 +276,7 @@ function order_page(PDO $pdo, array $conf, string $no): void
         ], $conf['secret'], $conf['pay_ttl']);
         $rows .= '<p><a id="pay" href="' . e('/alipay/pay?token=' . $token) . '">Pay with Alipay</a></p>' . "\n";
     }
-    send(200, page("Order $no", "<h1>Your order</h1>\n$rows", $confirming));
+    send($status, page("Order $no", "<h1>Your order</h1>\n$rows", $confirming));
 }
 
 function order_json(PDO $pdo, string $no): void
@@ -250,6 +294,7 @@ function order_json(PDO $pdo, string $no): void
         'notify_calls' => (int) $o['notify_calls'],
         'paid_at' => $o['paid_at'],
         'trade_no' => $o['trade_no'],
+        'refund_fee' => $o['refund_fee'],
     ], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR), 'application/json');
 }
 
@@ -283,7 +328,7 @@ function notify(PDO $pdo, array $conf): void
             $outcome = 'amount_mismatch';
         } elseif (!in_array($status, PAID_STATUSES, true)) {
             $outcome = 'not_paid_status';
-        } elseif ($o['status'] === 'paid') {
+        } elseif ($o['status'] !== 'unpaid') {
             $outcome = 'already_paid'; // e.g. TRADE_FINISHED after TRADE_SUCCESS
         } else {
             $outcome = 'paid';
@@ -308,6 +353,36 @@ function notify(PDO $pdo, array $conf): void
             $c['jti'], $outcome, json_encode($no), json_encode($amount), json_encode($status)));
     }
     send(200, "ok\n", 'text/plain');
+}
+
+// Refunds a paid order in full. The out_request_no is fixed per order, so Alipay
+// refunds once however often this runs (a double click, a retry after an error).
+function refund(PDO $pdo, array $conf, string $no): void
+{
+    $o = get_order($pdo, $no);
+    if (!$o) {
+        error_page(404, 'No such order');
+        return;
+    }
+    if ($o['status'] !== 'paid') {
+        order_page($pdo, $conf, $no, 409, "only a paid order can be refunded (this one is {$o['status']})");
+        return;
+    }
+    try {
+        $r = call_api($conf, 'alipay.trade.refund', [
+            'out_trade_no' => $no, 'refund_amount' => $o['total_amount'], 'out_request_no' => "$no-R1"]);
+        if (($r['code'] ?? null) !== '10000') {
+            throw new RuntimeException(sprintf('%s (%s)', $r['sub_msg'] ?? $r['msg'] ?? '', $r['sub_code'] ?? $r['code'] ?? ''));
+        }
+    } catch (RuntimeException $err) {
+        shop_log("refund $no: " . $err->getMessage());
+        order_page($pdo, $conf, $no, 502, $err->getMessage());
+        return;
+    }
+    $fee = normalize_amount($r['refund_fee'] ?? null) ?? $o['total_amount'];
+    $pdo->prepare("UPDATE orders SET status = 'refunded', refund_fee = ? WHERE out_trade_no = ? AND status = 'paid'")
+        ->execute([$fee, $no]);
+    redirect("/orders/$no");
 }
 
 function alipay_return(PDO $pdo, array $conf): void
@@ -342,6 +417,8 @@ if ($get && $path === '/') {
     create_order($pdo);
 } elseif ($get && preg_match('#^/orders/([A-Za-z0-9_]{1,64})(\.json)?$#D', $path, $m)) {
     isset($m[2]) ? order_json($pdo, $m[1]) : order_page($pdo, $conf, $m[1]);
+} elseif ($method === 'POST' && preg_match('#^/orders/([A-Za-z0-9_]{1,64})/refund$#D', $path, $m)) {
+    refund($pdo, $conf, $m[1]);
 } elseif ($method === 'POST' && $path === '/alipay/notify') {
     notify($pdo, $conf);
 } elseif ($get && $path === '/alipay/return') {

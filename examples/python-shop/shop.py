@@ -13,6 +13,7 @@ Environment:
   SHOP_PORT      port on 127.0.0.1 (default 8000)
   SHOP_DB        sqlite file (default shop.db beside this file)
   SHOP_PAY_TTL   pay token lifetime in seconds (default 900)
+  SHOP_SIDECAR_URL  where the shop reaches Caddy's API (default http://127.0.0.1:8080)
 """
 
 import base64
@@ -27,7 +28,9 @@ import secrets
 import sqlite3
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -86,6 +89,7 @@ def config() -> dict:
         "port": int(os.environ.get("SHOP_PORT", "8000")),
         "db": os.environ.get("SHOP_DB") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "shop.db"),
         "pay_ttl": int(os.environ.get("SHOP_PAY_TTL", "900")),
+        "sidecar": (os.environ.get("SHOP_SIDECAR_URL") or "http://127.0.0.1:8080").rstrip("/"),
     }
 
 
@@ -107,12 +111,13 @@ CREATE TABLE IF NOT EXISTS orders (
   product      TEXT NOT NULL,
   subject      TEXT NOT NULL,
   total_amount TEXT NOT NULL,              -- "9.90"
-  status       TEXT NOT NULL,              -- unpaid | paid
+  status       TEXT NOT NULL,              -- unpaid | paid | refunded
   created_at   TEXT NOT NULL,
   paid_at      TEXT,
   trade_no     TEXT,                       -- Alipay's, from the paying notification
   returned_at  TEXT,                       -- the buyer came back from Alipay
-  notify_calls INTEGER NOT NULL DEFAULT 0  -- notify requests with a valid token
+  notify_calls INTEGER NOT NULL DEFAULT 0, -- notify requests with a valid token
+  refund_fee   TEXT                        -- "9.90" once refunded
 );
 -- One row per notification (jti = notify_id), written in the transaction
 -- that acts on it, so a repeat is recognised and a rolled-back one is not.
@@ -152,6 +157,8 @@ def init_db() -> None:
     with db() as conn:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        if "refund_fee" not in [r["name"] for r in conn.execute("PRAGMA table_info(orders)")]:
+            conn.execute("ALTER TABLE orders ADD COLUMN refund_fee TEXT")  # a database from before refunds
 
 
 def normalize_amount(s) -> str | None:
@@ -174,6 +181,40 @@ def paying_notifications(conn, no) -> int:
 
 def log(msg: str) -> None:
     print(f"shop: {msg}", file=sys.stderr, flush=True)
+
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the sidecar is near: no proxy
+
+
+def call_api(method: str, biz: dict) -> dict:
+    """POSTs biz_content to the sidecar's {prefix}/api/<method>; returns Alipay's verified answer.
+
+    Raises RuntimeError with a message for the buyer when the call itself failed.
+    """
+    req = urllib.request.Request(
+        f"{CONF['sidecar']}/alipay/api/{method}", data=json.dumps(biz).encode(), method="POST",
+        headers={"Content-Type": "application/json",
+                 "Authorization": "Bearer " + make_pay_token({}, CONF["secret"], 300)})
+    try:
+        with NO_PROXY.open(req, timeout=20) as res:
+            body = res.read()
+    except urllib.error.HTTPError as err:  # 4xx/5xx: {"error": ...}, maybe with Alipay's sub_msg
+        try:
+            doc = json.loads(err.read())
+        except (OSError, ValueError):
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
+        msg = " ".join(str(doc[k]) for k in ("error", "sub_msg") if doc.get(k)) or err.reason
+        raise RuntimeError(f"the payment service answered HTTP {err.code}: {msg}") from None
+    except OSError as err:
+        raise RuntimeError(f"the payment service could not be reached: {err}") from None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise RuntimeError("the payment service's answer is not a JSON object")
+    return doc
 
 
 # --- HTML -------------------------------------------------------------------
@@ -266,6 +307,9 @@ class Shop(BaseHTTPRequestHandler):
             return self.create_order(body)
         if path == "/alipay/notify":
             return self.notify()  # the raw form body is ignored: only the token counts
+        m = re.fullmatch(r"/orders/([A-Za-z0-9_]{1,64})/refund", path)
+        if m:
+            return self.refund(m.group(1))
         self.error(404, "Not found")
 
     def products(self):
@@ -292,7 +336,7 @@ class Shop(BaseHTTPRequestHandler):
             )
         self.redirect(f"/orders/{no}")
 
-    def order_page(self, no: str):
+    def order_page(self, no: str, status: int = 200, refund_error: str | None = None):
         with db() as conn:
             o = get_order(conn, no)
         if not o:
@@ -301,8 +345,14 @@ class Shop(BaseHTTPRequestHandler):
                 f'<p>{e(o["subject"])}: <span class="amount" id="amount">¥{e(o["total_amount"])}</span></p>\n'
                 f'<p>Status: <strong id="status">{e(o["status"])}</strong></p>\n')
         confirming = o["status"] == "unpaid" and o["returned_at"] is not None
+        if refund_error:
+            rows += f'<p id="refund-error">The refund failed: {e(refund_error)}</p>\n'
         if o["status"] == "paid":
             rows += f'<p>Paid at {e(o["paid_at"])}. Thank you!</p>\n'
+            rows += (f'<form method="post" action="/orders/{e(no)}/refund">'
+                     f'<button type="submit" id="refund">Refund ¥{e(o["total_amount"])}</button></form>\n')
+        elif o["status"] == "refunded":
+            rows += f'<p>Refunded: <span class="amount" id="refund-fee">¥{e(o["refund_fee"])}</span></p>\n'
         else:
             if confirming:
                 rows += ('<p id="confirming">You are back from Alipay: the payment is being confirmed. '
@@ -313,7 +363,7 @@ class Shop(BaseHTTPRequestHandler):
                 "subject": o["subject"], "product": "page",
             }, CONF["secret"], CONF["pay_ttl"])
             rows += f'<p><a id="pay" href="{e("/alipay/pay?token=" + token)}">Pay with Alipay</a></p>\n'
-        self.send(200, page(f"Order {no}", f"<h1>Your order</h1>\n{rows}", refresh=confirming))
+        self.send(status, page(f"Order {no}", f"<h1>Your order</h1>\n{rows}", refresh=confirming))
 
     def order_json(self, no: str):
         with db() as conn:
@@ -328,6 +378,7 @@ class Shop(BaseHTTPRequestHandler):
                 "notify_calls": o["notify_calls"],
                 "paid_at": o["paid_at"],
                 "trade_no": o["trade_no"],
+                "refund_fee": o["refund_fee"],
             }
         self.send(200, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), "application/json")
 
@@ -354,7 +405,7 @@ class Shop(BaseHTTPRequestHandler):
                 outcome = "amount_mismatch"
             elif status not in PAID_STATUSES:
                 outcome = "not_paid_status"
-            elif o["status"] == "paid":
+            elif o["status"] != "unpaid":
                 outcome = "already_paid"  # e.g. TRADE_FINISHED after TRADE_SUCCESS
             else:
                 outcome = "paid"
@@ -380,6 +431,29 @@ class Shop(BaseHTTPRequestHandler):
             log(f"notify {c['jti']}: {outcome}: out_trade_no={json.dumps(no)}"
                 f" total_amount={json.dumps(amount)} trade_status={json.dumps(status)}")
         self.send(200, b"ok\n", "text/plain")
+
+    def refund(self, no: str):
+        """Refunds a paid order in full. The out_request_no is fixed per order, so Alipay
+        refunds once however often this runs (a double click, a retry after an error)."""
+        with db() as conn:
+            o = get_order(conn, no)
+        if not o:
+            return self.error(404, "No such order")
+        if o["status"] != "paid":
+            return self.order_page(no, 409, f"only a paid order can be refunded (this one is {o['status']})")
+        try:
+            r = call_api("alipay.trade.refund", {
+                "out_trade_no": no, "refund_amount": o["total_amount"], "out_request_no": f"{no}-R1"})
+            if r.get("code") != "10000":
+                raise RuntimeError(f"{r.get('sub_msg') or r.get('msg')} ({r.get('sub_code') or r.get('code')})")
+        except RuntimeError as err:
+            log(f"refund {no}: {err}")
+            return self.order_page(no, 502, str(err))
+        fee = normalize_amount(r.get("refund_fee")) or o["total_amount"]
+        with db() as conn:
+            conn.execute("UPDATE orders SET status = 'refunded', refund_fee = ? WHERE out_trade_no = ? AND status = 'paid'",
+                         (fee, no))
+        self.redirect(f"/orders/{no}")
 
     def alipay_return(self):
         c = self.claims("return")
