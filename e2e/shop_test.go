@@ -135,6 +135,7 @@ func (e *shopEnv) startShop(t *testing.T) {
 		"SHOP_SECRET=" + secret,
 		"ALIPAY_APP_ID=" + appID,
 		"SHOP_DB=" + e.db,
+		"SHOP_SIDECAR_URL=" + e.site,
 		"SHOP_PAY_TTL=600",
 		"PYTHONDONTWRITEBYTECODE=1",
 	}
@@ -158,6 +159,7 @@ type order struct {
 	Notifications int     `json:"notifications"`
 	NotifyCalls   int     `json:"notify_calls"`
 	PaidAt        *string `json:"paid_at"`
+	RefundFee     *string `json:"refund_fee"`
 }
 
 func (e *shopEnv) order(t *testing.T, no string) order {
@@ -273,6 +275,14 @@ func (e *shopEnv) testBuy(t *testing.T) {
 	o = e.order(t, no)
 	assert.Equal(t, 1, o.Notifications, "still paid once")
 	assert.Equal(t, 1, o.NotifyCalls, "no repeat of an accepted notification")
+
+	// The shop's refund button: alipay.trade.refund through the sidecar's
+	// API, against the sandbox's record of this payment.
+	clickAndLoad(t, tab, "refund")
+	waitText(t, tab, "status", "refunded", 20*time.Second)
+	o = e.order(t, no)
+	require.NotNil(t, o.RefundFee)
+	assert.Equal(t, teaAmount, *o.RefundFee)
 }
 
 // testCancel: Cancel at the cashier brings the buyer back to the shop, and
