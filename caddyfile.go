@@ -125,6 +125,7 @@ func parseSandboxCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    app_public_key      <file or inline key>
 //	    alipay_private_key  <file or inline key>
 //	    notify_retry        <durations...>
+//	    certificates        <directory>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -140,15 +141,12 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		seen[name] = true
 		args := d.RemainingArgs()
 		switch name {
-		case "app_public_key", "alipay_private_key":
+		case "app_public_key", "alipay_private_key", "certificates":
 			if len(args) != 1 {
 				return d.Errf("%s takes exactly one argument", name)
 			}
-			if name == "app_public_key" {
-				s.AppPublicKey = args[0]
-			} else {
-				s.AlipayPrivateKey = args[0]
-			}
+			*map[string]*string{"app_public_key": &s.AppPublicKey, "alipay_private_key": &s.AlipayPrivateKey,
+				"certificates": &s.Certificates}[name] = args[0]
 		case "notify_retry":
 			if len(args) == 0 {
 				return d.Errf("notify_retry takes one or more durations")

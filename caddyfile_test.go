@@ -63,8 +63,9 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 		app_public_key /keys/app_public.pem
 		alipay_private_key {env.SANDBOX_KEY}
 		notify_retry 1s 2m 1h
+		certificates /var/lib/sandbox-certs
 	}`)))
-	assert.Equal(t, Sandbox{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "{env.SANDBOX_KEY}",
+	assert.Equal(t, Sandbox{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "{env.SANDBOX_KEY}", Certificates: "/var/lib/sandbox-certs",
 		NotifyRetry: []caddy.Duration{caddy.Duration(time.Second), caddy.Duration(2 * time.Minute), caddy.Duration(time.Hour)}}, s)
 	for name, input := range map[string]string{
 		"inline argument": "alipay_sandbox x",
@@ -72,6 +73,7 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 		"duplicate":       "alipay_sandbox {\n app_public_key a\n app_public_key b\n}",
 		"two keys":        "alipay_sandbox {\n app_public_key a b\n}",
 		"no retry":        "alipay_sandbox {\n notify_retry\n}",
+		"two dirs":        "alipay_sandbox {\n certificates a b\n}",
 		"bad duration":    "alipay_sandbox {\n notify_retry soon\n}",
 	} {
 		var s Sandbox

@@ -43,6 +43,14 @@ type Sandbox struct {
 	// notifications in all).
 	NotifyRetry []caddy.Duration `json:"notify_retry,omitempty"`
 
+	// Certificate mode (公钥证书模式): a directory where the sandbox issues,
+	// on first start, alipayRootCert.crt, alipayCertPublicKey_RSA2.crt
+	// and appCertPublicKey.crt for the sidecar's alipay_root_cert,
+	// alipay_cert and app_cert. Requests must then carry their serial
+	// numbers, and responses carry alipay_cert_sn. Default: off.
+	Certificates string `json:"certificates,omitempty"`
+
+	certs     *sandboxCerts       // certificate mode, or nil
 	verifiers map[string]Verifier // by sign_type: checks merchant requests
 	signers   map[string]Signer   // by sign_type: signs as Alipay
 	retry     []time.Duration
@@ -104,6 +112,11 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 		}
 		if s.signers[st], err = NewRSASigner(alipayKey, st); err != nil {
 			return err
+		}
+	}
+	if dir := repl.ReplaceKnown(s.Certificates, ""); dir != "" {
+		if s.certs, err = provisionSandboxCerts(dir, appKey, alipayKey); err != nil {
+			return configError("certificates", err)
 		}
 	}
 	s.retry = alipayRetrySchedule
@@ -284,6 +297,11 @@ func (s *Sandbox) checkRequest(p map[string]string) *gatewayError {
 	v, ok := s.verifiers[p["sign_type"]]
 	if !ok {
 		return &gatewayError{"invalid-signature-type", "sign_type must be RSA2 or RSA"}
+	}
+	if s.certs != nil {
+		if ge := s.certs.check(p); ge != nil {
+			return ge
+		}
 	}
 	if !verifyRequest(v, p) {
 		return &gatewayError{"invalid-signature", "验签出错: the signature does not verify with app_public_key; check the string to sign and that the app private key matches the app public key"}

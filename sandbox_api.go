@@ -172,6 +172,9 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 			b.WriteString(strings.ReplaceAll(method, ".", "_"))
 			b.WriteString(`_response":`)
 			b.Write(value)
+			if s.certs != nil {
+				b.WriteString(`,"alipay_cert_sn":"` + s.certs.alipayCertSN + `"`)
+			}
 			b.WriteString(`,"sign":"`)
 			b.WriteString(sign)
 			b.WriteString(`"}`)
