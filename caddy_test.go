@@ -518,3 +518,70 @@ func pick(v map[string]any, keys ...string) map[string]any {
 	}
 	return out
 }
+
+// Certificate mode through a real Caddy: the sidecar uses the
+// certificates that the sandbox issued (here issued first, since Caddy
+// provisions its servers in no fixed order).
+func TestCaddyCertificateMode(t *testing.T) {
+	dir := t.TempDir()
+	newTestSandboxWith(t, func(s *Sandbox) { s.Certificates = dir })
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
+	// Through the environment: caddytest rewrites any "/name.crt" in a
+	// Caddyfile to a file of its own.
+	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
+	t.Setenv("TEST_ALIPAY_CERT", filepath.Join(dir, "alipayCertPublicKey_RSA2.crt"))
+	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
+	s := &shop{status: 200}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.InitServer(fmt.Sprintf(globalOptions+`
+	http://localhost:9080 {
+		alipay {
+			app_id %s
+			app_private_key %s
+			app_cert {env.TEST_APP_CERT}
+			alipay_cert {env.TEST_ALIPAY_CERT}
+			alipay_root_cert {env.TEST_ALIPAY_ROOT_CERT}
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway http://127.0.0.1:9081/gateway.do
+		}
+		reverse_proxy %s
+	}
+	http://127.0.0.1:9081 {
+		bind 127.0.0.1
+		alipay_sandbox {
+			app_public_key %s
+			alipay_private_key %s
+			certificates %s
+		}
+	}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), strings.TrimPrefix(srv.URL, "http://"),
+		absKey(t, "app_public_key.pem"), absKey(t, "alipay_private_key_pkcs1.pem"), dir), "caddyfile")
+
+	tok := payToken(t, map[string]any{"out_trade_no": "CERT1", "total_amount": "3.00", "subject": "证书模式"})
+	resp, _ := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
+	assert.NotEmpty(t, must(url.Parse(resp.Header.Get("Location"))).Query().Get("app_cert_sn"))
+	resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
+	_, page := getStatus(t, tester, "http://127.0.0.1:9081"+resp.Header.Get("Location"), 200)
+	m := cashierFormRE.FindStringSubmatch(page)
+	require.NotNil(t, m)
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:9081"+m[1], nil)
+	back := tester.AssertResponseCode(req, 302).Header.Get("Location")
+	tester.AssertGetResponse(back, 200, "shop saw /alipay/return")
+
+	req, _ = http.NewRequest("POST", "http://localhost:9080/alipay/api/alipay.trade.query", strings.NewReader(`{"out_trade_no":"CERT1"}`))
+	req.Header.Set("Authorization", "Bearer "+bearer(t, time.Minute))
+	resp = tester.AssertResponseCode(req, 200)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Contains(t, string(body), `"trade_status":"TRADE_SUCCESS"`)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
