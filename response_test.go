@@ -75,3 +75,25 @@ func TestResponseRefused(t *testing.T) {
 	assert.True(t, r.IsError)
 	assert.ErrorIs(t, r.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrResponse, "unsigned")
 }
+
+// Nested objects and arrays, Chinese, and values that would fool a
+// brace-counting or "up to the last sign" extractor: the value is taken
+// byte for byte all the same.
+func TestResponseNested(t *testing.T) {
+	value := `{"code":"10000","msg":"Success","fund_bill_list":[{"amount":"88.88","fund_channel":"ALIPAYACCOUNT"},{"amount":"0.00","fund_channel":"POINT"}],` +
+		`"ext_infos":{"商品":"西湖龙井 \"}\" ,\"sign\":\"x\"","nested":{"a":[1,{"b":null}]}},"memo":"退款 \/ 说明"}`
+	body := signedBody(t, "alipay.trade.query", value)
+	r, err := ParseResponse([]byte(body), "alipay.trade.query")
+	require.NoError(t, err)
+	assert.Equal(t, value, string(r.Raw))
+	require.NoError(t, r.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
+
+	// The same data re-serialised does not verify: only the text counts.
+	var v any
+	require.NoError(t, json.Unmarshal([]byte(value), &v))
+	again, err := json.Marshal(v)
+	require.NoError(t, err)
+	r2, err := ParseResponse([]byte(strings.Replace(body, value, string(again), 1)), "alipay.trade.query")
+	require.NoError(t, err)
+	assert.ErrorIs(t, r2.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrBadSignature)
+}
