@@ -24,6 +24,10 @@ import (
 // otherwise.
 var DefaultAPIMethods = []string{"alipay.trade.query", "alipay.trade.refund", "alipay.trade.fastpay.refund.query", "alipay.trade.close"}
 
+// APIScope is the scope claim that an API bearer token must carry, and a
+// pay token never does.
+const APIScope = "api"
+
 const (
 	// maxBearerLifetime bounds how far ahead an API token's exp may lie.
 	maxBearerLifetime = 10 * time.Minute
@@ -66,6 +70,11 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		if exp, _ := numericDate(claims["exp"]); exp.After(t.Add(maxBearerLifetime)) {
 			err = fmt.Errorf("%w: exp more than %v ahead", ErrTokenInvalid, maxBearerLifetime)
+		} else if string(claims["scope"]) != `"`+APIScope+`"` {
+			// Pay tokens are made with the same secret and travel in
+			// buyers' links: without this, a buyer could refund his own
+			// order with the pay link he was given.
+			err = fmt.Errorf("%w: scope is not %q (a pay token?)", ErrTokenInvalid, APIScope)
 		}
 	}
 	if err != nil {

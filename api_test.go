@@ -81,7 +81,7 @@ func newAPIWorld(t *testing.T, edit func(*Handler)) (*Handler, *fakeGateway) {
 func bearer(t testing.TB, exp time.Duration) string {
 	k, err := NewTokenKey(testSecret)
 	require.NoError(t, err)
-	tok, err := k.Sign(map[string]any{"exp": time.Now().Add(exp).Unix()})
+	tok, err := k.Sign(map[string]any{"exp": time.Now().Add(exp).Unix(), "scope": APIScope})
 	require.NoError(t, err)
 	return tok
 }
@@ -169,6 +169,8 @@ func TestAPIRefused(t *testing.T) {
 		"expired":                       {"POST", "/alipay/api/alipay.trade.query", bearer(t, -time.Second), `{}`, 401},
 		"exp too far ahead":             {"POST", "/alipay/api/alipay.trade.query", bearer(t, 11*time.Minute), `{}`, 401},
 		"alg none":                      {"POST", "/alipay/api/alipay.trade.query", rawToken(testSecret, `{"alg":"none"}`, fmt.Sprintf(`{"exp":%d}`, time.Now().Unix()+60)), `{}`, 401},
+		"a pay token":                   {"POST", "/alipay/api/alipay.trade.refund", payToken(t, map[string]any{"out_trade_no": "A1", "total_amount": "1", "subject": "s", "exp": time.Now().Add(5 * time.Minute).Unix()}), `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":"R9"}`, 401},
+		"other scope":                   {"POST", "/alipay/api/alipay.trade.query", rawToken(testSecret, `{"alg":"HS256"}`, fmt.Sprintf(`{"exp":%d,"scope":"admin"}`, time.Now().Unix()+60)), `{}`, 401},
 		"not in api_methods":            {"POST", "/alipay/api/alipay.trade.close", good, `{}`, 404},
 		"unknown method":                {"POST", "/alipay/api/alipay.fund.trans.uni.transfer", good, `{}`, 404},
 		"no method":                     {"POST", "/alipay/api/", good, `{}`, 404},

@@ -78,6 +78,11 @@ var reservedBiz = []string{"out_trade_no", "total_amount", "subject", "product_c
 // ParseOrder checks the claims of a verified pay token.
 func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 	o := &Order{Product: "page"}
+	if _, ok := claims["scope"]; ok {
+		// An API bearer token is no pay order, and a pay link is no place
+		// for one: it would hand the buyer the shop's API.
+		return nil, &ClaimError{"scope", "a pay token has no scope claim (is this an API token?)"}
+	}
 	var err error
 	if o.OutTradeNo, err = stringClaim(claims, "out_trade_no", true); err != nil {
 		return nil, err

@@ -50,6 +50,7 @@ func TestParseOrderClaimErrors(t *testing.T) {
 		{"time_expire", `"2024-05-20T10:00:00"`},
 		{"passback_params", `"` + strings.Repeat("p", 513) + `"`},
 		{"qr_pay_mode", `5`}, {"qrcode_width", `"wide"`},
+		{"scope", `"api"`},
 		{"biz", `[1]`}, {"biz", `{"total_amount":"0.01"}`}, {"biz", `{"subject":"x"}`}, {"biz", `{"body":"twice"}`},
 	}
 	for _, c := range cases {

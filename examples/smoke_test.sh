@@ -59,6 +59,7 @@ def token_ok(auth):
         mac = base64.urlsafe_b64encode(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()).rstrip(b"=")
         exp = json.loads(b64d(body))["exp"]
         return (auth.startswith("Bearer ") and hmac.compare_digest(mac, sig.encode())
+                and json.loads(b64d(body)).get("scope") == "api"
                 and json.loads(b64d(head))["alg"] == "HS256" and time.time() < exp <= time.time() + 600)
     except Exception:
         return False

@@ -9,7 +9,7 @@ const { makePayToken } = require('./pay_token.js'); // the pay-token snippet abo
 async function alipayApi(method, biz, secret, base) {
   const res = await fetch(`${base}/alipay/api/${method}`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${makePayToken({}, secret, 300)}` },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${makePayToken({ scope: 'api' }, secret, 300)}` },
     body: JSON.stringify(biz),
     signal: AbortSignal.timeout(20000),
   });

@@ -8,7 +8,7 @@ function alipay_api(string $method, array $biz, string $secret, string $base): a
 {
     $body = @file_get_contents("$base/alipay/api/$method", false, stream_context_create(['http' => [
         'method' => 'POST',
-        'header' => "Content-Type: application/json\r\nAuthorization: Bearer " . make_pay_token([], $secret, 300),
+        'header' => "Content-Type: application/json\r\nAuthorization: Bearer " . make_pay_token(['scope' => 'api'], $secret, 300),
         'content' => json_encode($biz, JSON_THROW_ON_ERROR),
         'ignore_errors' => true, // the body of an error status too
         'timeout' => 20,

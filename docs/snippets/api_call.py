@@ -14,7 +14,7 @@ def alipay_api(method: str, biz: dict, secret: str, base: str) -> dict:
     "refund_amount": "10.00", "out_request_no": "R1"}, secret, "https://shop.example.com")
     """
     req = urllib.request.Request(f"{base}/alipay/api/{method}", data=json.dumps(biz).encode(), headers={
-        "Content-Type": "application/json", "Authorization": "Bearer " + make_pay_token({}, secret, 300)})
+        "Content-Type": "application/json", "Authorization": "Bearer " + make_pay_token({"scope": "api"}, secret, 300)})
     try:
         with urllib.request.urlopen(req, timeout=20) as resp:
             return json.load(resp)

@@ -127,7 +127,7 @@ function call_api(array $conf, string $method, array $biz): array
     $ctx = stream_context_create(['http' => [
         'method' => 'POST',
         'header' => "Content-Type: application/json\r\n"
-            . 'Authorization: Bearer ' . make_pay_token([], $conf['secret'], 300) . "\r\n",
+            . 'Authorization: Bearer ' . make_pay_token(['scope' => 'api'], $conf['secret'], 300) . "\r\n",
         'content' => json_encode($biz, JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR),
         'timeout' => 20,
         'ignore_errors' => true, // read the {"error": ...} of a 4xx/5xx too

@@ -194,7 +194,7 @@ def call_api(method: str, biz: dict) -> dict:
     req = urllib.request.Request(
         f"{CONF['sidecar']}/alipay/api/{method}", data=json.dumps(biz).encode(), method="POST",
         headers={"Content-Type": "application/json",
-                 "Authorization": "Bearer " + make_pay_token({}, CONF["secret"], 300)})
+                 "Authorization": "Bearer " + make_pay_token({"scope": "api"}, CONF["secret"], 300)})
     try:
         with NO_PROXY.open(req, timeout=20) as res:
             body = res.read()

@@ -19,7 +19,7 @@ func AlipayAPI(method string, biz any, secret, base string) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	claims, _ := json.Marshal(map[string]int64{"exp": time.Now().Add(5 * time.Minute).Unix()})
+	claims, _ := json.Marshal(map[string]any{"scope": "api", "exp": time.Now().Add(5 * time.Minute).Unix()})
 	token := b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64.EncodeToString(claims)
 	req, err := http.NewRequest("POST", base+"/alipay/api/"+method, bytes.NewReader(body))
 	if err != nil {
