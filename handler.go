@@ -35,8 +35,12 @@ var now = time.Now
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Strip first, on every request: the upstream must only ever see a
-	// token that this handler made.
+	// token that this handler made. Trailers too: reverse_proxy passes a
+	// chunked request's trailers on, and some upstreams read them.
 	stripAlipayHeaders(r.Header)
+	if r.Trailer != nil {
+		stripAlipayHeaders(r.Trailer)
+	}
 	switch r.URL.Path {
 	case h.payPath:
 		return h.servePay(w, r)

@@ -344,3 +344,15 @@ func TestRefusalOutcome(t *testing.T) {
 	assert.Equal(t, outcomeRefused, refusal(ErrBadSignature))
 	assert.Equal(t, outcomeRefused, refusal(errors.New("app_id is not this app's")))
 }
+
+// A chunked request's trailers reach reverse_proxy's upstream too, so the
+// forged spellings go from them as well.
+func TestStripAlipayTrailers(t *testing.T) {
+	h := newTestHandler(t, nil)
+	next := &upstream{status: 204}
+	r := httptest.NewRequest("POST", "http://shop.example.com/upload", strings.NewReader("x"))
+	r.Trailer = http.Header{"X-Alipay-Token": {"forged"}, "X_alipay_event": {"forged"}, "X-Checksum": {"kept"}}
+	serve(t, h, next, r)
+	require.Equal(t, 1, next.calls)
+	assert.Equal(t, http.Header{"X-Checksum": {"kept"}}, next.req.Trailer)
+}
