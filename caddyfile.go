@@ -1,6 +1,9 @@
 package alipay
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -51,11 +54,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // Each subdirective may appear once; all but api_methods and
 // query_on_return take exactly one argument.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	settings := map[string]*string{
+	return unmarshalBlock(d, map[string]*string{
 		"app_id":            &h.AppID,
 		"app_private_key":   &h.AppPrivateKey,
 		"alipay_public_key": &h.AlipayPublicKey,
@@ -71,6 +70,36 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"app_cert":          &h.AppCert,
 		"alipay_cert":       &h.AlipayCert,
 		"alipay_root_cert":  &h.AlipayRootCert,
+	}, map[string]func([]string) error{
+		"api_methods": func(args []string) error {
+			if len(args) == 0 {
+				return errors.New("api_methods takes one or more method names")
+			}
+			h.APIMethods = args
+			return nil
+		},
+		"query_on_return": func(args []string) error {
+			switch {
+			case len(args) == 0, len(args) == 1 && args[0] == "on":
+				h.QueryOnReturn = true
+			case len(args) == 1 && args[0] == "off":
+				h.QueryOnReturn = false
+			default:
+				return errors.New("query_on_return takes on or off")
+			}
+			return nil
+		},
+	})
+}
+
+// unmarshalBlock parses a directive with no inline arguments and a block
+// of subdirectives, each given at most once: those in one take exactly
+// one argument, stored as it is; those in many get all their arguments.
+// Anything else is an error, never ignored.
+func unmarshalBlock(d *caddyfile.Dispenser, one map[string]*string, many map[string]func(args []string) error) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
 	}
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
@@ -79,35 +108,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("subdirective %q given more than once", name)
 		}
 		seen[name] = true
-		switch name {
-		case "api_methods":
-			h.APIMethods = d.RemainingArgs()
-			if len(h.APIMethods) == 0 {
-				return d.Errf("api_methods takes one or more method names")
+		args := d.RemainingArgs()
+		if dst, ok := one[name]; ok {
+			if len(args) != 1 {
+				return d.Errf("%s takes exactly one argument", name)
 			}
-			continue
-		case "query_on_return":
-			args := d.RemainingArgs()
-			switch {
-			case len(args) == 0, len(args) == 1 && args[0] == "on":
-				h.QueryOnReturn = true
-			case len(args) == 1 && args[0] == "off":
-				h.QueryOnReturn = false
-			default:
-				return d.Errf("query_on_return takes on or off")
-			}
+			*dst = args[0]
 			continue
 		}
-		dst, ok := settings[name]
+		f, ok := many[name]
 		if !ok {
 			return d.Errf("unrecognized subdirective %q", name)
 		}
-		if !d.NextArg() {
-			return d.Errf("%s: %v", name, d.ArgErr())
-		}
-		*dst = d.Val()
-		if d.NextArg() {
-			return d.Errf("%s takes exactly one argument", name)
+		if err := f(args); err != nil {
+			return d.Err(err.Error())
 		}
 	}
 	return nil
@@ -128,41 +142,25 @@ func parseSandboxCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    certificates        <directory>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(map[string]bool)
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("subdirective %q given more than once", name)
-		}
-		seen[name] = true
-		args := d.RemainingArgs()
-		switch name {
-		case "app_public_key", "alipay_private_key", "certificates":
-			if len(args) != 1 {
-				return d.Errf("%s takes exactly one argument", name)
-			}
-			*map[string]*string{"app_public_key": &s.AppPublicKey, "alipay_private_key": &s.AlipayPrivateKey,
-				"certificates": &s.Certificates}[name] = args[0]
-		case "notify_retry":
+	return unmarshalBlock(d, map[string]*string{
+		"app_public_key":     &s.AppPublicKey,
+		"alipay_private_key": &s.AlipayPrivateKey,
+		"certificates":       &s.Certificates,
+	}, map[string]func([]string) error{
+		"notify_retry": func(args []string) error {
 			if len(args) == 0 {
-				return d.Errf("notify_retry takes one or more durations")
+				return errors.New("notify_retry takes one or more durations")
 			}
 			for _, a := range args {
 				dur, err := caddy.ParseDuration(a)
 				if err != nil {
-					return d.Errf("notify_retry: %v", err)
+					return fmt.Errorf("notify_retry: %v", err)
 				}
 				s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(dur))
 			}
-		default:
-			return d.Errf("unrecognized subdirective %q", name)
-		}
-	}
-	return nil
+			return nil
+		},
+	})
 }
 
 // Interface guards.
