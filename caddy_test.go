@@ -144,27 +144,54 @@ func absKey(t testing.TB, name string) string {
 // startCaddy loads a Caddyfile with the handler in front of a test shop.
 // No `order` option: the directive must place itself.
 func startCaddy(t *testing.T) (*caddytest.Tester, *shop) {
-	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
-	s := &shop{status: 200}
+	s, upstream := startShop(t)
+	tester := loadCaddy(t, `
+		app_private_key `+absKey(t, "app_private_key_pkcs8.b64")+`
+		alipay_public_key `+absKey(t, "alipay_public_key.pem")+`
+		gateway http://127.0.0.1:9/gateway.do
+		seller_id `+testSellerID+`
+		forward_notify /shop/notify`, upstream, "")
+	return tester, s
+}
+
+// startShop starts a test shop on loopback; upstream proxies to it.
+func startShop(t *testing.T) (s *shop, upstream string) {
+	s = &shop{status: 200}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
+	return s, "reverse_proxy " + strings.TrimPrefix(srv.URL, "http://")
+}
+
+// loadCaddy loads a Caddyfile whose site http://localhost:9080 has the
+// sidecar (app_id and secret set, then settings) followed by after, and
+// then the other sites. No `order` option: the directive places itself.
+func loadCaddy(t *testing.T, settings, after, sites string) *caddytest.Tester {
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
 	tester := caddytest.NewTester(t)
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(fmt.Sprintf(globalOptions+`
+	tester.InitServer(globalOptions+`
 	http://localhost:9080 {
 		alipay {
-			app_id %s
-			app_private_key %s
-			alipay_public_key %s
-			secret {env.TEST_ALIPAY_SECRET}
-			gateway http://127.0.0.1:9/gateway.do
-			seller_id %s
-			forward_notify /shop/notify
+			app_id `+testAppID+`
+			secret {env.TEST_ALIPAY_SECRET}`+settings+`
 		}
-		reverse_proxy %s
-	}`, testAppID, absKey(t, "app_private_key_pkcs8.b64"), absKey(t, "alipay_public_key.pem"), testSellerID,
-		strings.TrimPrefix(srv.URL, "http://")), "caddyfile")
-	return tester, s
+		`+after+`
+	}
+	`+sites, "caddyfile")
+	return tester
+}
+
+// sandboxSite is the site of a local alipay_sandbox, on 127.0.0.1:9081,
+// with the vectors' keys and then settings.
+func sandboxSite(t *testing.T, settings string) string {
+	return `http://127.0.0.1:9081 {
+		bind 127.0.0.1
+		alipay_sandbox {
+			app_public_key ` + absKey(t, "app_public_key.pem") + `
+			alipay_private_key ` + absKey(t, "alipay_private_key_pkcs1.pem") + `
+			` + settings + `
+		}
+	}`
 }
 
 // getStatus GETs target, checks the status and returns the body.
@@ -291,18 +318,9 @@ func TestCaddyNotifyWithoutShop(t *testing.T) {
 		"no upstream": "", // a site that never answers success on its own
 	} {
 		t.Run(name, func(t *testing.T) {
-			t.Setenv("TEST_ALIPAY_SECRET", testSecret)
-			tester := caddytest.NewTester(t)
-			tester.InitServer(fmt.Sprintf(globalOptions+`
-			http://localhost:9080 {
-				alipay {
-					app_id %s
-					app_private_key %s
-					alipay_public_key %s
-					secret {env.TEST_ALIPAY_SECRET}
-				}
-				%s
-			}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), absKey(t, "alipay_public_key.b64"), upstream), "caddyfile")
+			tester := loadCaddy(t, `
+				app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
+				alipay_public_key `+absKey(t, "alipay_public_key.b64"), upstream, "")
 			req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(loadVectors(t).Notify.Cases[0].PostBody))
 			tester.AssertResponse(req, 502, "fail")
 		})
@@ -393,33 +411,12 @@ func TestCaddyfileExample(t *testing.T) {
 // whole payment, and the notification reaching the shop through the
 // sidecar, over real HTTP.
 func TestCaddySandbox(t *testing.T) {
-	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
-	s := &shop{status: 200}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	tester := caddytest.NewTester(t)
-	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(fmt.Sprintf(globalOptions+`
-	http://localhost:9080 {
-		alipay {
-			app_id %s
-			app_private_key %s
-			alipay_public_key %s
-			secret {env.TEST_ALIPAY_SECRET}
-			gateway http://127.0.0.1:9081/gateway.do
-			query_on_return on
-		}
-		reverse_proxy %s
-	}
-	http://127.0.0.1:9081 {
-		bind 127.0.0.1
-		alipay_sandbox {
-			app_public_key %s
-			alipay_private_key %s
-			notify_retry 100ms 100ms
-		}
-	}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), absKey(t, "alipay_public_key.pem"), strings.TrimPrefix(srv.URL, "http://"),
-		absKey(t, "app_public_key.pem"), absKey(t, "alipay_private_key_pkcs1.pem")), "caddyfile")
+	s, upstream := startShop(t)
+	tester := loadCaddy(t, `
+		app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
+		alipay_public_key `+absKey(t, "alipay_public_key.pem")+`
+		gateway http://127.0.0.1:9081/gateway.do
+		query_on_return on`, upstream, sandboxSite(t, "notify_retry 100ms 100ms"))
 
 	tok := payToken(t, map[string]any{"out_trade_no": "SBX1", "total_amount": "66.60", "subject": "沙箱商品"})
 	resp, _ := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
@@ -525,39 +522,18 @@ func pick(v map[string]any, keys ...string) map[string]any {
 func TestCaddyCertificateMode(t *testing.T) {
 	dir := t.TempDir()
 	newTestSandboxWith(t, func(s *Sandbox) { s.Certificates = dir })
-	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
 	// Through the environment: caddytest rewrites any "/name.crt" in a
 	// Caddyfile to a file of its own.
 	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
 	t.Setenv("TEST_ALIPAY_CERT", filepath.Join(dir, "alipayCertPublicKey_RSA2.crt"))
 	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
-	s := &shop{status: 200}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	tester := caddytest.NewTester(t)
-	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(fmt.Sprintf(globalOptions+`
-	http://localhost:9080 {
-		alipay {
-			app_id %s
-			app_private_key %s
-			app_cert {env.TEST_APP_CERT}
-			alipay_cert {env.TEST_ALIPAY_CERT}
-			alipay_root_cert {env.TEST_ALIPAY_ROOT_CERT}
-			secret {env.TEST_ALIPAY_SECRET}
-			gateway http://127.0.0.1:9081/gateway.do
-		}
-		reverse_proxy %s
-	}
-	http://127.0.0.1:9081 {
-		bind 127.0.0.1
-		alipay_sandbox {
-			app_public_key %s
-			alipay_private_key %s
-			certificates %s
-		}
-	}`, testAppID, absKey(t, "app_private_key_pkcs1.pem"), strings.TrimPrefix(srv.URL, "http://"),
-		absKey(t, "app_public_key.pem"), absKey(t, "alipay_private_key_pkcs1.pem"), dir), "caddyfile")
+	_, upstream := startShop(t)
+	tester := loadCaddy(t, `
+		app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
+		app_cert {env.TEST_APP_CERT}
+		alipay_cert {env.TEST_ALIPAY_CERT}
+		alipay_root_cert {env.TEST_ALIPAY_ROOT_CERT}
+		gateway http://127.0.0.1:9081/gateway.do`, upstream, sandboxSite(t, "certificates "+dir))
 
 	tok := payToken(t, map[string]any{"out_trade_no": "CERT1", "total_amount": "3.00", "subject": "证书模式"})
 	resp, _ := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
