@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -547,6 +548,37 @@ func TestREADMEHasSnippets(t *testing.T) {
 		require.NoError(t, err)
 		if !strings.Contains(string(readme), strings.TrimSpace(string(snippet))) {
 			t.Errorf("README.md lacks docs/snippets/%s: paste the file verbatim (the test compares strings.TrimSpace of it)", f)
+		}
+	}
+}
+
+// The demo shops carry copies of the token snippets' functions, so that
+// each stays a standalone example; this keeps the copies from drifting.
+// pay_url is left out of the shops: they choose the token's lifetime.
+func TestShopsCopySnippets(t *testing.T) {
+	topLevel := regexp.MustCompile(`(?m)^(def|function) `)
+	for shopFile, snippets := range map[string][]string{
+		"../../examples/php-shop/alipay_token.php": {"pay_token.php", "verify_token.php"},
+		"../../examples/python-shop/shop.py":       {"pay_token.py", "verify_token.py"},
+	} {
+		shop, err := os.ReadFile(shopFile)
+		require.NoError(t, err)
+		for _, name := range snippets {
+			snippet, err := os.ReadFile(name)
+			require.NoError(t, err)
+			starts := topLevel.FindAllIndex(snippet, -1)
+			require.NotEmpty(t, starts, name)
+			for k, st := range starts {
+				end := len(snippet)
+				if k+1 < len(starts) {
+					end = starts[k+1][0]
+				}
+				fn := strings.TrimSpace(string(snippet[st[0]:end]))
+				if strings.HasPrefix(fn, "def pay_url") || strings.HasPrefix(fn, "function pay_url") {
+					continue
+				}
+				assert.Contains(t, string(shop), fn, "%s no longer carries this function of %s as it is", shopFile, name)
+			}
 		}
 	}
 }
