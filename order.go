@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -64,16 +65,55 @@ var optionalClaims = []struct {
 	name  string
 	check func(string) string // returns the reason it is refused, or ""
 }{
-	{"body", maxChars(128)},
+	{"body", text(128)},
 	{"timeout_express", checkTimeout},
 	{"time_expire", checkTimeExpire},
-	{"passback_params", maxChars(512)},
+	{"passback_params", text(512)},
 	{"qr_pay_mode", checkQRPayMode},
 	{"qrcode_width", checkQRCodeWidth},
 }
 
+// claimNames are every claim that a pay token may carry; ownBiz, the
+// biz_content fields that a claim sets and biz must not.
+var claimNames, ownBiz = func() ([]string, []string) {
+	var optional []string
+	for _, oc := range optionalClaims {
+		optional = append(optional, oc.name)
+	}
+	return append(slices.Clone(payClaims), optional...), append(slices.Clone(reservedBiz), optional...)
+}()
+
 // reservedBiz are biz_content keys that only the named claims may set.
 var reservedBiz = []string{"out_trade_no", "total_amount", "subject", "product_code"}
+
+// payClaims are the claims that a pay token's names are compared with:
+// a name that differs from one of them only in case, _ or - is refused,
+// since the shop's JWT library may read it as that claim and this
+// handler would not.
+var payClaims = []string{"out_trade_no", "total_amount", "subject", "product", "biz", "scope",
+	"exp", "nbf", "iat", "iss", "sub", "aud", "jti"}
+
+// looseName is a field name as a lenient decoder may match it: in any
+// case, with _ and - ignored. Alipay's JSON parser is one such decoder.
+func looseName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' {
+			return -1
+		}
+		return unicode.ToLower(unicode.ToUpper(r))
+	}, s)
+}
+
+// lookalike returns the name of names that name spells differently, if any.
+func lookalike(name string, names []string) (string, bool) {
+	loose := looseName(name)
+	for _, n := range names {
+		if name != n && looseName(n) == loose {
+			return n, true
+		}
+	}
+	return "", false
+}
 
 // ParseOrder checks the claims of a verified pay token.
 func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
@@ -82,6 +122,11 @@ func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 		// An API bearer token is no pay order, and a pay link is no place
 		// for one: it would hand the buyer the shop's API.
 		return nil, &ClaimError{"scope", "a pay token has no scope claim (is this an API token?)"}
+	}
+	for name := range claims {
+		if n, ok := lookalike(name, claimNames); ok {
+			return nil, &ClaimError{name, "is not a claim; write it as " + n}
+		}
 	}
 	var err error
 	if o.OutTradeNo, err = stringClaim(claims, "out_trade_no", true); err != nil {
@@ -101,6 +146,9 @@ func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 	}
 	if strings.ContainsAny(o.Subject, "/=&") {
 		return nil, &ClaimError{"subject", "must not contain /, = or & (Alipay refuses them)"}
+	}
+	if hasControl(o.Subject) {
+		return nil, &ClaimError{"subject", "must not contain control characters"}
 	}
 	if _, ok := claims["product"]; ok {
 		if o.Product, err = stringClaim(claims, "product", true); err != nil {
@@ -135,8 +183,11 @@ func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			if slices.Contains(reservedBiz, k) || slices.ContainsFunc(o.biz, func(f bizField) bool { return f.key == k }) {
+			if slices.Contains(ownBiz, k) {
 				return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, which has a claim of its own", k)}
+			}
+			if n, ok := lookalike(k, ownBiz); ok {
+				return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, a spelling of %s, which has a claim of its own", k, n)}
 			}
 			var compact bytes.Buffer
 			if err := json.Compact(&compact, extra[k]); err != nil {
@@ -252,13 +303,23 @@ func amountClaim(raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
-func maxChars(n int) func(string) string {
+// text checks free text: at most n characters, none of them a control
+// character (which would reach the buyer's cashier page and Alipay's
+// records as they are).
+func text(n int) func(string) string {
 	return func(s string) string {
 		if utf8.RuneCountInString(s) > n {
 			return fmt.Sprintf("longer than %d characters", n)
 		}
+		if hasControl(s) {
+			return "must not contain control characters"
+		}
 		return ""
 	}
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // checkTimeout accepts 1m to 15d, and 1c (the end of today).

@@ -52,6 +52,15 @@ func TestParseOrderClaimErrors(t *testing.T) {
 		{"qr_pay_mode", `5`}, {"qrcode_width", `"wide"`},
 		{"scope", `"api"`},
 		{"biz", `[1]`}, {"biz", `{"total_amount":"0.01"}`}, {"biz", `{"subject":"x"}`}, {"biz", `{"body":"twice"}`},
+		// Spellings of a field that Alipay's JSON parser may read as it.
+		{"biz", `{"Total_Amount":"0.01"}`}, {"biz", `{"totalAmount":"0.01"}`}, {"biz", `{"total-amount":"0.01"}`},
+		{"biz", `{"OUTTRADENO":"X"}`}, {"biz", `{"product-code":"X"}`}, {"biz", `{"Body":"x"}`}, {"biz", `{"passbackParams":"x"}`},
+		// Spellings of a claim that the shop's JWT library may read as it.
+		{"Total_Amount", `"0.01"`}, {"TOTAL_AMOUNT", `"0.01"`}, {"totalAmount", `"0.01"`}, {"outTradeNo", `"X"`},
+		{"Subject", `"s"`}, {"Exp", `1`}, {"Biz", `{}`}, {"body-", `"x"`},
+		// Control characters in what the buyer and Alipay's records see.
+		{"subject", `"a\u0007b"`}, {"subject", `"a\nb"`}, {"subject", `"a\u0085b"`}, {"body", `"a\u0000"`},
+		{"body", `"\u001b[31m"`}, {"passback_params", `"a\r\nb"`},
 	}
 	for _, c := range cases {
 		t.Run(c.claim+"="+c.value, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -98,21 +99,17 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 	if err != nil {
 		return nil, fmt.Errorf("%w: header encoding", ErrTokenInvalid)
 	}
-	var h struct {
-		Alg  string          `json:"alg"`
-		Typ  *string         `json:"typ"`
-		Crit json.RawMessage `json:"crit"`
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
+	h, err := strictObject(hb, registeredHeaders)
+	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrTokenInvalid, err)
 	}
-	if h.Alg != "HS256" {
-		return nil, fmt.Errorf("%w: alg %q, want HS256", ErrTokenInvalid, h.Alg)
+	if string(h["alg"]) != `"HS256"` {
+		return nil, fmt.Errorf("%w: alg %s, want HS256", ErrTokenInvalid, h["alg"])
 	}
-	if h.Typ != nil && !strings.EqualFold(*h.Typ, "JWT") {
-		return nil, fmt.Errorf("%w: typ %q", ErrTokenInvalid, *h.Typ)
+	if typ, ok := h["typ"]; ok && !strings.EqualFold(string(typ), `"JWT"`) {
+		return nil, fmt.Errorf("%w: typ %s", ErrTokenInvalid, typ)
 	}
-	if h.Crit != nil {
+	if _, ok := h["crit"]; ok {
 		return nil, fmt.Errorf("%w: crit header not supported", ErrTokenInvalid)
 	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
@@ -123,9 +120,9 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload encoding", ErrTokenInvalid)
 	}
-	var claims map[string]json.RawMessage
-	if err := json.Unmarshal(pb, &claims); err != nil || claims == nil {
-		return nil, fmt.Errorf("%w: claims are not a JSON object", ErrTokenInvalid)
+	claims, err := strictObject(pb, registeredClaims)
+	if err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrTokenInvalid, err)
 	}
 	exp, ok := numericDate(claims["exp"])
 	if !ok {
@@ -138,6 +135,83 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 		return nil, fmt.Errorf("%w: not valid yet (nbf)", ErrTokenInvalid)
 	}
 	return claims, nil
+}
+
+// The names of RFC 7515's header parameters and RFC 7519's registered
+// claims: each must be written as registered. Go's encoding/json, and
+// other decoders, would take "ALG" or "Exp" for them.
+var (
+	registeredHeaders = []string{"alg", "typ", "cty", "crit", "kid", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "b64", "zip", "enc"}
+	registeredClaims  = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+)
+
+// strictObject decodes a JSON object into its members' raw values, more
+// strictly than encoding/json: a name may appear once only, even in
+// another case, at every depth (decoders differ in which of two they
+// keep, so the shop and this handler could read different values), and
+// none of the names may be a spelling of one of registered in another
+// case. Nothing may follow the object.
+func strictObject(data []byte, registered []string) (map[string]json.RawMessage, error) {
+	if err := checkNames(data); err != nil {
+		return nil, err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	for name := range obj {
+		for _, r := range registered {
+			if name != r && strings.EqualFold(name, r) {
+				return nil, fmt.Errorf("%q is not written as %q", name, r)
+			}
+		}
+	}
+	return obj, nil
+}
+
+// checkNames refuses JSON in which an object has a member name twice,
+// compared case-insensitively.
+func checkNames(data []byte) error {
+	type frame struct {
+		object, wantName bool
+		names            map[string]bool
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		t, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n := len(stack); n > 0 && stack[n-1].wantName {
+			if name, ok := t.(string); ok {
+				key := strings.ToLower(strings.ToUpper(name)) // ſ and K fold too
+				if stack[n-1].names[key] {
+					return fmt.Errorf("%q appears more than once", name)
+				}
+				stack[n-1].names[key] = true
+				stack[n-1].wantName = false
+				continue
+			}
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true, wantName: true, names: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: in an object, a name comes next.
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
+	}
 }
 
 // numericDate reads a JWT NumericDate: seconds since the epoch, possibly
