@@ -76,6 +76,10 @@ type Callback struct {
 	params  []param // sorted by key, no duplicates
 	charset string  // canonical: utf-8, gbk or gb18030
 	size    int     // bytes of the raw form, a bound for what is derived from it
+	// emptySigned: the string that verified kept the empty values, so
+	// they are Alipay's too. Until then, and when it left them out, they
+	// are not passed on: anyone can append "&anything=" to a callback.
+	emptySigned bool
 }
 
 type param struct {
@@ -257,6 +261,7 @@ func (c *Callback) Verify(v Verifier) error {
 	// V1: the form that trade notifications and returns use.
 	buf = c.content(buf[:0], false, true)
 	if v.Verify(buf, signStr) == nil {
+		c.emptySigned = true
 		return nil
 	}
 	if hasEmpty {
@@ -268,6 +273,7 @@ func (c *Callback) Verify(v Verifier) error {
 	if st != nil {
 		buf = c.content(buf[:0], true, true)
 		if v.Verify(buf, signStr) == nil {
+			c.emptySigned = true
 			return nil
 		}
 	}
@@ -294,19 +300,24 @@ func (c *Callback) content(b []byte, withSignType, withEmpty bool) []byte {
 	return b
 }
 
-// Params returns every parameter but sign and sign_type, converted from
-// the callback's charset to UTF-8. Call it after Verify: conversion comes
-// only once the signature holds over the bytes as sent. Bytes that are not
-// valid in the charset become U+FFFD.
+// Params returns the parameters that Alipay signed, sign_type left out,
+// converted from the callback's charset to UTF-8. Call it after Verify:
+// conversion comes only once the signature holds over the bytes as sent,
+// and empty values count as signed only once a string with them verified.
+// Bytes that are not valid in the charset become U+FFFD.
 func (c *Callback) Params() map[string]string {
 	m := make(map[string]string, len(c.params))
 	for _, p := range c.params {
-		if p.key == "sign" || p.key == "sign_type" {
-			continue
+		if c.signed(p) {
+			m[p.key] = c.utf8(p.value)
 		}
-		m[p.key] = c.utf8(p.value)
 	}
 	return m
+}
+
+// signed reports whether p is one of the parameters that Params returns.
+func (c *Callback) signed(p param) bool {
+	return p.key != "sign" && p.key != "sign_type" && (len(p.value) > 0 || c.emptySigned)
 }
 
 // AppendParamsJSON appends what Params returns as a JSON object, keys in
@@ -315,7 +326,7 @@ func (c *Callback) AppendParamsJSON(b []byte) []byte {
 	b = append(b, '{')
 	first := true
 	for _, p := range c.params {
-		if p.key == "sign" || p.key == "sign_type" {
+		if !c.signed(p) {
 			continue
 		}
 		if !first {

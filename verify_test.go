@@ -213,3 +213,33 @@ func TestVerifySignTypeRSA(t *testing.T) {
 	assert.ErrorIs(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrBadSignature,
 		"a SHA-1 signature does not pass as RSA2")
 }
+
+// Empty values that a callback carries reach Params only when the string
+// that verified kept them: the form without them verifies with any empty
+// parameter appended.
+func TestParamsOnlySigned(t *testing.T) {
+	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
+	for _, c := range loadVectors(t).Notify.Cases {
+		if c.SignedWithType {
+			continue
+		}
+		cb, err := ParseCallback(c.PostBody + "&anything=")
+		require.NoError(t, err)
+		require.NoError(t, cb.Verify(v), c.Name)
+		assert.NotContains(t, cb.Params(), "anything", c.Name)
+		assert.NotContains(t, string(cb.AppendParamsJSON(nil)), "anything", c.Name)
+	}
+}
+
+// Empty values that Alipay did sign are kept.
+func TestSignedEmptyParamsKept(t *testing.T) {
+	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2)
+	p := map[string]string{"app_id": testAppID, "notify_id": "n1", "out_trade_no": "E1", "body": "", "total_amount": "1.00"}
+	sign, err := s.Sign(requestContent(p, true)) // as the Node SDK and PHP sign: empties kept
+	require.NoError(t, err)
+	raw := "app_id=" + testAppID + "&notify_id=n1&out_trade_no=E1&body=&total_amount=1.00&sign_type=RSA2&sign=" + url.QueryEscape(sign)
+	cb, err := ParseCallback(raw)
+	require.NoError(t, err)
+	require.NoError(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
+	assert.Equal(t, map[string]string{"app_id": testAppID, "notify_id": "n1", "out_trade_no": "E1", "body": "", "total_amount": "1.00"}, cb.Params())
+}
