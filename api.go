@@ -47,26 +47,29 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// serveAPI handles POST {prefix}/api/<method>.
-func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) error {
+// serveAPI handles POST {prefix}/api/<method>; segment is the path's
+// method segment, as the router read it.
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, segment string) error {
 	ev := event{name: eventAPI}
 	defer h.log(&ev)
-	method := strings.TrimPrefix(r.URL.Path, h.apiPrefix)
-	ev.method = method
-	if !slices.Contains(h.APIMethods, method) {
+	i := slices.IndexFunc(h.APIMethods, func(m string) bool { return strings.EqualFold(m, segment) })
+	if i < 0 {
+		ev.method = segment
 		return ev.replyJSON(w, http.StatusNotFound, outcomeInvalid, "no such API method", map[string]string{"error": "no such API method"})
 	}
+	method := h.APIMethods[i]
+	ev.method = method
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		return ev.replyJSON(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", map[string]string{"error": "use POST"})
 	}
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	bearer, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="caddy-alipay"`)
 		return ev.replyJSON(w, http.StatusUnauthorized, outcomeForbidden, "no bearer token", map[string]string{"error": "missing bearer token"})
 	}
 	t := now()
-	claims, err := h.tokens.Parse(strings.TrimSpace(bearer), t)
+	claims, err := h.tokens.Parse(bearer, t)
 	if err == nil {
 		if exp, _ := numericDate(claims["exp"]); exp.After(t.Add(maxBearerLifetime)) {
 			err = fmt.Errorf("%w: exp more than %v ahead", ErrTokenInvalid, maxBearerLifetime)
@@ -119,6 +122,17 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp.Raw)
 	return nil
+}
+
+// bearerToken reads the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 7235 section 2.1).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }
 
 // readBizContent reads the request body, a JSON object, as compact JSON.

@@ -72,7 +72,7 @@ func BenchmarkPay(b *testing.B) {
 	h := benchHandler(b)
 	fixClock(b, time.Now())
 	tok := payToken(b, map[string]any{"out_trade_no": "20240520131415000001", "total_amount": "88.88", "subject": "测试订单 Test", "body": "a+b c"})
-	r := httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+tok, nil)
+	r := onSite(h, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+tok, nil), "shop.example.com")
 	w := &discardWriter{header: make(http.Header)}
 
 	// The raw operation: one RSA2 signature over a string of the same size.

@@ -6,6 +6,7 @@ package alipay
 // parallel.
 
 import (
+	"bufio"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,6 +27,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -66,20 +68,25 @@ type shop struct {
 
 type shopRequest struct {
 	path, query, body string
+	token             string // X-Alipay-Token
 	claims            map[string]any
 	tokenErr          string
-	alipayHeaders     []string
+	alipayHeaders     []string // in the header and the trailer
+	trailer           http.Header
 }
 
 func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	rec := shopRequest{path: r.URL.Path, query: r.URL.RawQuery, body: string(body)}
-	for name := range r.Header {
-		if strings.HasPrefix(strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name)), "x-alipay-") {
-			rec.alipayHeaders = append(rec.alipayHeaders, name)
+	rec := shopRequest{path: r.URL.Path, query: r.URL.RawQuery, body: string(body), trailer: r.Trailer}
+	for _, hdr := range []http.Header{r.Header, r.Trailer} {
+		for name := range hdr {
+			if strings.HasPrefix(strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name)), "x-alipay-") {
+				rec.alipayHeaders = append(rec.alipayHeaders, name)
+			}
 		}
 	}
 	if tok := r.Header.Get("X-Alipay-Token"); tok != "" {
+		rec.token = tok
 		var err error
 		rec.claims, err = checkToken(tok, testSecret)
 		if err != nil {
@@ -166,10 +173,7 @@ func startShop(t *testing.T) (s *shop, upstream string) {
 // sidecar (app_id and secret set, then settings) followed by after, and
 // then the other sites. No `order` option: the directive places itself.
 func loadCaddy(t *testing.T, settings, after, sites string) *caddytest.Tester {
-	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
-	tester := caddytest.NewTester(t)
-	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(globalOptions+`
+	return initCaddy(t, `
 	http://localhost:9080 {
 		alipay {
 			app_id `+testAppID+`
@@ -177,8 +181,31 @@ func loadCaddy(t *testing.T, settings, after, sites string) *caddytest.Tester {
 		}
 		`+after+`
 	}
-	`+sites, "caddyfile")
+	`+sites)
+}
+
+// initCaddy loads sites, after the global options, into the test Caddy.
+// {env.TEST_ALIPAY_SECRET} is the test secret.
+func initCaddy(t *testing.T, sites string) *caddytest.Tester {
+	return initCaddyWith(t, "", sites)
+}
+
+// initCaddyWith is initCaddy with more global options.
+func initCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
+	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.InitServer(strings.TrimSuffix(strings.TrimSpace(globalOptions), "}")+options+"\n}\n"+sites, "caddyfile")
 	return tester
+}
+
+// sidecarKeys are the settings of the vectors' keys.
+func sidecarKeys(t *testing.T) string {
+	return `
+			app_id ` + testAppID + `
+			secret {env.TEST_ALIPAY_SECRET}
+			app_private_key ` + absKey(t, "app_private_key_pkcs1.pem") + `
+			alipay_public_key ` + absKey(t, "alipay_public_key.pem")
 }
 
 // sandboxSite is the site of a local alipay_sandbox, on 127.0.0.1:9081,
@@ -560,4 +587,273 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// eventCount is the process's counter of event and outcome: the test
+// Caddy runs in this process.
+func eventCount(event, outcome string) float64 {
+	return testutil.ToFloat64(eventsTotal.WithLabelValues(event, outcome))
+}
+
+// Look-alike spellings of the endpoints, over real HTTP through Caddy:
+// a forged callback on any of them is refused, and the shop sees none.
+func TestCaddyLookAlikePaths(t *testing.T) {
+	tester, s := startCaddy(t)
+	forged := strings.Replace(loadVectors(t).Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	for _, p := range lookAlikes {
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		target := "http://localhost:9080" + (&url.URL{Path: p}).EscapedPath()
+		req, err := http.NewRequest("POST", target, strings.NewReader(forged))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp := tester.AssertResponseCode(req, 400)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "fail", string(body), p)
+		if strings.Contains(p, "notify") {
+			ret := "http://localhost:9080" + (&url.URL{Path: strings.Replace(p, "notify", "return", 1)}).EscapedPath()
+			getStatus(t, tester, ret+"?out_trade_no=X&total_amount=0.01&sign=AAAA", 400)
+		}
+		assert.Empty(t, s.take(), "%q reached the shop", p)
+	}
+	// Spellings that Go's client would not send as they are.
+	for _, raw := range []string{"/alipay/./notify", "//alipay/notify", "/alipay/%2E/notify", "/ALIPAY/NOTIFY%3Bx", "/alipay/notify%252F"} {
+		conn, err := net.Dial("tcp", "localhost:9080")
+		require.NoError(t, err)
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", raw, len(forged), forged)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err, raw)
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		assert.Equal(t, 400, resp.StatusCode, raw)
+		assert.Equal(t, "fail", string(body), raw)
+		assert.Empty(t, s.take(), "%q reached the shop", raw)
+	}
+}
+
+// rawRequest writes a request by hand to the test Caddy and reads the
+// answer.
+func rawRequest(t *testing.T, request string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", "localhost:9080")
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.WriteString(conn, strings.ReplaceAll(request, "\n", "\r\n"))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// chunked is a body in chunked transfer coding, ending with trailers.
+func chunked(body, trailers string) string {
+	return fmt.Sprintf("%x\n%s\n0\n%s\n", len(body), body, trailers)
+}
+
+// A chunked request's trailers, declared or not, never bring a forged
+// X-Alipay-* to the shop: not on a path of the shop's, not next to a
+// verified notification's token.
+func TestCaddyTrailers(t *testing.T) {
+	_, s := startCaddy(t)
+	const forgedTrailers = "X-Alipay-Token: forged\nX-Alipay-Event: forged\nX-Checksum: kept\n"
+	resp, _ := rawRequest(t, "POST /upload HTTP/1.1\nHost: localhost:9080\nTransfer-Encoding: chunked\n"+
+		"Trailer: X-Alipay-Token, X-Alipay-Event, X-Checksum\nConnection: close\n\n"+chunked("abc", forgedTrailers))
+	assert.Equal(t, 200, resp.StatusCode)
+	got := s.take()
+	require.Len(t, got, 1)
+	assert.Equal(t, "abc", got[0].body)
+	assert.Empty(t, got[0].alipayHeaders)
+	assert.Equal(t, "kept", got[0].trailer.Get("X-Checksum"), "trailers do reach the shop: the test could fail")
+
+	// Not declared: net/http keeps them to itself.
+	rawRequest(t, "POST /upload HTTP/1.1\nHost: localhost:9080\nTransfer-Encoding: chunked\nConnection: close\n\n"+chunked("abc", forgedTrailers))
+	got = s.take()
+	require.Len(t, got, 1)
+	assert.Empty(t, got[0].alipayHeaders)
+
+	body := loadVectors(t).Notify.Cases[0].PostBody
+	resp, answer := rawRequest(t, "POST /alipay/notify HTTP/1.1\nHost: localhost:9080\nContent-Type: application/x-www-form-urlencoded\n"+
+		"Transfer-Encoding: chunked\nTrailer: X-Alipay-Token, X-Checksum\nConnection: close\n\n"+chunked(body, forgedTrailers))
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "success", answer)
+	got = s.take()
+	require.Len(t, got, 1)
+	assert.Empty(t, got[0].tokenErr)
+	assert.Equal(t, []string{"X-Alipay-Token"}, got[0].alipayHeaders, "the handler's own token only")
+	assert.Empty(t, got[0].trailer)
+}
+
+// A site that answers any host name: the merchant key signs no callback
+// URL on a host that a client chose.
+func TestCaddyCatchAllSite(t *testing.T) {
+	s, upstream := startShop(t)
+	tester := initCaddy(t, `
+	http://:9080 {
+		alipay {`+sidecarKeys(t)+`
+			gateway http://127.0.0.1:9/gateway.do
+		}
+		`+upstream+`
+	}`)
+	tok := payToken(t, map[string]any{"out_trade_no": "C1", "total_amount": "1.00", "subject": "s"})
+	before := eventCount(eventPay, outcomeInvalid)
+	for _, host := range []string{"attacker.example", "localhost:9080", "127.0.0.1:9080"} {
+		req, err := http.NewRequest("GET", "http://127.0.0.1:9080/alipay/pay?token="+tok, nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp := tester.AssertResponseCode(req, http.StatusMisdirectedRequest)
+		assert.Empty(t, resp.Header.Get("Location"))
+		resp.Body.Close()
+	}
+	assert.Equal(t, before+3, eventCount(eventPay, outcomeInvalid))
+	assert.Empty(t, s.take())
+
+	// With notify_url and return_url it takes payments on any host.
+	tester = initCaddy(t, `
+	http://:9080 {
+		alipay {`+sidecarKeys(t)+`
+			gateway http://127.0.0.1:9/gateway.do
+			notify_url https://shop.example.com/alipay/notify
+			return_url https://shop.example.com/alipay/return
+		}
+		`+upstream+`
+	}`)
+	req, err := http.NewRequest("GET", "http://127.0.0.1:9080/alipay/pay?token="+tok, nil)
+	require.NoError(t, err)
+	req.Host = "attacker.example"
+	resp := tester.AssertResponseCode(req, 302)
+	loc := must(url.Parse(resp.Header.Get("Location")))
+	assert.Equal(t, "https://shop.example.com/alipay/notify", loc.Query().Get("notify_url"))
+	assert.Equal(t, "https://shop.example.com/alipay/return", loc.Query().Get("return_url"))
+}
+
+// alipay with a matcher: the endpoints follow the matcher, the stripping
+// of X-Alipay-* does not.
+func TestCaddyMatcherOnHandler(t *testing.T) {
+	s, upstream := startShop(t)
+	tester := initCaddy(t, `
+	http://localhost:9080 {
+		@shop path /shop/*
+		alipay @shop {`+sidecarKeys(t)+`
+			prefix /shop/alipay
+		}
+		`+upstream+`
+	}`)
+	req, _ := http.NewRequest("GET", "http://localhost:9080/blog", nil)
+	req.Header.Set("X-Alipay-Token", "forged")
+	tester.AssertResponse(req, 200, "shop saw /blog")
+	got := s.take()
+	require.Len(t, got, 1)
+	assert.Empty(t, got[0].alipayHeaders)
+
+	body := loadVectors(t).Notify.Cases[0].PostBody
+	req, _ = http.NewRequest("POST", "http://localhost:9080/shop/alipay/notify", strings.NewReader(body))
+	tester.AssertResponse(req, 200, "success")
+	require.Len(t, s.take(), 1)
+	req, _ = http.NewRequest("POST", "http://localhost:9080/index.php/shop/alipay/notify", strings.NewReader(body))
+	tester.AssertResponseCode(req, 404)
+	assert.Empty(t, s.take(), "an endpoint's look-alike outside the matcher is refused, not passed on")
+}
+
+// brokenShop answers every request with a status line and part of the
+// body it announced, then resets the connection.
+func brokenShop(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\npartial")
+				_ = conn.(*net.TCPConn).SetLinger(0) // close with a reset
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// A shop that resets in the middle of its answer: Alipay hears 502 fail
+// and the log says upstream_failed, for the notify; the browser's return
+// is aborted, and logged the same.
+func TestCaddyShopBreaksOff(t *testing.T) {
+	tester := loadCaddy(t, `
+		app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
+		alipay_public_key `+absKey(t, "alipay_public_key.pem"), "reverse_proxy "+brokenShop(t), "")
+	vec := loadVectors(t)
+	before := eventCount(eventNotify, outcomeUpstreamFailed)
+	req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(vec.Notify.Cases[0].PostBody))
+	tester.AssertResponse(req, 502, "fail")
+	assert.Equal(t, before+1, eventCount(eventNotify, outcomeUpstreamFailed))
+
+	before = eventCount(eventReturn, outcomeUpstreamFailed)
+	u := must(url.Parse(vec.Return.RedirectURL))
+	resp, err := tester.Client.Get("http://localhost:9080/alipay/return?" + u.RawQuery)
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	assert.Error(t, err, "the browser sees a broken answer, not a whole page")
+	assert.Equal(t, before+1, eventCount(eventReturn, outcomeUpstreamFailed))
+}
+
+// reverse_proxy logs the headers it sends upstream at Debug, the
+// handler's token included; the README's log filter keeps it out.
+func TestCaddyTokenInProxyLogs(t *testing.T) {
+	body := loadVectors(t).Notify.Cases[0].PostBody
+	for _, c := range []struct {
+		name, filter string
+		leaks        bool
+	}{
+		{"debug, no filter", "format json", true},
+		{"debug, the README's filter", "format filter {\n\t\t\t\trequest>headers>X-Alipay-Token delete\n\t\t\t}", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "caddy.log")
+			s, upstream := startShop(t)
+			tester := initCaddyWith(t, `
+		log default {
+			output file `+logFile+`
+			level DEBUG
+			`+c.filter+`
+		}`, `
+	http://localhost:9080 {
+		alipay {`+sidecarKeys(t)+`
+		}
+		`+upstream+`
+	}`)
+			req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(body))
+			tester.AssertResponse(req, 200, "success")
+			got := s.take()
+			require.Len(t, got, 1)
+			token := got[0].token
+			require.NotEmpty(t, token)
+			require.Eventually(t, func() bool {
+				logs, _ := os.ReadFile(logFile)
+				return strings.Contains(string(logs), `"msg":"upstream roundtrip"`) && strings.Contains(string(logs), `"msg":"notify"`)
+			}, 5*time.Second, 10*time.Millisecond, "reverse_proxy and the handler log at Debug")
+			logs, err := os.ReadFile(logFile)
+			require.NoError(t, err)
+			assert.Equal(t, c.leaks, strings.Contains(string(logs), token), "the token in the log")
+			for _, line := range strings.Split(string(logs), "\n") {
+				if strings.Contains(line, `"logger":"http.handlers.alipay"`) {
+					assert.NotContains(t, line, token, "the handler's own lines never carry it")
+				}
+			}
+		})
+	}
 }

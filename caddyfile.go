@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("alipay", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("alipay", parseCaddyfile)
 	// Before try_files, so that a PHP site's blanket rewrite to index.php
 	// cannot hide {prefix}/pay, /notify and /return, and before every
 	// auth and proxy directive, so that Alipay reaches /notify and every
@@ -23,10 +23,26 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("alipay_sandbox", httpcaddyfile.Before, "respond")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseCaddyfile sets up the alipay directive. Its matcher, if any, goes
+// into the handler rather than onto its route, so that it limits the
+// endpoints and never the stripping of X-Alipay-* headers: a route with a
+// matcher would pass every other request on untouched.
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	var m Handler
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return &m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if matcherSet != nil {
+		m.MatcherSetsRaw = caddyhttp.RawMatcherSets{matcherSet}
+	}
+	return h.NewRoute(nil, &m), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -1,10 +1,12 @@
 package alipay
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -93,5 +95,48 @@ func TestUnmarshalCaddyfileAPI(t *testing.T) {
 		"alipay {\n query_on_return\n query_on_return\n}"} {
 		var h Handler
 		assert.Error(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)), bad)
+	}
+}
+
+// alipay <matcher> puts the matcher into the handler, whose route has
+// none: the matcher scopes the endpoints, never the header stripping.
+func TestCaddyfileMatcherGoesIntoTheHandler(t *testing.T) {
+	for _, c := range []struct{ caddyfile, match string }{
+		{"@shop path /shop/*\nalipay @shop {\n app_id 1\n}", `[{"path":["/shop/*"]}]`},
+		{"alipay /shop/* {\n app_id 1\n}", `[{"path":["/shop/*"]}]`},
+		{"alipay {\n app_id 1\n}", ""},
+	} {
+		adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://shop.test {\n"+c.caddyfile+"\n}"), nil)
+		require.NoError(t, err, c.caddyfile)
+		var cfg struct {
+			Apps struct {
+				HTTP struct {
+					Servers map[string]struct {
+						Routes []struct {
+							Handle []struct {
+								Routes []struct {
+									Match  json.RawMessage   `json:"match"`
+									Handle []json.RawMessage `json:"handle"`
+								} `json:"routes"`
+							} `json:"handle"`
+						} `json:"routes"`
+					} `json:"servers"`
+				} `json:"http"`
+			} `json:"apps"`
+		}
+		require.NoError(t, json.Unmarshal(adapted, &cfg), string(adapted))
+		inner := cfg.Apps.HTTP.Servers["srv0"].Routes[0].Handle[0].Routes[0]
+		assert.Empty(t, inner.Match, "the route of alipay has no matcher: %s", adapted)
+		var handler struct {
+			Handler string          `json:"handler"`
+			Match   json.RawMessage `json:"match"`
+		}
+		require.NoError(t, json.Unmarshal(inner.Handle[0], &handler))
+		assert.Equal(t, "alipay", handler.Handler)
+		if c.match == "" {
+			assert.Empty(t, handler.Match)
+		} else {
+			assert.JSONEq(t, c.match, string(handler.Match))
+		}
 	}
 }

@@ -35,24 +35,38 @@ var now = time.Now
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Strip first, on every request: the upstream must only ever see a
-	// token that this handler made. Trailers too: reverse_proxy passes a
-	// chunked request's trailers on, and some upstreams read them.
+	// token that this handler made.
 	stripAlipayHeaders(r.Header)
-	if r.Trailer != nil {
-		stripAlipayHeaders(r.Trailer)
+	stripAlipayTrailers(r)
+	h.site.check(r, h)
+	ep, method := h.router.match(r.URL.Path)
+	if ep == notAnEndpoint {
+		return next.ServeHTTP(w, r)
 	}
-	switch r.URL.Path {
-	case h.payPath:
+	if h.matchers != nil {
+		matched, err := h.matchers.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if !matched {
+			// Passing it on would let a forged callback reach the shop
+			// on a path that the shop may route to its Alipay view.
+			h.logger.Warn("refused: the path is one of the endpoints, but the alipay matcher does not match the request",
+				zap.String("path", r.URL.Path))
+			http.Error(w, "not found", http.StatusNotFound)
+			return nil
+		}
+	}
+	switch ep {
+	case endpointPay:
 		return h.servePay(w, r)
-	case h.notifyPath:
+	case endpointNotify:
 		return h.serveNotify(w, r, next)
-	case h.returnPath:
+	case endpointReturn:
 		return h.serveReturn(w, r, next)
+	default:
+		return h.serveAPI(w, r, method)
 	}
-	if strings.HasPrefix(r.URL.Path, h.apiPrefix) {
-		return h.serveAPI(w, r)
-	}
-	return next.ServeHTTP(w, r)
 }
 
 // stripAlipayHeaders deletes every header that a CGI or PHP upstream would
@@ -64,6 +78,38 @@ func stripAlipayHeaders(hdr http.Header) {
 			delete(hdr, name)
 		}
 	}
+}
+
+// stripAlipayTrailers strips a request's X-Alipay-* trailers. net/http
+// fills in the values of the trailers that a chunked request declared only
+// when its body is read to the end, which happens after this handler ran,
+// while reverse_proxy sends the body on (and then forwards those
+// trailers); so they are stripped again at the end of the body. Trailers
+// that a request did not declare land in net/http's own copy of the
+// request, which neither handlers nor reverse_proxy read.
+func stripAlipayTrailers(r *http.Request) {
+	if r.Trailer == nil {
+		return
+	}
+	stripAlipayHeaders(r.Trailer)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer}
+	}
+}
+
+// trailerStripper strips X-Alipay-* trailers once the body has been read
+// to its end (or failed), when net/http has filled them in.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil {
+		stripAlipayHeaders(t.trailer)
+	}
+	return n, err
 }
 
 func isAlipayHeader(name string) bool {
@@ -121,8 +167,17 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	ev.outTradeNo, ev.totalAmount = order.OutTradeNo, order.TotalAmount
 
 	params := h.requestParams(order.Method(), order.BizContent(), t)
-	params["notify_url"] = h.callbackURL(r, h.NotifyURL, h.notifyPath)
-	params["return_url"] = h.callbackURL(r, h.ReturnURL, h.returnPath)
+	for _, u := range []struct{ param, configured, path string }{
+		{"notify_url", h.NotifyURL, h.notifyPath}, {"return_url", h.ReturnURL, h.returnPath},
+	} {
+		if params[u.param], err = h.callbackURL(r, u.configured, u.path); err != nil {
+			if errors.Is(err, errBadHost) {
+				return ev.reply(w, http.StatusBadRequest, outcomeInvalid, err.Error(), "bad request: no valid Host\n")
+			}
+			return ev.reply(w, http.StatusMisdirectedRequest, outcomeInvalid, "host "+strconv.Quote(r.Host)+": "+err.Error(),
+				"this site does not take payments for this host name\n")
+		}
+	}
 	if err := SignParams(h.signer, params); err != nil {
 		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
 	}
@@ -149,18 +204,6 @@ func (h *Handler) requestParams(method string, bizContent []byte, t time.Time) m
 		params["alipay_root_cert_sn"] = h.rootCertSN
 	}
 	return params
-}
-
-// callbackURL is the configured URL, or the one on this site.
-func (h *Handler) callbackURL(r *http.Request, configured, path string) string {
-	if configured != "" {
-		return configured
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + path
 }
 
 // acceptsJSON reports whether the client asked for application/json.
@@ -201,9 +244,12 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	token := h.callbackToken(eventNotify, cb.Get("notify_id"), cb, "")
 
+	// The upstream gets the body as read, with a length and no trailers
+	// (Alipay sends none; a client's would travel on next to the token).
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
+	r.Trailer = nil
 	r.Header.Del("Content-Length")
 	h.forward(r, h.ForwardNotify, token)
 
@@ -211,11 +257,14 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	// headers and body go nowhere. No answer at all counts as failure, so
 	// a site without an upstream never tells Alipay success.
 	rec := &statusRecorder{header: make(http.Header)}
-	err = next.ServeHTTP(rec, r)
+	err, brokeOff := serveUpstream(next, rec, r)
 	if r.Context().Err() != nil {
 		// Alipay hung up first: it will send the notification again, and
 		// the shop is not to blame.
 		return ev.reply(w, http.StatusBadGateway, outcomeAborted, "alipay closed the connection", "fail")
+	}
+	if brokeOff {
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream broke off its answer", "fail")
 	}
 	if err != nil {
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream: "+err.Error(), "fail")
@@ -256,8 +305,61 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	token := h.callbackToken(eventReturn, randomID(), cb, tradeStatus)
 	h.forward(r, h.ForwardReturn, token)
-	ev.outcome = outcomeOK
-	return next.ServeHTTP(w, r)
+
+	// The upstream's answer goes to the browser as it is; the log says
+	// whether there was one.
+	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err, brokeOff := serveUpstream(next, sw, r)
+	switch {
+	case brokeOff:
+		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream broke off its answer", sw.status
+		// As reverse_proxy does: abort the browser's connection, so that
+		// it does not take a truncated page for a whole one.
+		panic(http.ErrAbortHandler)
+	case err != nil:
+		ev.outcome, ev.reason = outcomeUpstreamFailed, "upstream: "+err.Error()
+	case sw.status >= 500:
+		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream answered 5xx", sw.status
+	default:
+		ev.outcome = outcomeOK
+	}
+	return err
+}
+
+// serveUpstream runs next, turning the panic with which reverse_proxy
+// aborts a response that the upstream broke off (a reset after the status
+// and part of the body) into brokeOff, so that the caller can still answer
+// and log what happened.
+func serveUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error, brokeOff bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			brokeOff = true
+		}
+	}()
+	return next.ServeHTTP(w, r), false
+}
+
+// statusWriter passes a response on and remembers its status.
+type statusWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriterWrapper.Write(p)
 }
 
 var returnErrorPage = `<!doctype html><meta charset="utf-8"><title>Payment not confirmed</title>` +

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -57,11 +58,29 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// serve runs h for r; a sidecar as on a site whose host matcher admits
+// r's host name.
 func serve(t testing.TB, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler, r *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
+	if sidecar, ok := h.(*Handler); ok {
+		r = onSite(sidecar, r, r.Host)
+	}
 	w := httptest.NewRecorder()
 	require.NoError(t, h.ServeHTTP(w, r, next))
 	return w
+}
+
+// onSite puts into r's context a Caddy server whose one route matches
+// hosts (none: any host) and runs h, as Caddy does for a site block.
+func onSite(h *Handler, r *http.Request, hosts ...string) *http.Request {
+	route := caddyhttp.Route{Handlers: []caddyhttp.MiddlewareHandler{h}}
+	if len(hosts) > 0 {
+		mh := caddyhttp.MatchHost(hosts)
+		route.MatcherSets = caddyhttp.MatcherSets{{&mh}}
+	}
+	srv := &caddyhttp.Server{Routes: caddyhttp.RouteList{route}}
+	ctx := context.WithValue(r.Context(), caddyhttp.ServerCtxKey, srv)
+	return r.WithContext(context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
 }
 
 func TestPayRedirect(t *testing.T) {

@@ -109,14 +109,22 @@ type Handler struct {
 	// a top-level trade_status claim (returns carry none). Default: off.
 	QueryOnReturn bool `json:"query_on_return,omitempty"`
 
+	// Limits the endpoints to the requests that these matcher sets match
+	// (the Caddyfile's "alipay <matcher>" puts its matcher here, not on
+	// the handler's route). Every request is still stripped of X-Alipay-*
+	// headers, and a request for an endpoint's path that the matchers do
+	// not match is refused with 404, never passed on. Default: all.
+	MatcherSetsRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
+	matchers   caddyhttp.MatcherSets
+	router     router
+	site       *site
 	signer     Signer
 	verifier   Verifier
 	tokens     *TokenKey
 	gatewayURL string
-	payPath    string
 	notifyPath string
 	returnPath string
-	apiPrefix  string
 	apiClient  *http.Client
 	apiTimeout time.Duration
 	logger     *zap.Logger
@@ -162,10 +170,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.Prefix = "/alipay"
 	}
 	h.Prefix = strings.TrimRight(h.Prefix, "/")
-	h.payPath = h.Prefix + "/pay"
+	h.router = newRouter(h.Prefix)
+	h.site = &site{}
+	if h.MatcherSetsRaw != nil {
+		mods, err := ctx.LoadModule(h, "MatcherSetsRaw")
+		if err != nil {
+			return configError("match", err)
+		}
+		if err := h.matchers.FromInterface(mods); err != nil {
+			return configError("match", err)
+		}
+	}
 	h.notifyPath = h.Prefix + "/notify"
 	h.returnPath = h.Prefix + "/return"
-	h.apiPrefix = h.Prefix + "/api/"
 	if len(h.APIMethods) == 0 {
 		h.APIMethods = DefaultAPIMethods
 	}
@@ -280,6 +297,7 @@ var (
 	appIDRE     = regexp.MustCompile(`^[0-9]{1,32}$`)
 	sellerIDRE  = regexp.MustCompile(`^2088[0-9]{12}$`)
 	apiMethodRE = regexp.MustCompile(`^alipay(\.[a-z0-9_]+)+$`)
+	prefixRE    = regexp.MustCompile(`^(/[A-Za-z0-9_~-]+)+$`)
 )
 
 // Validate checks the provisioned settings; each error names its setting.
@@ -313,8 +331,8 @@ func (h *Handler) Validate() error {
 	if err := checkGateway(h.gatewayURL); err != nil {
 		return configError("gateway", err)
 	}
-	if !strings.HasPrefix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, "?#{}") {
-		return configError("prefix", fmt.Errorf("%q must be a path starting with /", h.Prefix))
+	if !prefixRE.MatchString(h.Prefix) || len(h.router.prefix) > maxPrefixSegments {
+		return configError("prefix", fmt.Errorf("%q must be a path like /alipay: at most %d segments of letters, digits, -, _ and ~", h.Prefix, maxPrefixSegments))
 	}
 	for _, u := range []struct{ setting, value string }{{"notify_url", h.NotifyURL}, {"return_url", h.ReturnURL}} {
 		if u.value == "" {

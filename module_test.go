@@ -14,7 +14,7 @@ func TestProvisionDefaults(t *testing.T) {
 	h := newTestHandler(t, nil)
 	assert.Equal(t, SignTypeRSA2, h.SignType)
 	assert.Equal(t, GatewayProduction, h.gatewayURL)
-	assert.Equal(t, "/alipay/pay", h.payPath)
+	assert.Equal(t, []string{"alipay"}, h.router.prefix)
 	assert.Equal(t, "/alipay/notify", h.notifyPath)
 	assert.Equal(t, "/alipay/return", h.returnPath)
 

@@ -107,15 +107,7 @@ func newAPIWorld(t *testing.T, appPrivateKey string) *apiWorld {
 	w.gateway = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { _ = sb.ServeHTTP(rw, r, notFound) }))
 	t.Cleanup(w.gateway.Close)
 
-	h := &alipay.Handler{
-		AppID:           appID,
-		AppPrivateKey:   appPrivateKey,
-		AlipayPublicKey: "../../testdata/keys/alipay_public_key.pem",
-		Secret:          secret,
-		Gateway:         w.gateway.URL + "/gateway.do",
-	}
-	require.NoError(t, h.Provision(ctx))
-	require.NoError(t, h.Validate())
+	h := &alipay.Handler{}
 	shop := caddyhttp.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) error {
 		rw.WriteHeader(http.StatusOK)
 		w.notified <- r.URL.Path
@@ -123,6 +115,17 @@ func newAPIWorld(t *testing.T, appPrivateKey string) *apiWorld {
 	})
 	w.site = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { _ = h.ServeHTTP(rw, r, shop) }))
 	t.Cleanup(w.site.Close)
+	*h = alipay.Handler{
+		AppID:           appID,
+		AppPrivateKey:   appPrivateKey,
+		AlipayPublicKey: "../../testdata/keys/alipay_public_key.pem",
+		Secret:          secret,
+		Gateway:         w.gateway.URL + "/gateway.do",
+		NotifyURL:       w.site.URL + "/alipay/notify",
+		ReturnURL:       w.site.URL + "/alipay/return",
+	}
+	require.NoError(t, h.Provision(ctx))
+	require.NoError(t, h.Validate())
 	return w
 }
 

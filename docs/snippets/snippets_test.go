@@ -217,6 +217,8 @@ func newHandler(t *testing.T) *alipay.Handler {
 		AppPrivateKey:   "../../testdata/keys/app_private_key_pkcs1.pem",
 		AlipayPublicKey: "../../testdata/keys/alipay_public_key.pem",
 		Secret:          secret,
+		NotifyURL:       "https://shop.example.com/alipay/notify",
+		ReturnURL:       "https://shop.example.com/alipay/return",
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)

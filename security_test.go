@@ -1,0 +1,336 @@
+package alipay
+
+// The holes that an attack from outside found, each closed: look-alike
+// endpoint paths, trailers, the Host of a pay request, a matcher on the
+// handler, an upstream that breaks off, unsigned parameters and the
+// bearer scheme.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// observe makes h log into the returned recorder.
+func observe(h *Handler) *observer.ObservedLogs {
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
+	return logs
+}
+
+// lastEvent is the fields of the last event line in logs.
+func lastEvent(t *testing.T, logs *observer.ObservedLogs) map[string]any {
+	t.Helper()
+	all := logs.All()
+	require.NotEmpty(t, all)
+	return all[len(all)-1].ContextMap()
+}
+
+// requestTo is a request whose path is set as Go's server hands it to
+// handlers (decoded once), whatever characters it holds.
+func requestTo(method, path, query, body string) *http.Request {
+	r := httptest.NewRequest(method, "http://shop.example.com/", strings.NewReader(body))
+	r.URL.Path, r.URL.RawQuery = path, query
+	if body != "" {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return r
+}
+
+// Every look-alike spelling of an endpoint is that endpoint: a forged
+// callback on it is refused and the shop never sees it.
+func TestLookAlikePaths(t *testing.T) {
+	h := newTestHandler(t, nil)
+	vec := loadVectors(t)
+	forged := strings.Replace(vec.Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	for _, p := range lookAlikes {
+		next := &upstream{status: 200}
+		w := serve(t, h, next, requestTo("POST", p, "", forged))
+		assert.Equal(t, 400, w.Code, "%q", p)
+		assert.Equal(t, "fail", w.Body.String(), "%q", p)
+		assert.Zero(t, next.calls, "%q reached the shop", p)
+
+		if !strings.Contains(p, "notify") {
+			continue
+		}
+		ret := strings.Replace(p, "notify", "return", 1)
+		w = serve(t, h, next, requestTo("GET", ret, "out_trade_no=X&total_amount=0.01&app_id="+testAppID+"&sign=AAAA", ""))
+		assert.Equal(t, 400, w.Code, "%q", ret)
+		assert.Contains(t, w.Body.String(), "could not be confirmed", "%q", ret)
+		assert.Zero(t, next.calls, "%q reached the shop", ret)
+
+		pay := strings.Replace(p, "notify", "pay", 1)
+		w = serve(t, h, next, requestTo("GET", pay, "token=forged", ""))
+		assert.Equal(t, 403, w.Code, "%q", pay)
+	}
+	// A real notification on a look-alike path is served as one.
+	next := &upstream{status: 200}
+	w := serve(t, h, next, requestTo("POST", "/alipay/notify/", "", vec.Notify.Cases[0].PostBody))
+	assert.Equal(t, "success", w.Body.String())
+	require.Equal(t, 1, next.calls)
+	assert.NotEmpty(t, next.req.Header.Get(TokenHeader))
+}
+
+// trailingBody fills in the request's trailers when it reaches its end,
+// as net/http does for a chunked body.
+type trailingBody struct {
+	io.Reader
+	r        *http.Request
+	trailers http.Header
+}
+
+func (b *trailingBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		maps.Copy(b.r.Trailer, b.trailers)
+	}
+	return n, err
+}
+
+func (b *trailingBody) Close() error { return nil }
+
+func chunkedRequest(method, target, body string, trailers http.Header) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	r.ContentLength = -1
+	r.TransferEncoding = []string{"chunked"}
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Trailer = http.Header{}
+	for k := range trailers {
+		r.Trailer[k] = nil // declared in the Trailer header
+	}
+	r.Body = &trailingBody{Reader: strings.NewReader(body), r: r, trailers: trailers}
+	return r
+}
+
+// Trailers arrive at the end of the body, after the handler stripped the
+// headers: they are stripped then.
+func TestTrailersStrippedWhenTheyArrive(t *testing.T) {
+	h := newTestHandler(t, nil)
+	forged := http.Header{"X-Alipay-Token": {"forged"}, "X_alipay_params": {"forged"}, "X-Checksum": {"kept"}}
+	var seen http.Header
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, _ = io.ReadAll(r.Body)
+		seen = r.Trailer.Clone()
+		w.WriteHeader(200)
+		return nil
+	})
+	serve(t, h, next, chunkedRequest("POST", "http://shop.example.com/upload", "x=1", forged))
+	assert.Equal(t, http.Header{"X-Checksum": {"kept"}}, seen)
+
+	// A verified notification goes on with none at all.
+	body := loadVectors(t).Notify.Cases[0].PostBody
+	seen = http.Header{"unset": nil}
+	w := serve(t, h, next, chunkedRequest("POST", "http://shop.example.com/alipay/notify", body, forged))
+	assert.Equal(t, "success", w.Body.String())
+	assert.Nil(t, seen)
+}
+
+// The merchant key signs callback URLs only on a host that the operator
+// configured.
+func TestPayHost(t *testing.T) {
+	tok := payToken(t, map[string]any{"out_trade_no": "H1", "total_amount": "1.00", "subject": "s"})
+	pay := func(h *Handler, host string, hosts []string, local string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+tok, nil)
+		r.Host = host
+		r = onSite(h, r, hosts...)
+		if local != "" {
+			addr, err := net.ResolveTCPAddr("tcp", local)
+			require.NoError(t, err)
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, addr))
+		}
+		w := httptest.NewRecorder()
+		require.NoError(t, h.ServeHTTP(w, r, &upstream{}))
+		return w
+	}
+	notifyURL := func(w *httptest.ResponseRecorder) string {
+		t.Helper()
+		require.Equal(t, 302, w.Code, w.Body.String())
+		loc, err := http.NewRequest("GET", w.Header().Get("Location"), nil)
+		require.NoError(t, err)
+		return loc.URL.Query().Get("notify_url")
+	}
+
+	// A site that answers any host name (no host matcher).
+	h := newTestHandler(t, nil)
+	logs := observe(h)
+	w := pay(h, "attacker.example", nil, "")
+	assert.Equal(t, http.StatusMisdirectedRequest, w.Code)
+	assert.NotContains(t, w.Body.String(), "attacker")
+	assert.Contains(t, lastEvent(t, logs)["reason"], "notify_url and return_url are needed")
+	assert.Empty(t, w.Header().Get("Location"))
+
+	// ... takes payments with the URLs configured.
+	h = newTestHandler(t, func(h *Handler) {
+		h.NotifyURL, h.ReturnURL = "https://shop.example.com/alipay/notify", "https://shop.example.com/alipay/return"
+	})
+	assert.Equal(t, "https://shop.example.com/alipay/notify", notifyURL(pay(h, "attacker.example", nil, "")))
+	// Only the one not configured is refused.
+	h = newTestHandler(t, func(h *Handler) { h.NotifyURL = "https://shop.example.com/alipay/notify" })
+	assert.Equal(t, http.StatusMisdirectedRequest, pay(h, "attacker.example", nil, "").Code)
+
+	// A site bound to its host names.
+	for _, c := range []struct{ host, local, want string }{
+		{"Shop.Example.com", "", "http://shop.example.com/alipay/notify"},
+		{"shop.example.com:8080", "127.0.0.1:8080", "http://shop.example.com:8080/alipay/notify"},
+		{"[::1]:8080", "[::1]:8080", "http://[::1]:8080/alipay/notify"},
+		{"127.0.0.1", "", "http://127.0.0.1/alipay/notify"},
+	} {
+		h = newTestHandler(t, nil)
+		assert.Equal(t, c.want, notifyURL(pay(h, c.host, []string{"shop.example.com", "::1", "127.0.0.1"}, c.local)), c.host)
+	}
+	for _, c := range []struct {
+		host, local string
+		status      int
+	}{
+		{"shop.example.com:6666", "127.0.0.1:8080", http.StatusMisdirectedRequest}, // a port nobody listens on here
+		{"", "", http.StatusBadRequest},
+		{"shop.example.com:", "", http.StatusBadRequest},
+		{"shop.example.com:0", "", http.StatusBadRequest},
+		{"shop.example.com:99999", "", http.StatusBadRequest},
+		{"shop_example.com", "", http.StatusBadRequest},
+		{"shop.example.com/x", "", http.StatusBadRequest},
+		{"shop.example.com@evil", "", http.StatusBadRequest},
+		{"[::1", "", http.StatusBadRequest},
+	} {
+		h = newTestHandler(t, nil)
+		assert.Equal(t, c.status, pay(h, c.host, []string{"shop.example.com"}, c.local).Code, "%q", c.host)
+	}
+}
+
+// A matcher on alipay scopes its endpoints, never the stripping; an
+// endpoint's path outside the matcher is refused rather than passed on.
+func TestMatcherScopesEndpointsOnly(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) {
+		h.Prefix = "/shop/alipay"
+		h.MatcherSetsRaw = caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/shop/*"]`)}}
+	})
+	forged := func(r *http.Request) *http.Request {
+		r.Header.Set("X-Alipay-Token", "forged")
+		r.Header["X_Alipay_Token"] = []string{"forged"}
+		return r
+	}
+	next := &upstream{status: 200}
+	serve(t, h, next, forged(httptest.NewRequest("GET", "http://shop.example.com/blog", nil)))
+	require.Equal(t, 1, next.calls)
+	assert.Empty(t, next.req.Header.Get("X-Alipay-Token"))
+	assert.NotContains(t, next.req.Header, "X_Alipay_Token")
+
+	next = &upstream{status: 200}
+	body := loadVectors(t).Notify.Cases[0].PostBody
+	w := serve(t, h, next, forged(requestTo("POST", "/shop/alipay/notify", "", body)))
+	assert.Equal(t, "success", w.Body.String(), "matched: served")
+	w = serve(t, h, next, forged(requestTo("POST", "/SHOP/ALIPAY/notify", "", body)))
+	assert.Equal(t, "success", w.Body.String(), "matched: Caddy's path matcher ignores case too")
+	w = serve(t, h, next, forged(requestTo("POST", "/index.php/shop/alipay/notify", "", body)))
+	assert.Equal(t, 404, w.Code, "not matched: refused, not passed on")
+	assert.Equal(t, 2, next.calls)
+}
+
+// A shop that sends a status and part of a body, then resets: Alipay
+// hears fail, and the log says why.
+func TestUpstreamBreaksOff(t *testing.T) {
+	breakOff := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, "partial")
+		panic(http.ErrAbortHandler) // as reverse_proxy does
+	})
+	h := newTestHandler(t, nil)
+	logs := observe(h)
+	vec := loadVectors(t)
+	w := serve(t, h, breakOff, notifyRequest(vec.Notify.Cases[0].PostBody))
+	assert.Equal(t, http.StatusBadGateway, w.Code)
+	assert.Equal(t, "fail", w.Body.String())
+	assert.Equal(t, outcomeUpstreamFailed, lastEvent(t, logs)["outcome"])
+
+	// A return: the browser's connection is aborted as reverse_proxy would,
+	// and the log says what happened.
+	fixClock(t, tokenNow)
+	u := strings.SplitN(vec.Return.RedirectURL, "?", 2)[1]
+	assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
+		_ = h.ServeHTTP(httptest.NewRecorder(), onSite(h, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u, nil), "shop.example.com"), breakOff)
+	})
+	assert.Equal(t, outcomeUpstreamFailed, lastEvent(t, logs)["outcome"])
+
+	// The shop down, or answering 5xx, on a return.
+	down := &upstream{err: caddyhttp.Error(502, errors.New("dial tcp: connection refused"))}
+	r := httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u, nil)
+	assert.Error(t, h.ServeHTTP(httptest.NewRecorder(), onSite(h, r, "shop.example.com"), down))
+	ev := lastEvent(t, logs)
+	assert.Equal(t, outcomeUpstreamFailed, ev["outcome"])
+	assert.Contains(t, ev["reason"], "connection refused")
+	w = serve(t, h, &upstream{status: 503}, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u, nil))
+	assert.Equal(t, 503, w.Code)
+	assert.Equal(t, outcomeUpstreamFailed, lastEvent(t, logs)["outcome"])
+	assert.EqualValues(t, 503, lastEvent(t, logs)["upstream_status"])
+	w = serve(t, h, &upstream{status: 200}, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u, nil))
+	assert.Equal(t, outcomeOK, lastEvent(t, logs)["outcome"])
+}
+
+// Empty parameters appended to a signed callback verify (the string to
+// sign may leave empty values out) but are not Alipay's: they stay out
+// of the token.
+func TestUnsignedParamsLeftOut(t *testing.T) {
+	fixClock(t, tokenNow)
+	h := newTestHandler(t, nil)
+	for _, c := range loadVectors(t).Notify.Cases {
+		next := &upstream{status: 200}
+		w := serve(t, h, next, notifyRequest(c.PostBody+"&anything=&trade_status_override="))
+		if c.SignedWithType {
+			// The string with sign_type in it keeps empty values: no form
+			// that Alipay signs leaves the extra keys out.
+			assert.Equal(t, 400, w.Code, c.Name)
+			assert.Zero(t, next.calls)
+			continue
+		}
+		require.Equal(t, "success", w.Body.String(), c.Name)
+		claims, err := h.tokens.Parse(next.req.Header.Get(TokenHeader), tokenNow)
+		require.NoError(t, err)
+		var params map[string]string
+		require.NoError(t, json.Unmarshal(claims["params"], &params))
+		assert.NotContains(t, params, "anything", c.Name)
+		assert.NotContains(t, params, "trade_status_override", c.Name)
+		want := maps.Clone(c.Params)
+		delete(want, "sign")
+		delete(want, "sign_type")
+		assert.Equal(t, want, params, c.Name)
+	}
+}
+
+// The Authorization scheme's name is case-insensitive.
+func TestAPIBearerScheme(t *testing.T) {
+	h, g := newAPIWorld(t, nil)
+	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) })
+	tok := bearer(t, time.Minute)
+	for header, status := range map[string]int{
+		"Bearer " + tok:         200,
+		"bearer " + tok:         200,
+		"BEARER  " + tok:        200,
+		"Basic " + tok:          401,
+		"Bearer":                401,
+		"Bearer ":               401,
+		tok:                     401,
+		"Bearer" + tok:          401,
+		"Bearer x " + tok:       401,
+		"Token " + tok:          401,
+		"  bearer " + tok + " ": 200,
+	} {
+		r := apiRequest("POST", "/alipay/api/alipay.trade.query", "", `{"out_trade_no":"A1"}`)
+		r.Header.Set("Authorization", header)
+		assert.Equal(t, status, serve(t, h, &upstream{}, r).Code, "%q", header)
+	}
+}
