@@ -3,6 +3,8 @@ package alipay
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -156,6 +158,8 @@ func parseSandboxCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    alipay_private_key  <file or inline key>
 //	    notify_retry        <durations...>
 //	    certificates        <directory>
+//	    callback_hosts      <host...>
+//	    max_trades          <n>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return unmarshalBlock(d, map[string]*string{
@@ -174,6 +178,21 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(dur))
 			}
+			return nil
+		},
+		"callback_hosts": func(args []string) error {
+			if len(args) == 0 {
+				return errors.New("callback_hosts takes one or more host names")
+			}
+			s.CallbackHosts = args
+			return nil
+		},
+		"max_trades": func(args []string) error {
+			n, err := strconv.Atoi(strings.Join(args, " "))
+			if len(args) != 1 || err != nil || n < 1 {
+				return errors.New("max_trades takes one positive number")
+			}
+			s.MaxTrades = n
 			return nil
 		},
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,14 +51,25 @@ type Sandbox struct {
 	// numbers, and responses carry alipay_cert_sn. Default: off.
 	Certificates string `json:"certificates,omitempty"`
 
+	// Host names, besides loopback ones (localhost, 127.0.0.0/8, ::1),
+	// that a request's notify_url, return_url and quit_url may name. The
+	// sandbox sends notifications, and buyers, only there. Default: none.
+	CallbackHosts []string `json:"callback_hosts,omitempty"`
+
+	// The most trades kept in memory; beyond it the oldest is dropped.
+	// Default: 5000.
+	MaxTrades int `json:"max_trades,omitempty"`
+
 	certs     *sandboxCerts       // certificate mode, or nil
 	verifiers map[string]Verifier // by sign_type: checks merchant requests
 	signers   map[string]Signer   // by sign_type: signs as Alipay
 	retry     []time.Duration
 	trades    *tradeStore
-	client    *http.Client
-	ctx       context.Context
-	logger    *zap.Logger
+	// callbackHosts: CallbackHosts, lower case, IPv6 without brackets
+	callbackHosts map[string]bool
+	client        *http.Client
+	ctx           context.Context
+	logger        *zap.Logger
 }
 
 // alipayRetrySchedule is the waits between notifications in Alipay's
@@ -129,7 +141,21 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 			s.retry[i] = time.Duration(d)
 		}
 	}
-	s.trades = newTradeStore()
+	if s.MaxTrades < 0 {
+		return configError("max_trades", fmt.Errorf("%d: must be positive", s.MaxTrades))
+	}
+	if s.MaxTrades == 0 {
+		s.MaxTrades = defaultMaxTrades
+	}
+	s.callbackHosts = map[string]bool{}
+	for _, host := range s.CallbackHosts {
+		host = hostKey(strings.Trim(strings.TrimSpace(repl.ReplaceKnown(host, "")), "[]"))
+		if !validHostName(host) && net.ParseIP(host) == nil {
+			return configError("callback_hosts", fmt.Errorf("%q is not a host name or IP address (no scheme, no port)", host))
+		}
+		s.callbackHosts[host] = true
+	}
+	s.trades = newTradeStore(s.MaxTrades)
 	s.client = &http.Client{
 		Timeout: 15 * time.Second,
 		// Alipay does not follow redirects from notify_url.
@@ -268,11 +294,9 @@ func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
 	if _, err := amountClaim(json.RawMessage(`"` + amount + `"`)); err != nil {
 		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "total_amount"}
 	}
-	for _, k := range []string{"notify_url", "return_url"} {
-		if u := p[k]; u != "" {
-			if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-				return nil, &gatewayError{"invalid-parameter", k + " is not an absolute URL"}
-			}
+	for _, u := range []struct{ name, value string }{{"notify_url", p["notify_url"]}, {"return_url", p["return_url"]}, {"quit_url", str("quit_url")}} {
+		if ge := s.checkCallbackURL(u.name, u.value); ge != nil {
+			return nil, ge
 		}
 	}
 	return s.trades.open(&trade{
@@ -281,6 +305,33 @@ func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
 		passback: str("passback_params"), quitURL: str("quit_url"),
 		notifyURL: p["notify_url"], returnURL: p["return_url"],
 	})
+}
+
+// checkCallbackURL refuses a URL that the sandbox would send a
+// notification or a buyer to, unless it is absolute and on this machine
+// or on one of callback_hosts.
+func (s *Sandbox) checkCallbackURL(name, raw string) *gatewayError {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return &gatewayError{"invalid-parameter", name + " is not an absolute http(s) URL"}
+	}
+	host := hostKey(u.Hostname())
+	if !isLoopback(host) && !s.callbackHosts[host] {
+		return &gatewayError{"invalid-parameter", name + " names " + host + ", which is not on this machine: the sandbox sends notifications and buyers only to loopback hosts and to those of callback_hosts"}
+	}
+	return nil
+}
+
+// hostKey is a host name in lower case, or an IP address in its
+// canonical form, for comparing.
+func hostKey(host string) string {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String()
+	}
+	return strings.ToLower(host)
 }
 
 // checkRequest makes the checks common to every gateway request, pay or
@@ -507,18 +558,24 @@ type tradeView struct {
 	Paid                                             bool
 }
 
-// tradeStore holds the trades in memory. Its lock guards every trade's
-// mutable fields too.
+// defaultMaxTrades is how many trades the sandbox keeps by default.
+const defaultMaxTrades = 5000
+
+// tradeStore holds the trades in memory, at most max of them. Its lock
+// guards every trade's mutable fields too.
 type tradeStore struct {
 	mu      sync.Mutex
+	max     int
+	order   []*trade          // oldest first
 	byKey   map[string]*trade // app_id + out_trade_no
 	byCash  map[string]*trade // cashier id
 	byNo    map[string]*trade // trade_no
 	counter int64
+	dropped int64 // trades dropped to stay within max
 }
 
-func newTradeStore() *tradeStore {
-	return &tradeStore{byKey: map[string]*trade{}, byCash: map[string]*trade{}, byNo: map[string]*trade{}}
+func newTradeStore(max int) *tradeStore {
+	return &tradeStore{max: max, byKey: map[string]*trade{}, byCash: map[string]*trade{}, byNo: map[string]*trade{}}
 }
 
 // errTradeClosed refuses the cashier of a trade that alipay.trade.close
@@ -540,9 +597,16 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 			return nil, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "交易已支付: this order is already paid"}
 		case old.totalAmount != t.totalAmount || old.subject != t.subject:
 			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another amount or subject"}
+		case old.notifyURL != t.notifyURL || old.returnURL != t.returnURL || old.quitURL != t.quitURL:
+			// Where the payment's notification goes is fixed when the
+			// trade opens.
+			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another notify_url, return_url or quit_url"}
 		}
-		old.notifyURL, old.returnURL, old.quitURL, old.signType, old.method = t.notifyURL, t.returnURL, t.quitURL, t.signType, t.method
+		old.signType, old.method = t.signType, t.method
 		return old, nil
+	}
+	if len(ts.order) >= ts.max {
+		ts.drop(ts.order[0])
 	}
 	ts.counter++
 	created := now()
@@ -555,7 +619,19 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 	ts.byKey[key] = t
 	ts.byCash[t.id] = t
 	ts.byNo[t.tradeNo] = t
+	ts.order = append(ts.order, t)
 	return t, nil
+}
+
+// drop forgets the oldest trade t. A notification of it that is still
+// being retried goes on.
+func (ts *tradeStore) drop(t *trade) {
+	delete(ts.byKey, t.appID+"\x00"+t.outTradeNo)
+	delete(ts.byCash, t.id)
+	delete(ts.byNo, t.tradeNo)
+	ts.order[0] = nil
+	ts.order = ts.order[1:]
+	ts.dropped++
 }
 
 func (ts *tradeStore) byID(id string) *trade {

@@ -3,6 +3,7 @@ package alipay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -212,9 +213,9 @@ func TestSandboxCancel(t *testing.T) {
 	assert.Equal(t, w.site.URL+"/", rec.Header().Get("Location"))
 	// WAP pay with a quit_url goes there.
 	_, forms = w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S5", "total_amount": "1", "subject": "wap", "product": "wap",
-		"biz": map[string]any{"quit_url": "https://shop.example.com/cart"}}))
+		"biz": map[string]any{"quit_url": w.site.URL + "/cart"}}))
 	rec = serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["cancel"], nil))
-	assert.Equal(t, "https://shop.example.com/cart", rec.Header().Get("Location"))
+	assert.Equal(t, w.site.URL+"/cart", rec.Header().Get("Location"))
 	select {
 	case <-w.shop.arrived:
 		t.Fatal("a cancelled trade was notified")
@@ -230,6 +231,8 @@ func TestSandboxCancel(t *testing.T) {
 func TestSandboxGateway(t *testing.T) {
 	vec := loadVectors(t)
 	w := newSandboxWorld(t)
+	// The vectors' callbacks go to shop.example.com.
+	w.sandbox = newTestSandboxWith(t, func(s *Sandbox) { s.CallbackHosts = []string{"shop.example.com", "SHOP.test"} })
 	for _, pv := range []payVector{vec.PagePay, vec.WapPay} {
 		u, err := url.Parse(pv.GetURL)
 		require.NoError(t, err)
@@ -292,4 +295,84 @@ func TestSandboxProvisionErrors(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), c.setting+": "), err.Error())
 		})
 	}
+}
+
+// signedPayURL is the gateway URL that a sidecar with these callback URLs
+// signs for claims.
+func signedPayURL(t *testing.T, notifyURL, returnURL string, claims map[string]any) string {
+	t.Helper()
+	h := newTestHandler(t, func(h *Handler) {
+		h.Gateway, h.NotifyURL, h.ReturnURL = "http://127.0.0.1:1/gateway.do", notifyURL, returnURL
+	})
+	rec := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.test/alipay/pay?token="+payToken(t, claims), nil))
+	require.Equal(t, http.StatusFound, rec.Code, rec.Body.String())
+	return rec.Header().Get("Location")
+}
+
+// The sandbox sends notifications and buyers only to this machine, unless
+// callback_hosts names another host.
+func TestSandboxStaysOnThisMachine(t *testing.T) {
+	order := func(no string) map[string]any {
+		return map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "s"}
+	}
+	local := "http://127.0.0.1:8000/alipay/return"
+	s := newTestSandbox(t)
+	open := func(s *Sandbox, target string) *httptest.ResponseRecorder {
+		return serve(t, s, &upstream{}, httptest.NewRequest("GET", target, nil))
+	}
+	for _, c := range []struct{ notify, ret string }{
+		{"https://attacker.example/notify", local},
+		{"http://127.0.0.1:8000/alipay/notify", "https://attacker.example/return"},
+		{"http://10.0.0.1/notify", local},
+		{"http://localhost.attacker.example/notify", local},
+		{"http://127.0.0.1.nip.io/notify", local},
+	} {
+		rec := open(s, signedPayURL(t, c.notify, c.ret, order("M1")))
+		assert.Equal(t, http.StatusBadRequest, rec.Code, c)
+		assert.Contains(t, rec.Body.String(), "not on this machine", c)
+	}
+	rec := open(s, signedPayURL(t, local, local, map[string]any{"out_trade_no": "M1", "total_amount": "1.00", "subject": "s", "product": "wap",
+		"biz": map[string]any{"quit_url": "https://attacker.example/cart"}}))
+	assert.Contains(t, rec.Body.String(), "quit_url names attacker.example")
+	for i, u := range []string{"http://localhost:8000/n", "http://127.0.0.2/n", "http://[::1]:8000/n"} {
+		assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, u, local, order(fmt.Sprint("L", i)))).Code, u)
+	}
+
+	// callback_hosts opens more.
+	s = newTestSandboxWith(t, func(s *Sandbox) { s.CallbackHosts = []string{"Shop.Example.com", "10.0.0.1"} })
+	assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, "https://shop.example.com/notify", local, order("M2"))).Code)
+	assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, "http://10.0.0.1/notify", local, order("M3"))).Code)
+	assert.Equal(t, http.StatusBadRequest, open(s, signedPayURL(t, "https://attacker.example/notify", local, order("M4"))).Code)
+
+	// A trade's URLs are fixed when it opens: a second request for the
+	// unpaid trade cannot send its notification elsewhere.
+	first := open(s, signedPayURL(t, "https://shop.example.com/notify", local, order("M5")))
+	require.Equal(t, http.StatusFound, first.Code)
+	again := open(s, signedPayURL(t, "https://shop.example.com/notify", local, order("M5")))
+	assert.Equal(t, first.Header().Get("Location"), again.Header().Get("Location"), "the same request: the same cashier")
+	other := open(s, signedPayURL(t, "http://10.0.0.1/notify", local, order("M5")))
+	assert.Equal(t, http.StatusBadRequest, other.Code)
+	assert.Contains(t, other.Body.String(), "ACQ.CONTEXT_INCONSISTENT")
+	assert.Equal(t, "https://shop.example.com/notify", s.trades.byCash[strings.TrimPrefix(first.Header().Get("Location"), cashierPrefix)].notifyURL)
+}
+
+// The sandbox keeps max_trades trades and drops the oldest.
+func TestSandboxMaxTrades(t *testing.T) {
+	s := newTestSandboxWith(t, func(s *Sandbox) { s.MaxTrades = 2 })
+	local := "http://127.0.0.1:8000/alipay/notify"
+	var cashiers []string
+	for _, no := range []string{"T1", "T2", "T3"} {
+		rec := serve(t, s, &upstream{}, httptest.NewRequest("GET", signedPayURL(t, local, local, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "s"}), nil))
+		require.Equal(t, http.StatusFound, rec.Code)
+		cashiers = append(cashiers, rec.Header().Get("Location"))
+	}
+	status := func(cashier string) int {
+		return serve(t, s, &upstream{}, httptest.NewRequest("GET", "http://sandbox.test"+cashier, nil)).Code
+	}
+	assert.Equal(t, http.StatusNotFound, status(cashiers[0]), "the oldest is gone")
+	assert.Equal(t, http.StatusOK, status(cashiers[1]))
+	assert.Equal(t, http.StatusOK, status(cashiers[2]))
+	assert.Len(t, s.trades.byKey, 2)
+	assert.Len(t, s.trades.byNo, 2)
+	assert.EqualValues(t, 1, s.trades.dropped)
 }
