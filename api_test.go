@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -41,8 +44,8 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{"app_id", "method", "format", "charset", "sign_type", "timestamp", "version"} {
 		assert.NotEmpty(g.t, params[k], k)
 	}
-	v := testVerifier(g.t, "app_public_key.pem", SignTypeRSA2)
-	assert.NoError(g.t, v.Verify(RequestContent(params), params["sign"]), "the request is signed with the app key")
+	v := protocoltest.Verifier(g.t, "app_public_key.pem", protocol.SignTypeRSA2)
+	assert.NoError(g.t, v.Verify(protocol.RequestContent(params), params["sign"]), "the request is signed with the app key")
 	var biz map[string]any
 	require.NoError(g.t, json.Unmarshal([]byte(params["biz_content"]), &biz))
 	g.mu.Lock()
@@ -56,13 +59,6 @@ func (g *fakeGateway) setAnswer(f func(method string, biz map[string]any) string
 	g.mu.Lock()
 	g.answer = f
 	g.mu.Unlock()
-}
-
-// signedBody is a response body signed as Alipay signs it.
-func signedBody(t testing.TB, method, value string) string {
-	sign, err := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2).Sign([]byte(value))
-	require.NoError(t, err)
-	return `{"` + strings.ReplaceAll(method, ".", "_") + `_response":` + value + `,"sign":"` + sign + `"}`
 }
 
 func newAPIWorld(t *testing.T, edit func(*Handler)) (*Handler, *fakeGateway) {
@@ -79,9 +75,9 @@ func newAPIWorld(t *testing.T, edit func(*Handler)) (*Handler, *fakeGateway) {
 }
 
 func bearer(t testing.TB, exp time.Duration) string {
-	k, err := NewTokenKey(testSecret)
+	k, err := protocol.NewTokenKey(testSecret)
 	require.NoError(t, err)
-	tok, err := k.Sign(map[string]any{"exp": time.Now().Add(exp).Unix(), "scope": APIScope})
+	tok, err := k.Sign(map[string]any{"exp": time.Now().Add(exp).Unix(), "scope": protocol.APIScope})
 	require.NoError(t, err)
 	return tok
 }
@@ -99,7 +95,7 @@ const queryValue = `{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCES
 
 func TestAPIVerifiedAnswer(t *testing.T) {
 	h, g := newAPIWorld(t, nil)
-	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) })
+	g.setAnswer(func(method string, biz map[string]any) string { return protocoltest.SignedBody(t, method, queryValue) })
 	next := &upstream{status: 200}
 	w := serve(t, h, next, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, 5*time.Minute), `{"out_trade_no": "A1"}`))
 	require.Equal(t, 200, w.Code, w.Body.String())
@@ -111,7 +107,7 @@ func TestAPIVerifiedAnswer(t *testing.T) {
 
 	// A business failure that Alipay signed is an answer like any other.
 	failure := `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}`
-	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, failure) })
+	g.setAnswer(func(method string, biz map[string]any) string { return protocoltest.SignedBody(t, method, failure) })
 	w = serve(t, h, next, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"X"}`))
 	assert.Equal(t, 200, w.Code)
 	assert.Equal(t, failure, w.Body.String())
@@ -120,8 +116,8 @@ func TestAPIVerifiedAnswer(t *testing.T) {
 // An unverifiable answer is never passed on as if it were good.
 func TestAPIUntrustedAnswers(t *testing.T) {
 	h, g := newAPIWorld(t, nil)
-	h.apiTimeout = 200 * time.Millisecond
-	good := signedBody(t, "alipay.trade.query", queryValue)
+	h.client.Timeout = 200 * time.Millisecond
+	good := protocoltest.SignedBody(t, "alipay.trade.query", queryValue)
 	cases := map[string]struct {
 		body   string
 		delay  time.Duration
@@ -131,7 +127,7 @@ func TestAPIUntrustedAnswers(t *testing.T) {
 		"tampered":        {strings.Replace(good, "88.88", "0.01", 1), 0, 502, "not signed by Alipay"},
 		"unsigned":        {`{"alipay_trade_query_response":` + queryValue + `}`, 0, 502, "not signed by Alipay"},
 		"signed by other": {strings.Replace(good, `"sign":"`, `"sign":"A`, 1), 0, 502, "not signed by Alipay"},
-		"another method":  {signedBody(t, "alipay.trade.refund", queryValue), 0, 502, "no alipay_trade_query_response"},
+		"another method":  {protocoltest.SignedBody(t, "alipay.trade.refund", queryValue), 0, 502, "no alipay_trade_query_response"},
 		"duplicated key":  {strings.Replace(good, `,"sign"`, `,"alipay_trade_query_response":{"code":"10000"},"sign"`, 1), 0, 502, "given twice"},
 		"not JSON":        {"<html>busy</html>", 0, 502, "not a JSON object"},
 		"error_response":  {`{"error_response":{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature","sub_msg":"验签出错"}}`, 0, 502, `"sub_code":"isv.invalid-signature"`},
@@ -158,7 +154,7 @@ func TestAPIUntrustedAnswers(t *testing.T) {
 
 func TestAPIRefused(t *testing.T) {
 	h, g := newAPIWorld(t, func(h *Handler) { h.APIMethods = []string{"alipay.trade.query", "alipay.trade.refund"} })
-	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) })
+	g.setAnswer(func(method string, biz map[string]any) string { return protocoltest.SignedBody(t, method, queryValue) })
 	good := bearer(t, 5*time.Minute)
 	cases := map[string]struct {
 		method, path, token, body string
@@ -168,9 +164,9 @@ func TestAPIRefused(t *testing.T) {
 		"garbage token":                 {"POST", "/alipay/api/alipay.trade.query", "x.y.z", `{}`, 401},
 		"expired":                       {"POST", "/alipay/api/alipay.trade.query", bearer(t, -time.Second), `{}`, 401},
 		"exp too far ahead":             {"POST", "/alipay/api/alipay.trade.query", bearer(t, 11*time.Minute), `{}`, 401},
-		"alg none":                      {"POST", "/alipay/api/alipay.trade.query", rawToken(testSecret, `{"alg":"none"}`, fmt.Sprintf(`{"exp":%d}`, time.Now().Unix()+60)), `{}`, 401},
+		"alg none":                      {"POST", "/alipay/api/alipay.trade.query", protocoltest.RawToken(testSecret, `{"alg":"none"}`, fmt.Sprintf(`{"exp":%d}`, time.Now().Unix()+60)), `{}`, 401},
 		"a pay token":                   {"POST", "/alipay/api/alipay.trade.refund", payToken(t, map[string]any{"out_trade_no": "A1", "total_amount": "1", "subject": "s", "exp": time.Now().Add(5 * time.Minute).Unix()}), `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":"R9"}`, 401},
-		"other scope":                   {"POST", "/alipay/api/alipay.trade.query", rawToken(testSecret, `{"alg":"HS256"}`, fmt.Sprintf(`{"exp":%d,"scope":"admin"}`, time.Now().Unix()+60)), `{}`, 401},
+		"other scope":                   {"POST", "/alipay/api/alipay.trade.query", protocoltest.RawToken(testSecret, `{"alg":"HS256"}`, fmt.Sprintf(`{"exp":%d,"scope":"admin"}`, time.Now().Unix()+60)), `{}`, 401},
 		"not in api_methods":            {"POST", "/alipay/api/alipay.trade.close", good, `{}`, 404},
 		"unknown method":                {"POST", "/alipay/api/alipay.fund.trans.uni.transfer", good, `{}`, 404},
 		"no method":                     {"POST", "/alipay/api/", good, `{}`, 404},
@@ -198,7 +194,7 @@ func TestAPIRefused(t *testing.T) {
 // or no trade_status at all when there is no trustworthy answer.
 func TestQueryOnReturn(t *testing.T) {
 	fixClock(t, time.Now())
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	u, err := url.Parse(vec.Return.RedirectURL)
 	require.NoError(t, err)
 	h, g := newAPIWorld(t, func(h *Handler) { h.QueryOnReturn = true })
@@ -206,9 +202,9 @@ func TestQueryOnReturn(t *testing.T) {
 		answer string
 		want   string
 	}{
-		"paid":       {signedBody(t, "alipay.trade.query", queryValue), `"TRADE_SUCCESS"`},
+		"paid":       {protocoltest.SignedBody(t, "alipay.trade.query", queryValue), `"TRADE_SUCCESS"`},
 		"not signed": {`{"alipay_trade_query_response":` + queryValue + `}`, ""},
-		"not found":  {signedBody(t, "alipay.trade.query", `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST"}`), ""},
+		"not found":  {protocoltest.SignedBody(t, "alipay.trade.query", `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST"}`), ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g.setAnswer(func(method string, biz map[string]any) string {

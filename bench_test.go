@@ -6,12 +6,13 @@ package alipay
 //
 //	go test -run '^$' -bench . -benchmem
 //
-// Targets (issue 2): pay at most 1.1x the RSA sign inside it; notify at
+// Targets: pay at most 1.1x the RSA sign inside it; notify at
 // most 1.5x the RSA verify and form parse inside it; a request that only
 // passes through under 1 µs with no allocation of the handler's own.
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -76,9 +79,9 @@ func BenchmarkPay(b *testing.B) {
 	w := &discardWriter{header: make(http.Header)}
 
 	// The raw operation: one RSA2 signature over a string of the same size.
-	content := RequestContent(OpenAPIParams(testAppID, "alipay.trade.page.pay", SignTypeRSA2,
+	content := protocol.RequestContent(h.client.API.RequestParams("alipay.trade.page.pay",
 		[]byte(`{"out_trade_no":"20240520131415000001","total_amount":"88.88","subject":"测试订单 Test","product_code":"FAST_INSTANT_TRADE_PAY","body":"a+b c"}`), time.Now()))
-	raw := rawCost(b.N, func() { _, _ = h.signer.Sign(content) })
+	raw := rawCost(b.N, func() { _, _ = h.client.API.Signer.Sign(content) })
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -95,15 +98,15 @@ func BenchmarkPay(b *testing.B) {
 
 func BenchmarkNotify(b *testing.B) {
 	h := benchHandler(b)
-	body := []byte(loadVectors(b).Notify.Cases[0].PostBody)
+	body := []byte(testvec.Load(b).Notify.Cases[0].PostBody)
 	r := httptest.NewRequest("POST", "http://shop.example.com/alipay/notify", nil)
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	w := &discardWriter{header: make(http.Header)}
 
 	// The raw operations: the form parse and one RSA2 verification.
 	raw := rawCost(b.N, func() {
-		cb, _ := ParseCallback(string(body))
-		_ = cb.Verify(h.verifier)
+		cb, _ := h.protocol.ParseCallback(string(body))
+		_ = h.protocol.VerifyCallback(context.Background(), cb, protocol.EventNotify)
 	})
 
 	b.ReportAllocs()

@@ -7,6 +7,7 @@ package alipay
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,14 +20,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-alipay/caddy-alipay/sandbox"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -142,19 +149,13 @@ func (s *shop) setStatus(code int) {
 	s.mu.Unlock()
 }
 
-func absKey(t testing.TB, name string) string {
-	p, err := filepath.Abs(keyPath(name))
-	require.NoError(t, err)
-	return p
-}
-
 // startCaddy loads a Caddyfile with the handler in front of a test shop.
 // No `order` option: the directive must place itself.
 func startCaddy(t *testing.T) (*caddytest.Tester, *shop) {
 	s, upstream := startShop(t)
 	tester := loadCaddy(t, `
-		app_private_key `+absKey(t, "app_private_key_pkcs8.b64")+`
-		alipay_public_key `+absKey(t, "alipay_public_key.pem")+`
+		app_private_key `+testvec.Key("app_private_key_pkcs8.b64")+`
+		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
 		gateway http://127.0.0.1:9/gateway.do
 		seller_id `+testSellerID+`
 		forward_notify /shop/notify`, upstream, "")
@@ -204,8 +205,8 @@ func sidecarKeys(t *testing.T) string {
 	return `
 			app_id ` + testAppID + `
 			secret {env.TEST_ALIPAY_SECRET}
-			app_private_key ` + absKey(t, "app_private_key_pkcs1.pem") + `
-			alipay_public_key ` + absKey(t, "alipay_public_key.pem")
+			app_private_key ` + testvec.Key("app_private_key_pkcs1.pem") + `
+			alipay_public_key ` + testvec.Key("alipay_public_key.pem")
 }
 
 // sandboxSite is the site of a local alipay_sandbox, on 127.0.0.1:9081,
@@ -214,8 +215,8 @@ func sandboxSite(t *testing.T, settings string) string {
 	return `http://127.0.0.1:9081 {
 		bind 127.0.0.1
 		alipay_sandbox {
-			app_public_key ` + absKey(t, "app_public_key.pem") + `
-			alipay_private_key ` + absKey(t, "alipay_private_key_pkcs1.pem") + `
+			app_public_key ` + testvec.Key("app_public_key.pem") + `
+			alipay_private_key ` + testvec.Key("alipay_private_key_pkcs1.pem") + `
 			` + settings + `
 		}
 	}`
@@ -235,7 +236,7 @@ func getStatus(t *testing.T, tester *caddytest.Tester, target string, status int
 
 func TestCaddyPayNotifyReturn(t *testing.T) {
 	tester, s := startCaddy(t)
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 
 	t.Run("pay", func(t *testing.T) {
 		tok := payToken(t, map[string]any{"out_trade_no": "T1", "total_amount": "9.90", "subject": "Caddy 测试"})
@@ -248,8 +249,8 @@ func TestCaddyPayNotifyReturn(t *testing.T) {
 			params[k] = v[0]
 		}
 		assert.Equal(t, "http://localhost:9080/alipay/notify", params["notify_url"])
-		v := testVerifier(t, "app_public_key.pem", SignTypeRSA2)
-		assert.NoError(t, v.Verify(RequestContent(params), params["sign"]), "the gateway accepts the signature")
+		v := protocoltest.Verifier(t, "app_public_key.pem", protocol.SignTypeRSA2)
+		assert.NoError(t, v.Verify(protocol.RequestContent(params), params["sign"]), "the gateway accepts the signature")
 		assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 
 		tester.AssertGetResponse("http://localhost:9080/alipay/pay?token=x", 403, "invalid payment token\n")
@@ -346,9 +347,9 @@ func TestCaddyNotifyWithoutShop(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			tester := loadCaddy(t, `
-				app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
-				alipay_public_key `+absKey(t, "alipay_public_key.b64"), upstream, "")
-			req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(loadVectors(t).Notify.Cases[0].PostBody))
+				app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+				alipay_public_key `+testvec.Key("alipay_public_key.b64"), upstream, "")
+			req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(testvec.Load(t).Notify.Cases[0].PostBody))
 			tester.AssertResponse(req, 502, "fail")
 		})
 	}
@@ -368,8 +369,8 @@ func TestCaddyConfigErrors(t *testing.T) {
 	}
 	good := map[string]string{
 		"app_id":            testAppID,
-		"app_private_key":   absKey(t, "app_private_key_pkcs1.pem"),
-		"alipay_public_key": absKey(t, "alipay_public_key.pem"),
+		"app_private_key":   testvec.Key("app_private_key_pkcs1.pem"),
+		"alipay_public_key": testvec.Key("alipay_public_key.pem"),
 		"secret":            testSecret,
 	}
 	block := func(edit map[string]string) string {
@@ -390,8 +391,8 @@ func TestCaddyConfigErrors(t *testing.T) {
 		want string
 	}{
 		"missing key file":     {map[string]string{"app_private_key": "/nonexistent/app.pem"}, "app_private_key"},
-		"public as private":    {map[string]string{"app_private_key": absKey(t, "app_public_key.pem")}, "app_private_key"},
-		"app's own key":        {map[string]string{"alipay_public_key": absKey(t, "app_public_key.pem")}, "alipay_public_key"},
+		"public as private":    {map[string]string{"app_private_key": testvec.Key("app_public_key.pem")}, "app_private_key"},
+		"app's own key":        {map[string]string{"alipay_public_key": testvec.Key("app_public_key.pem")}, "alipay_public_key"},
 		"short secret":         {map[string]string{"secret": "short"}, "secret"},
 		"unset env secret":     {map[string]string{"secret": "{env.TEST_ALIPAY_NOT_SET}"}, "secret"},
 		"http gateway":         {map[string]string{"gateway": "http://openapi.alipay.com/gateway.do"}, "gateway"},
@@ -420,8 +421,8 @@ func TestCaddyfileExample(t *testing.T) {
 	require.True(t, caddytest.CompareAdapt(t, "Caddyfile.example", string(example), "caddyfile", strings.TrimSpace(string(want))),
 		"Caddyfile.example no longer adapts to testdata/caddyfile_adapt/example.json")
 
-	t.Setenv("ALIPAY_APP_PRIVATE_KEY", string(readTestFile(t, "app_private_key_pkcs1.b64")))
-	t.Setenv("ALIPAY_PUBLIC_KEY", absKey(t, "alipay_public_key.pem"))
+	t.Setenv("ALIPAY_APP_PRIVATE_KEY", string(testvec.ReadKey(t, "app_private_key_pkcs1.b64")))
+	t.Setenv("ALIPAY_PUBLIC_KEY", testvec.Key("alipay_public_key.pem"))
 	t.Setenv("ALIPAY_SECRET", testSecret)
 	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(example, nil)
 	require.NoError(t, err)
@@ -440,8 +441,8 @@ func TestCaddyfileExample(t *testing.T) {
 func TestCaddySandbox(t *testing.T) {
 	s, upstream := startShop(t)
 	tester := loadCaddy(t, `
-		app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
-		alipay_public_key `+absKey(t, "alipay_public_key.pem")+`
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
 		gateway http://127.0.0.1:9081/gateway.do
 		query_on_return on`, upstream, sandboxSite(t, "notify_retry 100ms 100ms"))
 
@@ -534,6 +535,9 @@ func TestCaddySandbox(t *testing.T) {
 	assert.Contains(t, v["error"], "out_request_no")
 }
 
+// cashierFormRE finds the actions of the sandbox cashier's forms.
+var cashierFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[0-9a-f]+/(pay|cancel))"`)
+
 // pick returns the named fields of v.
 func pick(v map[string]any, keys ...string) map[string]any {
 	out := map[string]any{}
@@ -548,7 +552,11 @@ func pick(v map[string]any, keys ...string) map[string]any {
 // provisions its servers in no fixed order).
 func TestCaddyCertificateMode(t *testing.T) {
 	dir := t.TempDir()
-	newTestSandboxWith(t, func(s *Sandbox) { s.Certificates = dir })
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	issuer := &sandbox.Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"),
+		AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"), Certificates: dir}
+	require.NoError(t, issuer.Provision(ctx))
 	// Through the environment: caddytest rewrites any "/name.crt" in a
 	// Caddyfile to a file of its own.
 	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
@@ -556,7 +564,7 @@ func TestCaddyCertificateMode(t *testing.T) {
 	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
 	_, upstream := startShop(t)
 	tester := loadCaddy(t, `
-		app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
 		app_cert {env.TEST_APP_CERT}
 		alipay_cert {env.TEST_ALIPAY_CERT}
 		alipay_root_cert {env.TEST_ALIPAY_ROOT_CERT}
@@ -599,7 +607,7 @@ func eventCount(event, outcome string) float64 {
 // a forged callback on any of them is refused, and the shop sees none.
 func TestCaddyLookAlikePaths(t *testing.T) {
 	tester, s := startCaddy(t)
-	forged := strings.Replace(loadVectors(t).Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	forged := strings.Replace(testvec.Load(t).Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
 	for _, p := range lookAlikes {
 		if !strings.HasPrefix(p, "/") {
 			p = "/" + p
@@ -676,7 +684,7 @@ func TestCaddyTrailers(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Empty(t, got[0].alipayHeaders)
 
-	body := loadVectors(t).Notify.Cases[0].PostBody
+	body := testvec.Load(t).Notify.Cases[0].PostBody
 	resp, answer := rawRequest(t, "POST /alipay/notify HTTP/1.1\nHost: localhost:9080\nContent-Type: application/x-www-form-urlencoded\n"+
 		"Transfer-Encoding: chunked\nTrailer: X-Alipay-Token, X-Checksum\nConnection: close\n\n"+chunked(body, forgedTrailers))
 	assert.Equal(t, 200, resp.StatusCode)
@@ -750,7 +758,7 @@ func TestCaddyMatcherOnHandler(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Empty(t, got[0].alipayHeaders)
 
-	body := loadVectors(t).Notify.Cases[0].PostBody
+	body := testvec.Load(t).Notify.Cases[0].PostBody
 	req, _ = http.NewRequest("POST", "http://localhost:9080/shop/alipay/notify", strings.NewReader(body))
 	tester.AssertResponse(req, 200, "success")
 	require.Len(t, s.take(), 1)
@@ -792,9 +800,9 @@ func brokenShop(t *testing.T) string {
 // is aborted, and logged the same.
 func TestCaddyShopBreaksOff(t *testing.T) {
 	tester := loadCaddy(t, `
-		app_private_key `+absKey(t, "app_private_key_pkcs1.pem")+`
-		alipay_public_key `+absKey(t, "alipay_public_key.pem"), "reverse_proxy "+brokenShop(t), "")
-	vec := loadVectors(t)
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+		alipay_public_key `+testvec.Key("alipay_public_key.pem"), "reverse_proxy "+brokenShop(t), "")
+	vec := testvec.Load(t)
 	before := eventCount(eventNotify, outcomeUpstreamFailed)
 	req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(vec.Notify.Cases[0].PostBody))
 	tester.AssertResponse(req, 502, "fail")
@@ -814,7 +822,7 @@ func TestCaddyShopBreaksOff(t *testing.T) {
 // reverse_proxy logs the headers it sends upstream at Debug, the
 // handler's token included; the README's log filter keeps it out.
 func TestCaddyTokenInProxyLogs(t *testing.T) {
-	body := loadVectors(t).Notify.Cases[0].PostBody
+	body := testvec.Load(t).Notify.Cases[0].PostBody
 	for _, c := range []struct {
 		name, filter string
 		leaks        bool

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -25,20 +28,20 @@ func certMode(h *Handler) {
 
 func TestCertModeProvision(t *testing.T) {
 	h := newTestHandler(t, certMode)
-	assert.Equal(t, "a810ae600acd4de14858a277a600aa06", h.appCertSN)
-	assert.Equal(t, "5e57030bba758a176a2dcead790355b0", h.alipayCertSN)
-	assert.Equal(t, "b04ff0e1d8d025e3d0abf6b7a0884742_189e35c3bd7baa0cbfaefa9c7cc62695", h.rootCertSN)
+	assert.Equal(t, "a810ae600acd4de14858a277a600aa06", h.client.API.AppCertSN)
+	assert.Equal(t, "5e57030bba758a176a2dcead790355b0", h.client.API.AlipayCertSN)
+	assert.Equal(t, "b04ff0e1d8d025e3d0abf6b7a0884742_189e35c3bd7baa0cbfaefa9c7cc62695", h.client.API.RootCertSN)
 
 	// Callbacks verify with the key from alipay_cert.
 	next := &upstream{status: 200}
-	w := serve(t, h, next, notifyRequest(loadVectors(t).Notify.Cases[0].PostBody))
+	w := serve(t, h, next, notifyRequest(testvec.Load(t).Notify.Cases[0].PostBody))
 	assert.Equal(t, "success", w.Body.String())
 
 	// Inline PEM works as well as a path.
 	pem, err := os.ReadFile(certPath("alipayRootCert.crt"))
 	require.NoError(t, err)
 	h = newTestHandler(t, func(h *Handler) { certMode(h); h.AlipayRootCert = string(pem) })
-	assert.Equal(t, "b04ff0e1d8d025e3d0abf6b7a0884742_189e35c3bd7baa0cbfaefa9c7cc62695", h.rootCertSN)
+	assert.Equal(t, "b04ff0e1d8d025e3d0abf6b7a0884742_189e35c3bd7baa0cbfaefa9c7cc62695", h.client.API.RootCertSN)
 }
 
 // Every signed request carries the serial numbers, signed with the rest.
@@ -54,10 +57,10 @@ func TestCertModeRequests(t *testing.T) {
 	}
 	assert.Equal(t, "a810ae600acd4de14858a277a600aa06", params["app_cert_sn"])
 	assert.Equal(t, "b04ff0e1d8d025e3d0abf6b7a0884742_189e35c3bd7baa0cbfaefa9c7cc62695", params["alipay_root_cert_sn"])
-	require.NoError(t, testVerifier(t, "app_public_key.pem", SignTypeRSA2).Verify(RequestContent(params), params["sign"]))
+	require.NoError(t, protocoltest.Verifier(t, "app_public_key.pem", protocol.SignTypeRSA2).Verify(protocol.RequestContent(params), params["sign"]))
 
 	// Responses must name alipay_cert: the vector's certificate-mode refund does.
-	refund := loadResponseVectors(t)[3]
+	refund := testvec.Load(t).Responses.Cases[3]
 	require.Contains(t, refund.RawBody, `"alipay_cert_sn":"5e57030bba758a176a2dcead790355b0"`)
 	for name, c := range map[string]struct {
 		body   string
@@ -89,11 +92,11 @@ func TestCertModeErrors(t *testing.T) {
 	}{
 		"app_cert alone":           {func(h *Handler) { certMode(h); h.AlipayCert, h.AlipayRootCert = "", "" }, "alipay_cert"},
 		"no root":                  {func(h *Handler) { certMode(h); h.AlipayRootCert = "" }, "alipay_root_cert"},
-		"and alipay_public_key":    {func(h *Handler) { certMode(h); h.AlipayPublicKey = keyPath("alipay_public_key.pem") }, "alipay_public_key"},
+		"and alipay_public_key":    {func(h *Handler) { certMode(h); h.AlipayPublicKey = testvec.Key("alipay_public_key.pem") }, "alipay_public_key"},
 		"app_cert of another key":  {func(h *Handler) { certMode(h); h.AppCert = certPath("alipayCertPublicKey_RSA2.crt") }, "app_cert"},
 		"alipay_cert is the app's": {func(h *Handler) { certMode(h); h.AlipayCert = certPath("appCertPublicKey_2021000000000001.crt") }, "alipay_cert"},
 		"root without RSA":         {func(h *Handler) { certMode(h); h.AlipayRootCert = certPath("root_ec.crt") }, "alipay_root_cert"},
-		"a key as certificate":     {func(h *Handler) { certMode(h); h.AlipayCert = keyPath("alipay_public_key.pem") }, "alipay_cert"},
+		"a key as certificate":     {func(h *Handler) { certMode(h); h.AlipayCert = testvec.Key("alipay_public_key.pem") }, "alipay_cert"},
 		"missing file":             {func(h *Handler) { certMode(h); h.AppCert = "/nonexistent/app.crt" }, "app_cert"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,76 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// payToken is what a shop signs.
-func payToken(t testing.TB, claims map[string]any) string {
-	t.Helper()
-	k, err := NewTokenKey(testSecret)
-	require.NoError(t, err)
-	if _, ok := claims["exp"]; !ok {
-		claims["exp"] = now().Add(10 * time.Minute).Unix()
-	}
-	tok, err := k.Sign(claims)
-	require.NoError(t, err)
-	return tok
-}
-
-// upstream is a fake next handler that remembers what reached it.
-type upstream struct {
-	calls  int
-	req    *http.Request
-	body   string
-	status int   // 0: write nothing
-	err    error // returned instead of answering
-}
-
-func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	u.calls++
-	u.req = r
-	b, _ := io.ReadAll(r.Body)
-	u.body = string(b)
-	if u.err != nil {
-		return u.err
-	}
-	if u.status != 0 {
-		w.Header().Set("X-Upstream", "1")
-		w.WriteHeader(u.status)
-		_, _ = io.WriteString(w, "upstream says hi")
-	}
-	return nil
-}
-
-// serve runs h for r; a sidecar as on a site whose host matcher admits
-// r's host name.
-func serve(t testing.TB, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler, r *http.Request) *httptest.ResponseRecorder {
-	t.Helper()
-	if sidecar, ok := h.(*Handler); ok {
-		r = onSite(sidecar, r, r.Host)
-	}
-	w := httptest.NewRecorder()
-	require.NoError(t, h.ServeHTTP(w, r, next))
-	return w
-}
-
-// onSite puts into r's context a Caddy server whose one route matches
-// hosts (none: any host) and runs h, as Caddy does for a site block.
-func onSite(h *Handler, r *http.Request, hosts ...string) *http.Request {
-	route := caddyhttp.Route{Handlers: []caddyhttp.MiddlewareHandler{h}}
-	if len(hosts) > 0 {
-		mh := caddyhttp.MatchHost(hosts)
-		route.MatcherSets = caddyhttp.MatcherSets{{&mh}}
-	}
-	srv := &caddyhttp.Server{Routes: caddyhttp.RouteList{route}}
-	ctx := context.WithValue(r.Context(), caddyhttp.ServerCtxKey, srv)
-	return r.WithContext(context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
-}
 
 func TestPayRedirect(t *testing.T) {
 	at := time.Date(2024, 5, 20, 5, 14, 15, 0, time.UTC)
@@ -113,8 +51,8 @@ func TestPayRedirect(t *testing.T) {
 		"sign":        params["sign"],
 	}, params)
 	// Alipay (here: the app's public key) accepts the signature.
-	v := testVerifier(t, "app_public_key.pem", SignTypeRSA2)
-	assert.NoError(t, v.Verify(RequestContent(params), params["sign"]))
+	v := protocoltest.Verifier(t, "app_public_key.pem", protocol.SignTypeRSA2)
+	assert.NoError(t, v.Verify(protocol.RequestContent(params), params["sign"]))
 }
 
 func TestPayJSONAndPOST(t *testing.T) {
@@ -145,7 +83,7 @@ func TestPayRefused(t *testing.T) {
 	h := newTestHandler(t, nil)
 	good := map[string]any{"out_trade_no": "A1", "total_amount": "1.00", "subject": "s"}
 	expired := map[string]any{"out_trade_no": "A1", "total_amount": "1.00", "subject": "s", "exp": now().Add(-time.Second).Unix()}
-	other, err := NewTokenKey(strings.Repeat("z", 32))
+	other, err := protocol.NewTokenKey(strings.Repeat("z", 32))
 	require.NoError(t, err)
 	forged, err := other.Sign(map[string]any{"out_trade_no": "A1", "total_amount": "0.01", "subject": "s", "exp": now().Add(time.Hour).Unix()})
 	require.NoError(t, err)
@@ -157,7 +95,7 @@ func TestPayRefused(t *testing.T) {
 		"no token":     {"GET", "/alipay/pay", 403, "invalid payment token"},
 		"garbage":      {"GET", "/alipay/pay?token=abc", 403, "invalid payment token"},
 		"forged":       {"GET", "/alipay/pay?token=" + forged, 403, "invalid payment token"},
-		"alg none":     {"GET", "/alipay/pay?token=" + rawToken(testSecret, `{"alg":"none"}`, `{"exp":9999999999}`), 403, "invalid"},
+		"alg none":     {"GET", "/alipay/pay?token=" + protocoltest.RawToken(testSecret, `{"alg":"none"}`, `{"exp":9999999999}`), 403, "invalid"},
 		"expired":      {"GET", "/alipay/pay?token=" + payToken(t, expired), 403, "expired"},
 		"bad amount":   {"GET", "/alipay/pay?token=" + payToken(t, map[string]any{"out_trade_no": "A1", "total_amount": "1.001", "subject": "s"}), 400, "total_amount"},
 		"no subject":   {"GET", "/alipay/pay?token=" + payToken(t, map[string]any{"out_trade_no": "A1", "total_amount": "1"}), 400, "subject"},
@@ -182,15 +120,9 @@ func TestPayRefused(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
 }
 
-func notifyRequest(body string) *http.Request {
-	r := httptest.NewRequest("POST", "http://shop.example.com/alipay/notify", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	return r
-}
-
 func TestNotifyAccepted(t *testing.T) {
 	fixClock(t, tokenNow)
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	h := newTestHandler(t, func(h *Handler) { h.ForwardNotify = "/index.php/pay/notify"; h.SellerID = testSellerID })
 	for _, c := range vec.Notify.Cases {
 		t.Run(c.Name, func(t *testing.T) {
@@ -226,7 +158,7 @@ func TestNotifyAccepted(t *testing.T) {
 }
 
 func TestNotifyFailures(t *testing.T) {
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	body := vec.Notify.Cases[0].PostBody
 	cases := map[string]struct {
 		edit   func(*Handler)
@@ -243,7 +175,7 @@ func TestNotifyFailures(t *testing.T) {
 		"other app":            {func(h *Handler) { h.AppID = "2021000000000002" }, notifyRequest(body), &upstream{status: 200}, 400, 0},
 		"other seller":         {func(h *Handler) { h.SellerID = "2088000000000002" }, notifyRequest(body), &upstream{status: 200}, 400, 0},
 		"GET":                  {nil, httptest.NewRequest("GET", "http://shop.example.com/alipay/notify?"+body, nil), &upstream{status: 200}, 405, 0},
-		"too large":            {nil, notifyRequest(body + "&pad=" + strings.Repeat("x", MaxCallbackSize)), &upstream{status: 200}, 413, 0},
+		"too large":            {nil, notifyRequest(body + "&pad=" + strings.Repeat("x", protocol.MaxCallbackSize)), &upstream{status: 200}, 413, 0},
 		"empty":                {nil, notifyRequest(""), &upstream{status: 200}, 400, 0},
 	}
 	for name, c := range cases {
@@ -257,7 +189,7 @@ func TestNotifyFailures(t *testing.T) {
 	}
 	// A body without Content-Length (chunked) is bounded too.
 	h := newTestHandler(t, nil)
-	r := notifyRequest(body + "&pad=" + strings.Repeat("x", MaxCallbackSize))
+	r := notifyRequest(body + "&pad=" + strings.Repeat("x", protocol.MaxCallbackSize))
 	r.ContentLength = -1
 	w := serve(t, h, &upstream{status: 200}, r)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
@@ -265,7 +197,7 @@ func TestNotifyFailures(t *testing.T) {
 
 func TestReturn(t *testing.T) {
 	fixClock(t, tokenNow)
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	u, err := url.Parse(vec.Return.RedirectURL)
 	require.NoError(t, err)
 	h := newTestHandler(t, func(h *Handler) { h.ForwardReturn = "/orders/return" })
@@ -340,7 +272,7 @@ func TestNotifyClientGone(t *testing.T) {
 		cancel()
 		return caddyhttp.Error(499, context.Canceled)
 	})
-	r := notifyRequest(loadVectors(t).Notify.Cases[0].PostBody).WithContext(ctx)
+	r := notifyRequest(testvec.Load(t).Notify.Cases[0].PostBody).WithContext(ctx)
 	var got string
 	h.metrics = &eventMetrics{counters: map[[2]string]prometheus.Counter{}}
 	for _, o := range allOutcomes {
@@ -358,9 +290,9 @@ func TestNotifyClientGone(t *testing.T) {
 }
 
 func TestRefusalOutcome(t *testing.T) {
-	_, err := ParseCallback("a=%zz")
+	_, err := protocol.ParseForm("a=%zz")
 	assert.Equal(t, outcomeInvalid, refusal(err))
-	assert.Equal(t, outcomeRefused, refusal(ErrBadSignature))
+	assert.Equal(t, outcomeRefused, refusal(protocol.ErrBadSignature))
 	assert.Equal(t, outcomeRefused, refusal(errors.New("app_id is not this app's")))
 }
 

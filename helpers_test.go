@@ -1,82 +1,35 @@
 package alipay
 
+// Test helpers shared by this package's tests.
+
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
-// Fixed values of testdata/vectors.json, made with Alipay's Node.js SDK.
+// The ids and the secret of testdata/vectors.json.
 const (
-	testAppID    = "2021000000000001"
-	testSellerID = "2088000000000001"
-	testSecret   = "0123456789abcdef0123456789abcdef-test-secret"
+	testAppID    = testvec.AppID
+	testSellerID = testvec.SellerID
+	testSecret   = testvec.Secret
 )
 
-// vectors is the part of testdata/vectors.json that the tests read.
-type vectors struct {
-	PagePay  payVector `json:"page_pay"`
-	WapPay   payVector `json:"wap_pay"`
-	TradeQry struct {
-		SignedParams map[string]string `json:"signed_params"`
-		StringToSign string            `json:"string_to_sign"`
-	} `json:"openapi_request_trade_query"`
-	KeyFormats struct {
-		Content string `json:"content"`
-		Sign    string `json:"sign"`
-	} `json:"key_formats"`
-	Notify struct {
-		Cases []notifyVector `json:"cases"`
-	} `json:"notify"`
-	Return struct {
-		Params       map[string]string `json:"params"`
-		StringToSign string            `json:"string_to_sign"`
-		RedirectURL  string            `json:"redirect_url"`
-	} `json:"return_url"`
-}
-
-type payVector struct {
-	Method       string            `json:"method"`
-	Params       map[string]string `json:"params_as_received_by_gateway"`
-	StringToSign string            `json:"string_to_sign"`
-	Sign         string            `json:"sign"`
-	GetURL       string            `json:"get_url"`
-}
-
-type notifyVector struct {
-	Name           string            `json:"name"`
-	Charset        string            `json:"charset"`
-	SignedWithType bool              `json:"signed_with_sign_type"`
-	Params         map[string]string `json:"params"`
-	StringToSign   string            `json:"string_to_sign"`
-	PostBody       string            `json:"post_body"`
-	ContentType    string            `json:"content_type"`
-}
-
-func loadVectors(t testing.TB) *vectors {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
-	require.NoError(t, err)
-	var v vectors
-	require.NoError(t, json.Unmarshal(data, &v))
-	require.NotEmpty(t, v.Notify.Cases)
-	return &v
-}
-
-func keyPath(name string) string { return filepath.Join("testdata", "keys", name) }
-
-func readTestFile(t testing.TB, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(keyPath(name))
-	require.NoError(t, err)
-	return data
-}
+// tokenNow is a time at which the vectors' tokens are valid.
+var tokenNow = time.Unix(1716182055, 0)
 
 // newTestHandler returns a provisioned and validated handler with the
 // vectors' keys; edit changes the config first.
@@ -91,8 +44,8 @@ func provisionHandler(t testing.TB, edit func(*Handler)) (*Handler, error) {
 	t.Helper()
 	h := &Handler{
 		AppID:           testAppID,
-		AppPrivateKey:   keyPath("app_private_key_pkcs1.pem"),
-		AlipayPublicKey: keyPath("alipay_public_key.pem"),
+		AppPrivateKey:   testvec.Key("app_private_key_pkcs1.pem"),
+		AlipayPublicKey: testvec.Key("alipay_public_key.pem"),
 		Secret:          testSecret,
 	}
 	if edit != nil {
@@ -112,4 +65,99 @@ func fixClock(t testing.TB, at time.Time) {
 	old := now
 	now = func() time.Time { return at }
 	t.Cleanup(func() { now = old })
+}
+
+// payToken is what a shop signs.
+func payToken(t testing.TB, claims map[string]any) string {
+	t.Helper()
+	k, err := protocol.NewTokenKey(testSecret)
+	require.NoError(t, err)
+	if _, ok := claims["exp"]; !ok {
+		claims["exp"] = now().Add(10 * time.Minute).Unix()
+	}
+	tok, err := k.Sign(claims)
+	require.NoError(t, err)
+	return tok
+}
+
+// upstream is a fake next handler that remembers what reached it.
+type upstream struct {
+	calls  int
+	req    *http.Request
+	body   string
+	status int   // 0: write nothing
+	err    error // returned instead of answering
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	u.calls++
+	u.req = r
+	b, _ := io.ReadAll(r.Body)
+	u.body = string(b)
+	if u.err != nil {
+		return u.err
+	}
+	if u.status != 0 {
+		w.Header().Set("X-Upstream", "1")
+		w.WriteHeader(u.status)
+		_, _ = io.WriteString(w, "upstream says hi")
+	}
+	return nil
+}
+
+// serve runs h for r; a sidecar as on a site whose host matcher admits
+// r's host name.
+func serve(t testing.TB, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	if sidecar, ok := h.(*Handler); ok {
+		r = onSite(sidecar, r, r.Host)
+	}
+	w := httptest.NewRecorder()
+	require.NoError(t, h.ServeHTTP(w, r, next))
+	return w
+}
+
+// onSite puts into r's context a Caddy server whose one route matches
+// hosts (none: any host) and runs h, as Caddy does for a site block.
+func onSite(h *Handler, r *http.Request, hosts ...string) *http.Request {
+	route := caddyhttp.Route{Handlers: []caddyhttp.MiddlewareHandler{h}}
+	if len(hosts) > 0 {
+		mh := caddyhttp.MatchHost(hosts)
+		route.MatcherSets = caddyhttp.MatcherSets{{&mh}}
+	}
+	srv := &caddyhttp.Server{Routes: caddyhttp.RouteList{route}}
+	ctx := context.WithValue(r.Context(), caddyhttp.ServerCtxKey, srv)
+	return r.WithContext(context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
+}
+
+func notifyRequest(body string) *http.Request {
+	r := httptest.NewRequest("POST", "http://shop.example.com/alipay/notify", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	return r
+}
+
+// observe makes h log into the returned recorder.
+func observe(h *Handler) *observer.ObservedLogs {
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
+	return logs
+}
+
+// lastEvent is the fields of the last event line in logs.
+func lastEvent(t *testing.T, logs *observer.ObservedLogs) map[string]any {
+	t.Helper()
+	all := logs.All()
+	require.NotEmpty(t, all)
+	return all[len(all)-1].ContextMap()
+}
+
+// requestTo is a request whose path is set as Go's server hands it to
+// handlers (decoded once), whatever characters it holds.
+func requestTo(method, path, query, body string) *http.Request {
+	r := httptest.NewRequest(method, "http://shop.example.com/", strings.NewReader(body))
+	r.URL.Path, r.URL.RawQuery = path, query
+	if body != "" {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return r
 }

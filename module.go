@@ -3,20 +3,21 @@
 // the shop signed, verifies Alipay's return and notify callbacks, and hands
 // each verified result to the shop as an HS256 JWT in X-Alipay-Token. The
 // shop never holds the RSA private key.
+//
+// This package is the Caddy module; Alipay's protocols, the keys and the
+// token are in internal/protocol.
 package alipay
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -26,15 +27,10 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Gateways that the gateway setting names.
-const (
-	GatewayProduction = "https://openapi.alipay.com/gateway.do"
-	GatewaySandbox    = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
-)
-
-// Handler is the alipay sidecar. It serves {prefix}/pay, {prefix}/notify
-// and {prefix}/return, passes every other request on, and removes every
-// client-sent X-Alipay-* header from all requests it sees.
+// Handler is the alipay sidecar. It serves {prefix}/pay, {prefix}/notify,
+// {prefix}/return and {prefix}/api/<method>, passes every other request on,
+// and removes every client-sent X-Alipay-* header and trailer from all
+// requests it sees.
 //
 // Settings that hold keys or secrets accept {env.*} and {file.*}
 // placeholders, resolved once when the config loads.
@@ -119,24 +115,13 @@ type Handler struct {
 	matchers   caddyhttp.MatcherSets
 	router     router
 	site       *site
-	signer     Signer
-	verifier   Verifier
-	tokens     *TokenKey
-	gatewayURL string
+	protocol   protocol.Protocol
+	client     *protocol.Client // the OpenAPI gateway, for the API and query_on_return
+	tokens     *protocol.TokenKey
 	notifyPath string
 	returnPath string
-	apiClient  *http.Client
-	apiTimeout time.Duration
 	logger     *zap.Logger
 	metrics    *eventMetrics
-
-	// Certificate mode: the serial numbers that requests carry, and the
-	// one Alipay's responses must name. Empty otherwise.
-	appCertSN, rootCertSN, alipayCertSN string
-
-	// The keys' public halves, kept between Provision and Validate.
-	appPublic    *rsa.PublicKey
-	alipayPublic *rsa.PublicKey
 }
 
 // CaddyModule returns the Caddy module information.
@@ -147,11 +132,15 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// configError names the setting that is wrong, as it is spelled in both
-// the Caddyfile and JSON.
-func configError(setting string, err error) error {
-	return fmt.Errorf("%s: %w", setting, err)
-}
+// configError names the setting that is wrong.
+var configError = caddyconf.SettingError
+
+// defaultAPIMethods are the methods the API serves unless api_methods
+// says otherwise.
+var defaultAPIMethods = []string{"alipay.trade.query", "alipay.trade.refund", "alipay.trade.fastpay.refund.query", "alipay.trade.close"}
+
+// defaultAPITimeout bounds one gateway call, connection to last byte.
+const defaultAPITimeout = 15 * time.Second
 
 // Provision resolves placeholders, applies defaults and parses the keys,
 // once for the life of the config.
@@ -162,9 +151,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		&h.SignType, &h.Gateway, &h.Prefix, &h.NotifyURL, &h.ReturnURL, &h.SellerID,
 		&h.ForwardNotify, &h.ForwardReturn, &h.AppCert, &h.AlipayCert, &h.AlipayRootCert} {
 		*f = strings.TrimSpace(repl.ReplaceKnown(*f, ""))
-	}
-	if h.SignType == "" {
-		h.SignType = SignTypeRSA2
 	}
 	if h.Prefix == "" {
 		h.Prefix = "/alipay"
@@ -183,154 +169,59 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.notifyPath = h.Prefix + "/notify"
 	h.returnPath = h.Prefix + "/return"
-	if len(h.APIMethods) == 0 {
-		h.APIMethods = DefaultAPIMethods
-	}
-	h.apiTimeout = defaultAPITimeout
-	// No redirects: the gateway answers, or the call failed.
-	h.apiClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-	switch h.Gateway {
-	case "", "production":
-		h.gatewayURL = GatewayProduction
-	case "sandbox":
-		h.gatewayURL = GatewaySandbox
-	default:
-		h.gatewayURL = h.Gateway
-	}
-
-	if h.SignType != SignTypeRSA2 && h.SignType != SignTypeRSA {
-		return configError("sign_type", fmt.Errorf("%q: want RSA2 or RSA", h.SignType))
-	}
 	var err error
-	if h.tokens, err = NewTokenKey(h.Secret); err != nil {
+	if h.tokens, err = protocol.NewTokenKey(h.Secret); err != nil {
 		if h.Secret == "" {
 			return configError("secret", errors.New("required (an unset environment variable?)"))
 		}
 		return configError("secret", err)
 	}
-
-	material, err := keyMaterial(h.AppPrivateKey)
-	if err != nil {
-		return configError("app_private_key", err)
+	if err := h.provisionOpenAPI(); err != nil {
+		return err
 	}
-	appKey, err := ParsePrivateKey(material)
-	if err != nil {
-		return configError("app_private_key", err)
-	}
-	if h.signer, err = NewRSASigner(appKey, h.SignType); err != nil {
-		return configError("sign_type", err)
-	}
-	h.appPublic = &appKey.PublicKey
-
-	if h.AppCert != "" || h.AlipayCert != "" || h.AlipayRootCert != "" {
-		if err := h.provisionCerts(); err != nil {
-			return err
-		}
-	} else {
-		material, err = keyMaterial(h.AlipayPublicKey)
-		if err != nil {
-			return configError("alipay_public_key", err)
-		}
-		if h.alipayPublic, err = ParsePublicKey(material); err != nil {
-			return configError("alipay_public_key", err)
-		}
-	}
-	if h.verifier, err = NewRSAVerifier(h.alipayPublic, h.SignType); err != nil {
-		return configError("sign_type", err)
-	}
-
 	if h.metrics, err = newEventMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 	return nil
 }
 
-// provisionCerts reads the three certificates of certificate mode: the
-// serial numbers, and Alipay's public key from alipay_cert.
-func (h *Handler) provisionCerts() error {
-	if h.AlipayPublicKey != "" {
-		return configError("alipay_public_key", errors.New("not used in certificate mode: Alipay's key comes from alipay_cert; remove one"))
+// provisionOpenAPI sets up the OpenAPI protocol: the app's key, Alipay's
+// key or certificates, the gateway and its client.
+func (h *Handler) provisionOpenAPI() error {
+	if len(h.APIMethods) == 0 {
+		h.APIMethods = defaultAPIMethods
 	}
-	certs := map[string]*x509.Certificate{}
-	for _, c := range []struct{ setting, value string }{{"app_cert", h.AppCert}, {"alipay_cert", h.AlipayCert}} {
-		if c.value == "" {
-			return configError(c.setting, errors.New("required in certificate mode (app_cert, alipay_cert and alipay_root_cert go together)"))
-		}
-		material, err := keyMaterial(c.value)
-		if err != nil {
-			return configError(c.setting, err)
-		}
-		cert, err := ParseCertificate(material)
-		if err != nil {
-			return configError(c.setting, err)
-		}
-		certs[c.setting] = cert
-	}
-	if h.AlipayRootCert == "" {
-		return configError("alipay_root_cert", errors.New("required in certificate mode (app_cert, alipay_cert and alipay_root_cert go together)"))
-	}
-	material, err := keyMaterial(h.AlipayRootCert)
+	api, warnings, err := protocol.NewOpenAPI(protocol.OpenAPIConfig{
+		AppID: h.AppID, SellerID: h.SellerID, SignType: h.SignType, Gateway: h.Gateway,
+		AppPrivateKey: h.AppPrivateKey, AlipayPublicKey: h.AlipayPublicKey,
+		AppCert: h.AppCert, AlipayCert: h.AlipayCert, AlipayRootCert: h.AlipayRootCert,
+	})
 	if err != nil {
-		return configError("alipay_root_cert", err)
+		return err
 	}
-	if h.rootCertSN, err = RootCertSN(material); err != nil {
-		return configError("alipay_root_cert", err)
+	for _, w := range warnings {
+		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
 	}
-	if h.appCertSN, err = CertSN(certs["app_cert"]); err != nil {
-		return configError("app_cert", err)
-	}
-	if h.alipayCertSN, err = CertSN(certs["alipay_cert"]); err != nil {
-		return configError("alipay_cert", err)
-	}
-	appKey, ok := certs["app_cert"].PublicKey.(*rsa.PublicKey)
-	if !ok || !appKey.Equal(h.appPublic) {
-		return configError("app_cert", errors.New("does not certify the public key of app_private_key"))
-	}
-	if h.alipayPublic, ok = certs["alipay_cert"].PublicKey.(*rsa.PublicKey); !ok {
-		return configError("alipay_cert", errors.New("does not hold an RSA key"))
+	h.protocol = api
+	h.client = &protocol.Client{
+		API:     api,
+		Timeout: defaultAPITimeout,
+		Now:     func() time.Time { return now() },
+		// No redirects: the gateway answers, or the call failed.
+		HTTP: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	return nil
 }
 
 var (
-	appIDRE     = regexp.MustCompile(`^[0-9]{1,32}$`)
-	sellerIDRE  = regexp.MustCompile(`^2088[0-9]{12}$`)
 	apiMethodRE = regexp.MustCompile(`^alipay(\.[a-z0-9_]+)+$`)
 	prefixRE    = regexp.MustCompile(`^(/[A-Za-z0-9_~-]+)+$`)
 )
 
-// Validate checks the provisioned settings; each error names its setting.
+// Validate checks the settings that provisioning did not; each error
+// names its setting.
 func (h *Handler) Validate() error {
-	if h.AppID == "" {
-		return configError("app_id", errors.New("required"))
-	}
-	if !appIDRE.MatchString(h.AppID) {
-		return configError("app_id", fmt.Errorf("%q is not an Alipay APPID (digits)", h.AppID))
-	}
-	for _, k := range []struct {
-		setting string
-		key     *rsa.PublicKey
-	}{{"app_private_key", h.appPublic}, {"alipay_public_key", h.alipayPublic}} {
-		bits := k.key.N.BitLen()
-		switch {
-		case bits >= 2048:
-		case bits >= 1024 && h.SignType == SignTypeRSA:
-			h.logger.Warn("legacy 1024-bit RSA key: move the app to RSA2 with a 2048-bit key",
-				zap.String("setting", k.setting))
-		default:
-			return configError(k.setting, fmt.Errorf("a %d-bit key is too short: 2048 bits at least (1024 only with sign_type RSA)", bits))
-		}
-	}
-	if h.alipayPublic.Equal(h.appPublic) {
-		if h.alipayCertSN != "" {
-			return configError("alipay_cert", errors.New("certifies the app's own key, not Alipay's"))
-		}
-		return configError("alipay_public_key", errors.New("this is the app's own public key; use the Alipay public key that the open platform shows for the app"))
-	}
-	if err := checkGateway(h.gatewayURL); err != nil {
-		return configError("gateway", err)
-	}
 	if !prefixRE.MatchString(h.Prefix) || len(h.router.prefix) > maxPrefixSegments {
 		return configError("prefix", fmt.Errorf("%q must be a path like /alipay: at most %d segments of letters, digits, -, _ and ~", h.Prefix, maxPrefixSegments))
 	}
@@ -338,12 +229,9 @@ func (h *Handler) Validate() error {
 		if u.value == "" {
 			continue
 		}
-		if err := checkCallbackURL(u.value); err != nil {
+		if err := protocol.CheckCallbackURL(u.value); err != nil {
 			return configError(u.setting, err)
 		}
-	}
-	if h.SellerID != "" && !sellerIDRE.MatchString(h.SellerID) {
-		return configError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", h.SellerID))
 	}
 	for _, m := range h.APIMethods {
 		if !apiMethodRE.MatchString(m) {
@@ -354,51 +242,6 @@ func (h *Handler) Validate() error {
 		if p.value != "" && (!strings.HasPrefix(p.value, "/") || strings.ContainsAny(p.value, "?#")) {
 			return configError(p.setting, fmt.Errorf("%q must be a path starting with / and without a query", p.value))
 		}
-	}
-	return nil
-}
-
-// checkGateway accepts https URLs, and http ones on loopback only.
-func checkGateway(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%q: %w", raw, err)
-	}
-	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q must be production, sandbox or an absolute URL without a query", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("%q: plain http is allowed only for a loopback host (a local alipay_sandbox)", raw)
-	}
-	return fmt.Errorf("%q: scheme must be https", raw)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// checkCallbackURL accepts absolute http(s) URLs without a query: Alipay
-// would not sign extra query parameters.
-func checkCallbackURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%q: %w", raw, err)
-	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%q must be an absolute http(s) URL", raw)
-	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return fmt.Errorf("%q must have no query or fragment: Alipay does not sign extra parameters", raw)
 	}
 	return nil
 }

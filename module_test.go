@@ -5,40 +5,45 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestProvisionDefaults(t *testing.T) {
 	h := newTestHandler(t, nil)
-	assert.Equal(t, SignTypeRSA2, h.SignType)
-	assert.Equal(t, GatewayProduction, h.gatewayURL)
+	assert.Equal(t, protocol.SignTypeRSA2, h.client.API.Signer.SignType())
+	assert.Equal(t, protocol.GatewayProduction, h.client.API.Gateway)
 	assert.Equal(t, []string{"alipay"}, h.router.prefix)
 	assert.Equal(t, "/alipay/notify", h.notifyPath)
 	assert.Equal(t, "/alipay/return", h.returnPath)
 
 	h = newTestHandler(t, func(h *Handler) { h.Gateway = "sandbox" })
-	assert.Equal(t, GatewaySandbox, h.gatewayURL)
+	assert.Equal(t, protocol.GatewaySandbox, h.client.API.Gateway)
 }
 
 // Keys and secret from the environment and from files, inline or by path.
 func TestProvisionPlaceholders(t *testing.T) {
-	t.Setenv("TEST_ALIPAY_APP_KEY", string(readTestFile(t, "app_private_key_pkcs8.b64")))
+	t.Setenv("TEST_ALIPAY_APP_KEY", string(testvec.ReadKey(t, "app_private_key_pkcs8.b64")))
 	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
-	abs, err := filepath.Abs(keyPath("alipay_public_key.b64"))
+	abs, err := filepath.Abs(testvec.Key("alipay_public_key.b64"))
 	require.NoError(t, err)
 	h := newTestHandler(t, func(h *Handler) {
 		h.AppPrivateKey = "{env.TEST_ALIPAY_APP_KEY}"
 		h.AlipayPublicKey = "{file." + abs + "}"
 		h.Secret = "{env.TEST_ALIPAY_SECRET}"
 	})
-	assert.Equal(t, testSecret, string(h.tokens.secret))
+	assert.Equal(t, testSecret, h.Secret)
+	_, err = h.tokens.Parse(payToken(t, map[string]any{"out_trade_no": "A1"}), time.Now())
+	assert.NoError(t, err, "the token key is the secret from the environment")
 }
 
 // Every mistake stops the config with an error that names the setting.
 func TestProvisionErrors(t *testing.T) {
-	short1024, short1024Pub := generateKeyPEM(t, 1024)
+	short1024, short1024Pub := testvec.NewKeyFiles(t, 1024)
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.pem")
 	require.NoError(t, os.WriteFile(garbage, []byte("hello"), 0o600))
@@ -52,9 +57,9 @@ func TestProvisionErrors(t *testing.T) {
 		"unset env key":         {func(h *Handler) { h.AppPrivateKey = "{env.TEST_ALIPAY_UNSET_VARIABLE}" }, "app_private_key"},
 		"missing key file":      {func(h *Handler) { h.AppPrivateKey = "/nonexistent/key.pem" }, "app_private_key"},
 		"garbage key file":      {func(h *Handler) { h.AppPrivateKey = garbage }, "app_private_key"},
-		"public as private":     {func(h *Handler) { h.AppPrivateKey = keyPath("app_public_key.pem") }, "app_private_key"},
-		"private as public":     {func(h *Handler) { h.AlipayPublicKey = keyPath("alipay_private_key_pkcs1.pem") }, "alipay_public_key"},
-		"own key as alipay's":   {func(h *Handler) { h.AlipayPublicKey = keyPath("app_public_key.pem") }, "alipay_public_key"},
+		"public as private":     {func(h *Handler) { h.AppPrivateKey = testvec.Key("app_public_key.pem") }, "app_private_key"},
+		"private as public":     {func(h *Handler) { h.AlipayPublicKey = testvec.Key("alipay_private_key_pkcs1.pem") }, "alipay_public_key"},
+		"own key as alipay's":   {func(h *Handler) { h.AlipayPublicKey = testvec.Key("app_public_key.pem") }, "alipay_public_key"},
 		"no alipay key":         {func(h *Handler) { h.AlipayPublicKey = "" }, "alipay_public_key"},
 		"1024-bit app key":      {func(h *Handler) { h.AppPrivateKey = short1024 }, "app_private_key"},
 		"1024-bit alipay key":   {func(h *Handler) { h.AlipayPublicKey = short1024Pub }, "alipay_public_key"},
@@ -88,9 +93,9 @@ func TestProvisionErrors(t *testing.T) {
 
 // Legacy apps: a 1024-bit key is accepted with sign_type RSA.
 func TestLegacy1024WithRSA(t *testing.T) {
-	priv, _ := generateKeyPEM(t, 1024)
-	h := newTestHandler(t, func(h *Handler) { h.SignType = SignTypeRSA; h.AppPrivateKey = priv })
-	assert.Equal(t, SignTypeRSA, h.signer.SignType())
+	priv, _ := testvec.NewKeyFiles(t, 1024)
+	h := newTestHandler(t, func(h *Handler) { h.SignType = protocol.SignTypeRSA; h.AppPrivateKey = priv })
+	assert.Equal(t, protocol.SignTypeRSA, h.client.API.Signer.SignType())
 }
 
 func TestLoopbackGateways(t *testing.T) {

@@ -198,14 +198,16 @@ func unescapeRepeatedly(path string) string {
 func lenientUnescape(s string) string {
 	var b []byte
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			if b == nil {
-				b = make([]byte, 0, len(s))
-				b = append(b, s[:i]...)
+		if s[i] == '%' && i+2 < len(s) {
+			if hi, lo := fromHex(s[i+1]), fromHex(s[i+2]); hi >= 0 && lo >= 0 {
+				if b == nil {
+					b = make([]byte, 0, len(s))
+					b = append(b, s[:i]...)
+				}
+				b = append(b, byte(hi<<4|lo))
+				i += 2
+				continue
 			}
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			continue
 		}
 		if b != nil {
 			b = append(b, s[i])
@@ -215,4 +217,17 @@ func lenientUnescape(s string) string {
 		return s
 	}
 	return string(b)
+}
+
+// fromHex is the value of a hex digit, or -1.
+func fromHex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }

@@ -18,45 +18,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 )
-
-// observe makes h log into the returned recorder.
-func observe(h *Handler) *observer.ObservedLogs {
-	core, logs := observer.New(zapcore.DebugLevel)
-	h.logger = zap.New(core)
-	return logs
-}
-
-// lastEvent is the fields of the last event line in logs.
-func lastEvent(t *testing.T, logs *observer.ObservedLogs) map[string]any {
-	t.Helper()
-	all := logs.All()
-	require.NotEmpty(t, all)
-	return all[len(all)-1].ContextMap()
-}
-
-// requestTo is a request whose path is set as Go's server hands it to
-// handlers (decoded once), whatever characters it holds.
-func requestTo(method, path, query, body string) *http.Request {
-	r := httptest.NewRequest(method, "http://shop.example.com/", strings.NewReader(body))
-	r.URL.Path, r.URL.RawQuery = path, query
-	if body != "" {
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	return r
-}
 
 // Every look-alike spelling of an endpoint is that endpoint: a forged
 // callback on it is refused and the shop never sees it.
 func TestLookAlikePaths(t *testing.T) {
 	h := newTestHandler(t, nil)
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	forged := strings.Replace(vec.Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
 	for _, p := range lookAlikes {
 		next := &upstream{status: 200}
@@ -133,7 +106,7 @@ func TestTrailersStrippedWhenTheyArrive(t *testing.T) {
 	assert.Equal(t, http.Header{"X-Checksum": {"kept"}}, seen)
 
 	// A verified notification goes on with none at all.
-	body := loadVectors(t).Notify.Cases[0].PostBody
+	body := testvec.Load(t).Notify.Cases[0].PostBody
 	seen = http.Header{"unset": nil}
 	w := serve(t, h, next, chunkedRequest("POST", "http://shop.example.com/alipay/notify", body, forged))
 	assert.Equal(t, "success", w.Body.String())
@@ -231,7 +204,7 @@ func TestMatcherScopesEndpointsOnly(t *testing.T) {
 	assert.NotContains(t, next.req.Header, "X_Alipay_Token")
 
 	next = &upstream{status: 200}
-	body := loadVectors(t).Notify.Cases[0].PostBody
+	body := testvec.Load(t).Notify.Cases[0].PostBody
 	w := serve(t, h, next, forged(requestTo("POST", "/shop/alipay/notify", "", body)))
 	assert.Equal(t, "success", w.Body.String(), "matched: served")
 	w = serve(t, h, next, forged(requestTo("POST", "/SHOP/ALIPAY/notify", "", body)))
@@ -251,7 +224,7 @@ func TestUpstreamBreaksOff(t *testing.T) {
 	})
 	h := newTestHandler(t, nil)
 	logs := observe(h)
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	w := serve(t, h, breakOff, notifyRequest(vec.Notify.Cases[0].PostBody))
 	assert.Equal(t, http.StatusBadGateway, w.Code)
 	assert.Equal(t, "fail", w.Body.String())
@@ -287,7 +260,7 @@ func TestUpstreamBreaksOff(t *testing.T) {
 func TestUnsignedParamsLeftOut(t *testing.T) {
 	fixClock(t, tokenNow)
 	h := newTestHandler(t, nil)
-	for _, c := range loadVectors(t).Notify.Cases {
+	for _, c := range testvec.Load(t).Notify.Cases {
 		next := &upstream{status: 200}
 		w := serve(t, h, next, notifyRequest(c.PostBody+"&anything=&trade_status_override="))
 		if c.SignedWithType {
@@ -314,7 +287,7 @@ func TestUnsignedParamsLeftOut(t *testing.T) {
 // The Authorization scheme's name is case-insensitive.
 func TestAPIBearerScheme(t *testing.T) {
 	h, g := newAPIWorld(t, nil)
-	g.setAnswer(func(method string, biz map[string]any) string { return signedBody(t, method, queryValue) })
+	g.setAnswer(func(method string, biz map[string]any) string { return protocoltest.SignedBody(t, method, queryValue) })
 	tok := bearer(t, time.Minute)
 	for header, status := range map[string]int{
 		"Bearer " + tok:         200,

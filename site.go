@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -130,28 +131,8 @@ func splitRequestHost(hostport string) (host, port string, err error) {
 		return ip.String(), port, nil
 	}
 	host = strings.ToLower(host)
-	if !validHostName(host) {
+	if !protocol.ValidHostName(host) {
 		return "", "", errBadHost
 	}
 	return host, port, nil
-}
-
-// validHostName accepts DNS names and IPv4 addresses: labels of letters,
-// digits and hyphens, at most 253 characters.
-func validHostName(host string) bool {
-	if host == "" || len(host) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }

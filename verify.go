@@ -2,368 +2,234 @@ package alipay
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/rsa"
-	"encoding/base64"
+	"context"
 	"errors"
-	"fmt"
-	"slices"
-	"strings"
-	"unicode/utf8"
+	"html"
+	"io"
+	"net/http"
 
-	"golang.org/x/text/encoding/simplifiedchinese"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// Errors of callback parsing and verification. Each wraps into a more
-// detailed one; callers log the detail and answer the client generically.
-var (
-	ErrMalformed    = errors.New("malformed callback")
-	ErrMissingSign  = errors.New("callback has no sign")
-	ErrSignType     = errors.New("callback sign_type is not the configured one")
-	ErrBadSignature = errors.New("signature does not verify")
-)
-
-// A Verifier checks Alipay's signature over a string to sign. It holds
-// Alipay's public key (for the legacy protocol, the MD5 key).
-type Verifier interface {
-	// SignType is the sign type that callbacks must use.
-	SignType() string
-	// Verify returns nil if sign is a valid signature of content.
-	Verify(content []byte, sign string) error
-}
-
-// RSAVerifier verifies with Alipay's RSA public key.
-type RSAVerifier struct {
-	key      *rsa.PublicKey
-	hash     crypto.Hash
-	signType string
-}
-
-// NewRSAVerifier returns a verifier for signType (RSA2 or RSA).
-func NewRSAVerifier(key *rsa.PublicKey, signType string) (*RSAVerifier, error) {
-	h, err := hashOf(signType)
+// serveNotify verifies an asynchronous notification, hands it to the
+// upstream and answers Alipay success only once the upstream accepted it.
+func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ev := event{name: eventNotify}
+	defer h.log(&ev)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return ev.reply(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", "fail")
+	}
+	if r.ContentLength > protocol.MaxCallbackSize {
+		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead)
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, protocol.MaxCallbackSize+1))
+	body := buf.Bytes()
 	if err != nil {
-		return nil, err
+		return ev.reply(w, http.StatusBadRequest, outcomeInvalid, "reading body: "+err.Error(), "fail")
 	}
-	return &RSAVerifier{key: key, hash: h, signType: signType}, nil
-}
-
-// SignType implements Verifier.
-func (v *RSAVerifier) SignType() string { return v.signType }
-
-// Verify implements Verifier.
-func (v *RSAVerifier) Verify(content []byte, sign string) error {
-	sig, err := base64.StdEncoding.DecodeString(sign)
-	if err != nil || len(sig) != v.key.Size() {
-		return ErrBadSignature
+	if len(body) > protocol.MaxCallbackSize {
+		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
 	}
-	return v.verifyRaw(content, sig)
-}
-
-func (v *RSAVerifier) verifyRaw(content, sig []byte) error {
-	h := v.hash.New()
-	h.Write(content)
-	if rsa.VerifyPKCS1v15(v.key, v.hash, h.Sum(nil), sig) != nil {
-		return ErrBadSignature
+	cb, err := h.verifyCallback(r.Context(), string(body), protocol.EventNotify, &ev)
+	if err != nil {
+		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), "fail")
 	}
+	token := h.callbackToken(protocol.EventNotify, cb.Get("notify_id"), cb, "")
+
+	// The upstream gets the body as read, with a length and no trailers
+	// (Alipay sends none; a client's would travel on next to the token).
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	r.Trailer = nil
+	r.Header.Del("Content-Length")
+	h.forward(r, h.ForwardNotify, token)
+
+	// The upstream's answer is Alipay's business only as a status: its
+	// headers and body go nowhere. No answer at all counts as failure, so
+	// a site without an upstream never tells Alipay success.
+	rec := &statusRecorder{header: make(http.Header)}
+	err, brokeOff := serveUpstream(next, rec, r)
+	if r.Context().Err() != nil {
+		// Alipay hung up first: it will send the notification again, and
+		// the shop is not to blame.
+		return ev.reply(w, http.StatusBadGateway, outcomeAborted, "alipay closed the connection", "fail")
+	}
+	if brokeOff {
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream broke off its answer", "fail")
+	}
+	if err != nil {
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream: "+err.Error(), "fail")
+	}
+	if rec.status < 200 || rec.status > 299 {
+		ev.upstreamStatus = rec.status
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream did not answer 2xx", "fail")
+	}
+	ev.outcome = outcomeOK
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "success")
 	return nil
 }
 
-// A Callback is a notification (the form body of the POST to notify_url)
-// or a return (the query of the GET to return_url), parsed exactly once
-// and kept as the bytes that Alipay signed.
-type Callback struct {
-	params  []param // sorted by key, no duplicates
-	charset string  // canonical: utf-8, gbk or gb18030
-	size    int     // bytes of the raw form, a bound for what is derived from it
-	// emptySigned: the string that verified kept the empty values, so
-	// they are Alipay's too. Until then, and when it left them out, they
-	// are not passed on: anyone can append "&anything=" to a callback.
-	emptySigned bool
-}
-
-type param struct {
-	key   string
-	value []byte // form-decoded once; bytes in the callback's charset
-}
-
-// MaxCallbackSize bounds a callback: the notify body and the return query.
-// Real notifications are about 2 KiB; 64 KiB leaves room for long
-// fund_bill_list and passback_params values.
-const MaxCallbackSize = 64 << 10
-
-// ParseCallback parses raw, an application/x-www-form-urlencoded string,
-// strictly: every escape must be valid, a key may appear once only, keys
-// are printable ASCII, and the charset must be one Alipay uses.
-func ParseCallback(raw string) (*Callback, error) {
-	if len(raw) > MaxCallbackSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxCallbackSize)
+// serveReturn verifies the synchronous return and hands it to the upstream,
+// whose answer goes to the browser as it is.
+func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ev := event{name: eventReturn}
+	defer h.log(&ev)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return ev.reply(w, http.StatusMethodNotAllowed, outcomeInvalid, "method not allowed", "method not allowed\n")
 	}
-	c := &Callback{params: make([]param, 0, 32), size: len(raw)}
-	// Decoding never grows a field, so every value fits in one arena the
-	// size of raw, sliced rather than allocated field by field.
-	arena := make([]byte, 0, len(raw))
-	for raw != "" {
-		var field string
-		field, raw, _ = strings.Cut(raw, "&")
-		if field == "" {
-			continue
+	cb, err := h.verifyCallback(r.Context(), r.URL.RawQuery, protocol.EventReturn, &ev)
+	if err != nil {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), returnErrorPage)
+	}
+	var tradeStatus string
+	if h.QueryOnReturn {
+		// Without an answer the claim is left out: the shop must not take
+		// its absence for anything but "not known".
+		if tradeStatus, err = h.client.TradeStatus(r.Context(), cb.Get("out_trade_no")); err != nil {
+			ev.reason = "query_on_return: " + err.Error()
 		}
-		k, v, _ := strings.Cut(field, "=")
-		start := len(arena)
-		var err error
-		if arena, err = appendFormUnescaped(arena, k); err != nil {
-			return nil, fmt.Errorf("%w: parameter name: %v", ErrMalformed, err)
-		}
-		key := arena[start:]
-		if !validKey(key) {
-			return nil, fmt.Errorf("%w: invalid parameter name %q", ErrMalformed, key)
-		}
-		name := string(key)
-		arena = arena[:start]
-		if arena, err = appendFormUnescaped(arena, v); err != nil {
-			return nil, fmt.Errorf("%w: parameter %s: %v", ErrMalformed, name, err)
-		}
-		c.params = append(c.params, param{key: name, value: arena[start:len(arena):len(arena)]})
+		ev.tradeStatus = tradeStatus
 	}
-	if len(c.params) == 0 {
-		return nil, fmt.Errorf("%w: no parameters", ErrMalformed)
-	}
-	slices.SortFunc(c.params, func(a, b param) int { return strings.Compare(a.key, b.key) })
-	for i := 1; i < len(c.params); i++ {
-		if c.params[i].key == c.params[i-1].key {
-			return nil, fmt.Errorf("%w: parameter %s appears more than once", ErrMalformed, c.params[i].key)
-		}
-	}
-	cs := c.Get("charset")
-	if cs == "" {
-		cs = c.Get("_input_charset")
-	}
-	switch strings.ToLower(cs) {
-	case "", "utf-8", "utf8":
-		c.charset = "utf-8"
-	case "gbk", "gb2312":
-		c.charset = "gbk"
-	case "gb18030":
-		c.charset = "gb18030"
-	default:
-		return nil, fmt.Errorf("%w: unsupported charset %q", ErrMalformed, cs)
-	}
-	return c, nil
-}
+	token := h.callbackToken(protocol.EventReturn, protocol.RandomID(), cb, tradeStatus)
+	h.forward(r, h.ForwardReturn, token)
 
-// validKey accepts the names Alipay uses (and any printable ASCII, so that
-// an unknown field still verifies); it refuses control and non-ASCII bytes.
-func validKey(k []byte) bool {
-	if len(k) == 0 {
-		return false
-	}
-	for _, c := range k {
-		if c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// formUnescape decodes one form field: '+' is a space, %XX is the byte XX.
-// Unlike url.QueryUnescape it returns bytes, so GBK survives untouched.
-func formUnescape(s string) ([]byte, error) {
-	return appendFormUnescaped(nil, s)
-}
-
-// appendFormUnescaped appends the decoded form field s to out; on a bad
-// escape it returns out unchanged and an error.
-func appendFormUnescaped(out []byte, s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' {
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return out, errors.New("invalid percent escape")
-			}
-			i += 2
-		}
-	}
-	if out == nil {
-		out = make([]byte, 0, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '+':
-			out = append(out, ' ')
-		case '%':
-			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhex(c byte) byte {
+	// The upstream's answer goes to the browser as it is; the log says
+	// whether there was one.
+	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err, brokeOff := serveUpstream(next, sw, r)
 	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
+	case brokeOff:
+		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream broke off its answer", sw.status
+		// As reverse_proxy does: abort the browser's connection, so that
+		// it does not take a truncated page for a whole one.
+		panic(http.ErrAbortHandler)
+	case err != nil:
+		ev.outcome, ev.reason = outcomeUpstreamFailed, "upstream: "+err.Error()
+	case sw.status >= 500:
+		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream answered 5xx", sw.status
 	default:
-		return c - 'A' + 10
+		ev.outcome = outcomeOK
+	}
+	return err
+}
+
+// serveUpstream runs next, turning the panic with which reverse_proxy
+// aborts a response that the upstream broke off (a reset after the status
+// and part of the body) into brokeOff, so that the caller can still answer
+// and log what happened.
+func serveUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error, brokeOff bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			brokeOff = true
+		}
+	}()
+	return next.ServeHTTP(w, r), false
+}
+
+// statusWriter passes a response on and remembers its status.
+type statusWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriterWrapper.Write(p)
+}
+
+var returnErrorPage = `<!doctype html><meta charset="utf-8"><title>Payment not confirmed</title>` +
+	`<p>This payment result could not be confirmed. If you paid, your order will be updated shortly.</p>` +
+	`<p>` + html.EscapeString("无法确认支付结果。如已付款，订单将很快更新。") + `</p>` + "\n"
+
+// verifyCallback parses and verifies a callback as the protocol does:
+// signature, merchant, confirmation. It fills ev for the log from what
+// the callback says, verified or not.
+func (h *Handler) verifyCallback(ctx context.Context, raw, event string, ev *event) (*protocol.Callback, error) {
+	cb, err := h.protocol.ParseCallback(raw)
+	if err != nil {
+		return nil, err
+	}
+	ev.outTradeNo, ev.tradeNo = cb.Get("out_trade_no"), cb.Get("trade_no")
+	ev.tradeStatus, ev.totalAmount = cb.Get("trade_status"), cb.Amount()
+	if err := h.protocol.VerifyCallback(ctx, cb, event); err != nil {
+		return nil, err
+	}
+	return cb, nil
+}
+
+// refusal is the outcome of a callback that failed verifyCallback: invalid
+// when it is not even a well-formed callback, refused otherwise.
+func refusal(err error) string {
+	if errors.Is(err, protocol.ErrMalformed) {
+		return outcomeInvalid
+	}
+	return outcomeRefused
+}
+
+// callbackToken makes the X-Alipay-Token of a verified callback: id is
+// its jti, tradeStatus the query_on_return answer ("" for none).
+func (h *Handler) callbackToken(event, id string, cb *protocol.Callback, tradeStatus string) string {
+	t := now()
+	cc := &protocol.CallbackClaims{Audience: h.protocol.Audience(), IssuedAt: t.Unix(),
+		ExpiresAt: t.Add(protocol.TokenLifetime).Unix(), ID: id, Event: event, TradeStatus: tradeStatus}
+	if name := h.protocol.Name(); name != "openapi" {
+		cc.Protocol = name
+	}
+	return h.tokens.SignCallback(cc, cb)
+}
+
+// forward readies r for the upstream: its path replaced if configured
+// and the token set.
+func (h *Handler) forward(r *http.Request, path, token string) {
+	if path != "" {
+		r.URL.Path = path
+		r.URL.RawPath = ""
+	}
+	r.Header.Set(TokenHeader, token)
+}
+
+// statusRecorder takes the upstream's answer to a notification: it keeps
+// the status and drops headers and body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 && status >= 200 {
+		s.status = status
 	}
 }
 
-// Get returns the raw value of key ("" if absent). Use it for ASCII fields
-// (ids, amounts, statuses); Params gives every value as UTF-8.
-func (c *Callback) Get(key string) string {
-	if p := c.find(key); p != nil {
-		return string(p.value)
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
 	}
-	return ""
+	return len(p), nil
 }
 
-func (c *Callback) find(key string) *param {
-	i, ok := slices.BinarySearchFunc(c.params, key, func(p param, k string) int { return strings.Compare(p.key, k) })
-	if !ok {
-		return nil
-	}
-	return &c.params[i]
-}
-
-// Charset is the callback's charset: utf-8, gbk or gb18030.
-func (c *Callback) Charset() string { return c.charset }
-
-// Verify checks Alipay's signature with v. It accepts the strings to sign
-// that Alipay really uses (ALIPAY.md, "Verifying a callback"): V1 (sign
-// and sign_type left out), V1 without empty values, and V2 (only sign left
-// out). Each is a string that Alipay signed, so accepting any of them adds
-// no way to forge. A sign_type other than the configured one is refused:
-// the callback's own, unsigned sign_type never picks the hash.
-func (c *Callback) Verify(v Verifier) error {
-	sign := c.find("sign")
-	if sign == nil || len(sign.value) == 0 {
-		return ErrMissingSign
-	}
-	st := c.find("sign_type")
-	if st != nil && string(st.value) != v.SignType() {
-		return fmt.Errorf("%w: %q", ErrSignType, st.value)
-	}
-	signStr := string(sign.value)
-	buf := make([]byte, 0, c.size)
-	hasEmpty := false
-	for _, p := range c.params {
-		if len(p.value) == 0 {
-			hasEmpty = true
-		}
-	}
-	// V1: the form that trade notifications and returns use.
-	buf = c.content(buf[:0], false, true)
-	if v.Verify(buf, signStr) == nil {
-		c.emptySigned = true
-		return nil
-	}
-	if hasEmpty {
-		buf = c.content(buf[:0], false, false)
-		if v.Verify(buf, signStr) == nil {
-			return nil
-		}
-	}
-	if st != nil {
-		buf = c.content(buf[:0], true, true)
-		if v.Verify(buf, signStr) == nil {
-			c.emptySigned = true
-			return nil
-		}
-	}
-	return ErrBadSignature
-}
-
-// content appends the string to sign to b: sorted key=value pairs joined
-// by '&', without sign, with sign_type only if withSignType, and with
-// empty values only if withEmpty.
-func (c *Callback) content(b []byte, withSignType, withEmpty bool) []byte {
-	first := true
-	for _, p := range c.params {
-		if p.key == "sign" || (p.key == "sign_type" && !withSignType) || (len(p.value) == 0 && !withEmpty) {
-			continue
-		}
-		if !first {
-			b = append(b, '&')
-		}
-		first = false
-		b = append(b, p.key...)
-		b = append(b, '=')
-		b = append(b, p.value...)
-	}
-	return b
-}
-
-// Params returns the parameters that Alipay signed, sign_type left out,
-// converted from the callback's charset to UTF-8. Call it after Verify:
-// conversion comes only once the signature holds over the bytes as sent,
-// and empty values count as signed only once a string with them verified.
-// Bytes that are not valid in the charset become U+FFFD.
-func (c *Callback) Params() map[string]string {
-	m := make(map[string]string, len(c.params))
-	for _, p := range c.params {
-		if c.signed(p) {
-			m[p.key] = c.utf8(p.value)
-		}
-	}
-	return m
-}
-
-// signed reports whether p is one of the parameters that Params returns.
-func (c *Callback) signed(p param) bool {
-	return p.key != "sign" && p.key != "sign_type" && (len(p.value) > 0 || c.emptySigned)
-}
-
-// AppendParamsJSON appends what Params returns as a JSON object, keys in
-// byte order, without building the map.
-func (c *Callback) AppendParamsJSON(b []byte) []byte {
-	b = append(b, '{')
-	first := true
-	for _, p := range c.params {
-		if !c.signed(p) {
-			continue
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = appendJSONString(b, p.key)
-		b = append(b, ':')
-		b = appendJSONString(b, c.utf8(p.value))
-	}
-	return append(b, '}')
-}
-
-func (c *Callback) utf8(b []byte) string {
-	if c.charset != "utf-8" && !isASCII(b) {
-		var dec []byte
-		var err error
-		if c.charset == "gbk" {
-			dec, err = simplifiedchinese.GBK.NewDecoder().Bytes(b)
-		} else {
-			dec, err = simplifiedchinese.GB18030.NewDecoder().Bytes(b)
-		}
-		if err == nil {
-			b = dec
-		}
-	}
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
+// Flush lets an upstream handler flush; there is nothing to flush.
+func (s *statusRecorder) Flush() {}

@@ -1,5 +1,5 @@
-// Command caddy is a standard Caddy with the alipay module built in:
-// go build ./cmd/caddy
+// Command caddy is a standard Caddy with the alipay sidecar and the local
+// Alipay (alipay_sandbox) built in: go build ./cmd/caddy
 package main
 
 import (
@@ -8,6 +8,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-alipay/caddy-alipay"
+	_ "github.com/caddy-alipay/caddy-alipay/sandbox"
 )
 
 func main() {

@@ -21,6 +21,7 @@ import (
 
 	alipay "github.com/caddy-alipay/caddy-alipay"
 	"github.com/caddy-alipay/caddy-alipay/docs/snippets/go/shoptoken"
+	"github.com/caddy-alipay/caddy-alipay/sandbox"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/stretchr/testify/assert"
@@ -97,7 +98,7 @@ func newAPIWorld(t *testing.T, appPrivateKey string) *apiWorld {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 
-	sb := &alipay.Sandbox{AppPublicKey: "../../testdata/keys/app_public_key.pem", AlipayPrivateKey: "../../testdata/keys/alipay_private_key_pkcs1.pem"}
+	sb := &sandbox.Sandbox{AppPublicKey: "../../testdata/keys/app_public_key.pem", AlipayPrivateKey: "../../testdata/keys/alipay_private_key_pkcs1.pem"}
 	require.NoError(t, sb.Provision(ctx))
 	notFound := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 		w.WriteHeader(http.StatusNotFound)

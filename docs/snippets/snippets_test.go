@@ -32,6 +32,7 @@ import (
 
 	alipay "github.com/caddy-alipay/caddy-alipay"
 	"github.com/caddy-alipay/caddy-alipay/docs/snippets/go/shoptoken"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -240,9 +241,9 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func tokenKey(t *testing.T, s string) *alipay.TokenKey {
+func tokenKey(t *testing.T, s string) *protocol.TokenKey {
 	t.Helper()
-	k, err := alipay.NewTokenKey(s)
+	k, err := protocol.NewTokenKey(s)
 	require.NoError(t, err)
 	return k
 }
@@ -316,7 +317,7 @@ func TestPayTokenAcceptedByHandler(t *testing.T) {
 		t.Run("other secret", func(t *testing.T) {
 			tok := im.make(t, "make", orders[0].order, 300)
 			_, err := tokenKey(t, otherSecret).Parse(tok, time.Now())
-			assert.ErrorIs(t, err, alipay.ErrTokenInvalid)
+			assert.ErrorIs(t, err, protocol.ErrTokenInvalid)
 		})
 	})
 }

@@ -1,4 +1,4 @@
-package alipay
+package protocol
 
 import (
 	"crypto/md5"

@@ -1,4 +1,4 @@
-package alipay
+package protocol
 
 import (
 	"bytes"
@@ -87,4 +87,24 @@ func (r *Response) Verify(v Verifier) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrResponse, ErrBadSignature)
+}
+
+// SignedResponse is a response body as Alipay writes one: value (the
+// method's response object, compact JSON) under its key, signed with s
+// over its exact bytes, with certSN as alipay_cert_sn when it is set.
+func SignedResponse(method string, value []byte, certSN string, s Signer) ([]byte, error) {
+	sign, err := s.Sign(value)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"`)
+	b.WriteString(strings.ReplaceAll(method, ".", "_"))
+	b.WriteString(`_response":`)
+	b.Write(value)
+	if certSN != "" {
+		b.WriteString(`,"alipay_cert_sn":"` + certSN + `"`)
+	}
+	b.WriteString(`,"sign":"` + sign + `"}`)
+	return b.Bytes(), nil
 }

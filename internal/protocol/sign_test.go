@@ -1,30 +1,21 @@
-package alipay
+package protocol
 
 import (
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// testSigner signs with the private key in testdata/keys/file.
-func testSigner(t testing.TB, file, signType string) *RSASigner {
-	t.Helper()
-	key, err := ParsePrivateKey(readTestFile(t, file))
-	require.NoError(t, err)
-	s, err := NewRSASigner(key, signType)
-	require.NoError(t, err)
-	return s
-}
-
 // The signature must be byte for byte the one Alipay's Node.js SDK made
 // for the same parameters (testdata/vectors.json).
 func TestSignMatchesAlipaySDK(t *testing.T) {
-	v := loadVectors(t)
+	v := testvec.Load(t)
 	s := testSigner(t, "app_private_key_pkcs1.pem", SignTypeRSA2)
-	for _, pv := range []payVector{v.PagePay, v.WapPay} {
+	for _, pv := range []testvec.Pay{v.PagePay, v.WapPay} {
 		t.Run(pv.Method, func(t *testing.T) {
 			params := make(map[string]string)
 			for k, val := range pv.Params {
@@ -36,7 +27,7 @@ func TestSignMatchesAlipaySDK(t *testing.T) {
 			assert.Equal(t, pv.Params["sign"], params["sign"])
 
 			// The GET URL carries the same parameters, however ordered.
-			got, err := url.Parse(GatewayURL(GatewayProduction, params))
+			got, err := url.Parse(GatewayProduction + "?" + Encode(params))
 			require.NoError(t, err)
 			want, err := url.Parse(pv.GetURL)
 			require.NoError(t, err)
@@ -61,13 +52,17 @@ func TestRequestContentLeavesOutSignAndEmpty(t *testing.T) {
 	assert.Equal(t, "A=0&a=1&b=2&sign_type=RSA2", string(got))
 }
 
-func TestOpenAPIParams(t *testing.T) {
+func TestRequestParams(t *testing.T) {
 	at := time.Date(2024, 5, 20, 5, 14, 15, 0, time.UTC) // 13:14:15 in Beijing
-	p := OpenAPIParams(testAppID, "alipay.trade.page.pay", SignTypeRSA2, []byte(`{"a":"b"}`), at)
+	api := &OpenAPI{AppID: testvec.AppID, Signer: testSigner(t, "app_private_key_pkcs1.pem", SignTypeRSA2)}
 	assert.Equal(t, map[string]string{
-		"app_id": testAppID, "method": "alipay.trade.page.pay", "format": "JSON", "charset": "utf-8",
+		"app_id": testvec.AppID, "method": "alipay.trade.page.pay", "format": "JSON", "charset": "utf-8",
 		"sign_type": "RSA2", "timestamp": "2024-05-20 13:14:15", "version": "1.0", "biz_content": `{"a":"b"}`,
-	}, p)
+	}, api.RequestParams("alipay.trade.page.pay", []byte(`{"a":"b"}`), at))
+	api.AppCertSN, api.RootCertSN = "app-sn", "root-sn"
+	p := api.RequestParams("alipay.trade.query", nil, at)
+	assert.Equal(t, "app-sn", p["app_cert_sn"])
+	assert.Equal(t, "root-sn", p["alipay_root_cert_sn"])
 }
 
 func TestSignTypeRSAUsesSHA1(t *testing.T) {
@@ -78,7 +73,7 @@ func TestSignTypeRSAUsesSHA1(t *testing.T) {
 	b, err := s2.Sign([]byte("a=1"))
 	require.NoError(t, err)
 	assert.NotEqual(t, a, b)
-	pub, err := ParsePublicKey(readTestFile(t, "app_public_key.pem"))
+	pub, err := ParsePublicKey(testvec.ReadKey(t, "app_public_key.pem"))
 	require.NoError(t, err)
 	v1, err := NewRSAVerifier(pub, SignTypeRSA)
 	require.NoError(t, err)

@@ -1,33 +1,25 @@
-package alipay
+package protocol
 
 import (
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func testVerifier(t testing.TB, file, signType string) *RSAVerifier {
-	t.Helper()
-	key, err := ParsePublicKey(readTestFile(t, file))
-	require.NoError(t, err)
-	v, err := NewRSAVerifier(key, signType)
-	require.NoError(t, err)
-	return v
-}
-
 // Every notification of the vectors verifies as sent, and its parameters
 // come out in UTF-8 with every value decoded exactly once.
 func TestVerifyNotifyVectors(t *testing.T) {
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
 	for _, c := range vec.Notify.Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			cb, err := ParseCallback(c.PostBody)
+			cb, err := parseCallback(c.PostBody)
 			require.NoError(t, err)
-			require.NoError(t, cb.Verify(v))
+			require.NoError(t, verifyOpenAPISign(cb, v))
 			want := make(map[string]string)
 			for k, val := range c.Params {
 				if k != "sign" && k != "sign_type" {
@@ -41,45 +33,45 @@ func TestVerifyNotifyVectors(t *testing.T) {
 }
 
 func TestVerifyDecodesOnce(t *testing.T) {
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
-	byName := map[string]notifyVector{}
+	byName := map[string]testvec.Notify{}
 	for _, c := range vec.Notify.Cases {
 		byName[c.Name] = c
 	}
-	cb, err := ParseCallback(byName["notify_with_passback_params"].PostBody)
+	cb, err := parseCallback(byName["notify_with_passback_params"].PostBody)
 	require.NoError(t, err)
-	require.NoError(t, cb.Verify(v))
+	require.NoError(t, verifyOpenAPISign(cb, v))
 	// The merchant URL-encoded it; Alipay returns it still encoded.
 	assert.Equal(t, "order%3D42%26from%3Dwap", cb.Params()["passback_params"])
 
-	cb, err = ParseCallback(byName["notify_basic_utf8"].PostBody)
+	cb, err = parseCallback(byName["notify_basic_utf8"].PostBody)
 	require.NoError(t, err)
 	p := cb.Params()
 	assert.Equal(t, "VIP+会员 月卡", p["subject"], "%2B is a plus, + is a space")
 	assert.Equal(t, `[{"amount":"88.88","fundChannel":"ALIPAYACCOUNT"}]`, p["fund_bill_list"])
 
-	cb, err = ParseCallback(byName["notify_gbk"].PostBody)
+	cb, err = parseCallback(byName["notify_gbk"].PostBody)
 	require.NoError(t, err)
-	require.NoError(t, cb.Verify(v))
+	require.NoError(t, verifyOpenAPISign(cb, v))
 	assert.Equal(t, "测试订单 GBK", cb.Params()["subject"])
 	assert.Equal(t, "中文描述", cb.Params()["body"])
 }
 
 func TestVerifyReturnVector(t *testing.T) {
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	u, err := url.Parse(vec.Return.RedirectURL)
 	require.NoError(t, err)
-	cb, err := ParseCallback(u.RawQuery)
+	cb, err := parseCallback(u.RawQuery)
 	require.NoError(t, err)
-	require.NoError(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
+	require.NoError(t, verifyOpenAPISign(cb, testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
 	assert.Equal(t, "alipay.trade.page.pay.return", cb.Get("method"))
 	assert.NotContains(t, cb.Params(), "sign")
 	assert.NotContains(t, cb.Params(), "sign_type")
 }
 
 func TestVerifyRefuses(t *testing.T) {
-	vec := loadVectors(t)
+	vec := testvec.Load(t)
 	body := vec.Notify.Cases[0].PostBody
 	require.Contains(t, body, "total_amount=88.88")
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
@@ -110,9 +102,9 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			cb, err := ParseCallback(c.body)
+			cb, err := parseCallback(c.body)
 			if err == nil {
-				err = cb.Verify(c.verifier)
+				err = verifyOpenAPISign(cb, c.verifier)
 			}
 			assert.ErrorIs(t, err, c.err)
 		})
@@ -123,7 +115,7 @@ func TestVerifyRefuses(t *testing.T) {
 func TestVerifyForms(t *testing.T) {
 	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2)
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
-	params := map[string]string{"app_id": testAppID, "out_trade_no": "1", "body": "", "trade_status": "TRADE_SUCCESS", "sign_type": "RSA2"}
+	params := map[string]string{"app_id": testvec.AppID, "out_trade_no": "1", "body": "", "trade_status": "TRADE_SUCCESS", "sign_type": "RSA2"}
 	withoutType := map[string]string{}
 	for k, val := range params {
 		if k != "sign_type" {
@@ -138,24 +130,24 @@ func TestVerifyForms(t *testing.T) {
 	sigV1NoEmpty, err := s.Sign(RequestContent(withoutType))
 	require.NoError(t, err)
 	// V1 with the empty value kept.
-	sigV1, err := s.Sign([]byte("app_id=" + testAppID + "&body=&out_trade_no=1&trade_status=TRADE_SUCCESS"))
+	sigV1, err := s.Sign([]byte("app_id=" + testvec.AppID + "&body=&out_trade_no=1&trade_status=TRADE_SUCCESS"))
 	require.NoError(t, err)
 	// V2 with the empty value kept.
-	sigV2, err := s.Sign([]byte("app_id=" + testAppID + "&body=&out_trade_no=1&sign_type=RSA2&trade_status=TRADE_SUCCESS"))
+	sigV2, err := s.Sign([]byte("app_id=" + testvec.AppID + "&body=&out_trade_no=1&sign_type=RSA2&trade_status=TRADE_SUCCESS"))
 	require.NoError(t, err)
 
-	form := "app_id=" + testAppID + "&body=&out_trade_no=1&trade_status=TRADE_SUCCESS&sign_type=RSA2&sign="
+	form := "app_id=" + testvec.AppID + "&body=&out_trade_no=1&trade_status=TRADE_SUCCESS&sign_type=RSA2&sign="
 	for name, c := range map[string]struct {
 		sig string
 		ok  bool
 	}{"V1": {sigV1, true}, "V1 without empties": {sigV1NoEmpty, true}, "V2": {sigV2, true}, "V2 without empties": {sigV2NoEmpty, false}} {
 		t.Run(name, func(t *testing.T) {
-			cb, err := ParseCallback(form + url.QueryEscape(c.sig))
+			cb, err := parseCallback(form + url.QueryEscape(c.sig))
 			require.NoError(t, err)
 			if c.ok {
-				assert.NoError(t, cb.Verify(v))
+				assert.NoError(t, verifyOpenAPISign(cb, v))
 			} else {
-				assert.ErrorIs(t, cb.Verify(v), ErrBadSignature)
+				assert.ErrorIs(t, verifyOpenAPISign(cb, v), ErrBadSignature)
 			}
 		})
 	}
@@ -192,7 +184,7 @@ func TestFormUnescape(t *testing.T) {
 func TestVerifySignTypeRSA(t *testing.T) {
 	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA)
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA)
-	params := map[string]string{"app_id": testAppID, "out_trade_no": "A1", "subject": "旧应用 old+app", "total_amount": "1.00", "trade_status": "TRADE_SUCCESS"}
+	params := map[string]string{"app_id": testvec.AppID, "out_trade_no": "A1", "subject": "旧应用 old+app", "total_amount": "1.00", "trade_status": "TRADE_SUCCESS"}
 	sign, err := s.Sign(RequestContent(params))
 	require.NoError(t, err)
 	form := url.Values{}
@@ -201,16 +193,16 @@ func TestVerifySignTypeRSA(t *testing.T) {
 	}
 	form.Set("sign_type", "RSA")
 	form.Set("sign", sign)
-	cb, err := ParseCallback(form.Encode())
+	cb, err := parseCallback(form.Encode())
 	require.NoError(t, err)
-	require.NoError(t, cb.Verify(v))
+	require.NoError(t, verifyOpenAPISign(cb, v))
 	assert.Equal(t, "旧应用 old+app", cb.Params()["subject"])
 
-	assert.ErrorIs(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrSignType)
+	assert.ErrorIs(t, verifyOpenAPISign(cb, testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrSignType)
 	form.Del("sign_type")
-	cb, err = ParseCallback(form.Encode())
+	cb, err = parseCallback(form.Encode())
 	require.NoError(t, err)
-	assert.ErrorIs(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrBadSignature,
+	assert.ErrorIs(t, verifyOpenAPISign(cb, testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)), ErrBadSignature,
 		"a SHA-1 signature does not pass as RSA2")
 }
 
@@ -219,27 +211,27 @@ func TestVerifySignTypeRSA(t *testing.T) {
 // parameter appended.
 func TestParamsOnlySigned(t *testing.T) {
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
-	for _, c := range loadVectors(t).Notify.Cases {
+	for _, c := range testvec.Load(t).Notify.Cases {
 		if c.SignedWithType {
 			continue
 		}
-		cb, err := ParseCallback(c.PostBody + "&anything=")
+		cb, err := parseCallback(c.PostBody + "&anything=")
 		require.NoError(t, err)
-		require.NoError(t, cb.Verify(v), c.Name)
+		require.NoError(t, verifyOpenAPISign(cb, v), c.Name)
 		assert.NotContains(t, cb.Params(), "anything", c.Name)
-		assert.NotContains(t, string(cb.AppendParamsJSON(nil)), "anything", c.Name)
+		assert.NotContains(t, string(appendParams(nil, cb)), "anything", c.Name)
 	}
 }
 
 // Empty values that Alipay did sign are kept.
 func TestSignedEmptyParamsKept(t *testing.T) {
 	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2)
-	p := map[string]string{"app_id": testAppID, "notify_id": "n1", "out_trade_no": "E1", "body": "", "total_amount": "1.00"}
+	p := map[string]string{"app_id": testvec.AppID, "notify_id": "n1", "out_trade_no": "E1", "body": "", "total_amount": "1.00"}
 	sign, err := s.Sign(requestContent(p, true)) // as the Node SDK and PHP sign: empties kept
 	require.NoError(t, err)
-	raw := "app_id=" + testAppID + "&notify_id=n1&out_trade_no=E1&body=&total_amount=1.00&sign_type=RSA2&sign=" + url.QueryEscape(sign)
-	cb, err := ParseCallback(raw)
+	raw := "app_id=" + testvec.AppID + "&notify_id=n1&out_trade_no=E1&body=&total_amount=1.00&sign_type=RSA2&sign=" + url.QueryEscape(sign)
+	cb, err := parseCallback(raw)
 	require.NoError(t, err)
-	require.NoError(t, cb.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
-	assert.Equal(t, map[string]string{"app_id": testAppID, "notify_id": "n1", "out_trade_no": "E1", "body": "", "total_amount": "1.00"}, cb.Params())
+	require.NoError(t, verifyOpenAPISign(cb, testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
+	assert.Equal(t, map[string]string{"app_id": testvec.AppID, "notify_id": "n1", "out_trade_no": "E1", "body": "", "total_amount": "1.00"}, cb.Params())
 }

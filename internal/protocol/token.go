@@ -1,4 +1,4 @@
-package alipay
+package protocol
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // The token layer: HS256 JSON Web Tokens (RFC 7519) with the secret that
@@ -229,47 +228,29 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, bytes that are not UTF-8 written as U+FFFD
-// (as encoding/json does), <, > and & as themselves. Callback data reaches
-// the token through it, so whatever the bytes, the token stays valid JSON.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			if r, size := utf8.DecodeRuneInString(s[i:]); r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i++
-				start = i
-			} else {
-				i += size
-			}
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
+// APIScope is the scope claim that an API bearer token must carry, and a
+// pay token never does: pay tokens travel in buyers' links.
+const APIScope = "api"
+
+// MaxBearerLifetime bounds how far ahead an API bearer token's exp may
+// lie.
+const MaxBearerLifetime = 10 * time.Minute
+
+// ParseBearer verifies an API bearer token: a token as Parse checks it,
+// whose exp lies at most MaxBearerLifetime ahead of now and whose scope is
+// APIScope.
+func (k *TokenKey) ParseBearer(token string, now time.Time) error {
+	claims, err := k.Parse(token, now)
+	if err != nil {
+		return err
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	if exp, _ := numericDate(claims["exp"]); exp.After(now.Add(MaxBearerLifetime)) {
+		return fmt.Errorf("%w: exp more than %v ahead", ErrTokenInvalid, MaxBearerLifetime)
+	}
+	if string(claims["scope"]) != `"`+APIScope+`"` {
+		// Without this, a buyer could refund his own order with the pay
+		// link he was given: pay tokens are made with the same secret.
+		return fmt.Errorf("%w: scope is not %q (a pay token?)", ErrTokenInvalid, APIScope)
+	}
+	return nil
 }

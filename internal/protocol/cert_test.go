@@ -1,21 +1,18 @@
-package alipay
+package protocol
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func readCert(t testing.TB, name string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "certs", name))
-	require.NoError(t, err)
+	data := testvec.Read(t, "certs", name)
 	block, _ := pem.Decode(data)
 	require.NotNil(t, block)
 	c, err := x509.ParseCertificate(block.Bytes)
@@ -27,8 +24,6 @@ func readCert(t testing.TB, name string) *x509.Certificate {
 // the vectors' certificates, including a root file with RSA/SHA-1,
 // RSA/SHA-256, EC and SM2 roots.
 func TestCertSNVectors(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
-	require.NoError(t, err)
 	var v struct {
 		CertMode struct {
 			AppCertSN    string `json:"app_cert_sn"`
@@ -43,7 +38,7 @@ func TestCertSNVectors(t *testing.T) {
 			} `json:"root_bundle_certs"`
 		} `json:"cert_mode"`
 	}
-	require.NoError(t, json.Unmarshal(data, &v))
+	testvec.Decode(t, &v)
 	cm := v.CertMode
 
 	sn, err := CertSN(readCert(t, "appCertPublicKey_2021000000000001.crt"))
@@ -53,9 +48,7 @@ func TestCertSNVectors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, cm.AlipayCertSN, sn)
 
-	root, err := os.ReadFile(filepath.Join("testdata", "certs", "alipayRootCert.crt"))
-	require.NoError(t, err)
-	sn, err = RootCertSN(root)
+	sn, err = RootCertSN(testvec.Read(t, "certs", "alipayRootCert.crt"))
 	require.NoError(t, err)
 	assert.Equal(t, cm.RootCertSN, sn)
 	require.Len(t, cm.Bundle, 4)
@@ -66,9 +59,7 @@ func TestCertSNVectors(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, sn, name)
 	}
-	ec, err := os.ReadFile(filepath.Join("testdata", "certs", "root_ec.crt"))
-	require.NoError(t, err)
-	_, err = RootCertSN(ec)
+	_, err = RootCertSN(testvec.Read(t, "certs", "root_ec.crt"))
 	assert.Error(t, err, "a root file with no RSA-signed certificate")
 }
 

@@ -1,123 +1,28 @@
-package alipay
+package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func newTestSandbox(t testing.TB, retry ...time.Duration) *Sandbox {
-	t.Helper()
-	s := &Sandbox{AppPublicKey: keyPath("app_public_key.pem"), AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem")}
-	for _, d := range retry {
-		s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(d))
-	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	require.NoError(t, s.Provision(ctx))
-	return s
-}
-
-// recordingShop is an upstream behind the sidecar that remembers the
-// tokens it received and answers with the status it is told.
-type recordingShop struct {
-	mu      sync.Mutex
-	status  int
-	notify  []*http.Request
-	arrived chan struct{}
-}
-
-func (s *recordingShop) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	s.mu.Lock()
-	status := s.status
-	if r.URL.Path == "/alipay/notify" {
-		s.notify = append(s.notify, r)
-	}
-	s.mu.Unlock()
-	w.WriteHeader(status)
-	if r.URL.Path == "/alipay/notify" {
-		s.arrived <- struct{}{}
-	}
-	return nil
-}
-
-// sandboxWorld is a sidecar in front of a recording shop, served on
-// loopback so that the sandbox can post notifications to it, and the
-// sandbox as its gateway.
-type sandboxWorld struct {
-	sidecar *Handler
-	sandbox *Sandbox
-	shop    *recordingShop
-	site    *httptest.Server
-}
-
-func newSandboxWorld(t *testing.T, retry ...time.Duration) *sandboxWorld {
-	w := &sandboxWorld{sandbox: newTestSandbox(t, retry...), shop: &recordingShop{status: 200, arrived: make(chan struct{}, 16)}}
-	w.site = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		_ = w.sidecar.ServeHTTP(rw, r, w.shop)
-	}))
-	t.Cleanup(w.site.Close)
-	w.sidecar = newTestHandler(t, func(h *Handler) { h.Gateway = "http://127.0.0.1:1/gateway.do" })
-	return w
-}
-
-// startPay asks the sidecar for a pay redirect and opens it at the sandbox.
-func (w *sandboxWorld) startPay(t *testing.T, claims map[string]any) *httptest.ResponseRecorder {
-	r := httptest.NewRequest("GET", w.site.URL+"/alipay/pay?token="+payToken(t, claims), nil)
-	rec := serve(t, w.sidecar, &upstream{}, r)
-	require.Equal(t, http.StatusFound, rec.Code, rec.Body.String())
-	return w.gateway(t, "GET", rec.Header().Get("Location"), "")
-}
-
-func (w *sandboxWorld) gateway(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, target, strings.NewReader(body))
-	if body != "" {
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	return serve(t, w.sandbox, &upstream{}, r)
-}
-
-var cashierFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[0-9a-f]+/(pay|cancel))"`)
-
-// cashier opens the cashier page the gateway redirected to and returns
-// its page and the actions of its forms.
-func (w *sandboxWorld) cashier(t *testing.T, gw *httptest.ResponseRecorder) (string, map[string]string) {
-	require.Equal(t, http.StatusFound, gw.Code, gw.Body.String())
-	page := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("GET", "http://sandbox.test"+gw.Header().Get("Location"), nil))
-	require.Equal(t, 200, page.Code)
-	forms := map[string]string{}
-	for _, m := range cashierFormRE.FindAllStringSubmatch(page.Body.String(), -1) {
-		forms[m[2]] = m[1]
-	}
-	return page.Body.String(), forms
-}
-
-func (s *recordingShop) waitNotify(t *testing.T) {
-	select {
-	case <-s.arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no notification reached the shop")
-	}
-}
-
-// The whole loop in one process: sidecar pay -> sandbox cashier -> Pay ->
-// signed return through the sidecar, and the signed notification through
-// the sidecar to the shop.
+// The whole loop: pay request -> cashier -> Pay -> a signed return and a
+// signed notification that verify with Alipay's public key.
 func TestSandboxPayLoop(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	page, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>", "body": "b"}))
 	assert.Contains(t, page, `<p id="subject">沙箱 &lt;测试&gt;</p>`)
 	assert.Contains(t, page, `<span id="amount">9.90</span>`)
@@ -125,28 +30,23 @@ func TestSandboxPayLoop(t *testing.T) {
 	assert.Contains(t, page, `id="cancel"`)
 	require.Contains(t, forms, "pay")
 
-	paid := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	paid := w.postCashier(t, forms["pay"])
 	require.Equal(t, http.StatusFound, paid.Code, paid.Body.String())
 	back, err := url.Parse(paid.Header().Get("Location"))
 	require.NoError(t, err)
 	assert.Equal(t, w.site.URL+"/alipay/return", back.Scheme+"://"+back.Host+back.Path)
 	assert.Empty(t, back.Query().Get("trade_status"), "Alipay's return carries no trade_status")
 
-	// The return verifies at the sidecar.
-	next := &upstream{status: 200}
-	rec := serve(t, w.sidecar, next, httptest.NewRequest("GET", back.String(), nil))
-	require.Equal(t, 200, rec.Code, rec.Body.String())
-	require.Equal(t, 1, next.calls)
+	// The return verifies.
+	ret, err := w.api.ParseCallback(back.RawQuery)
+	require.NoError(t, err)
+	require.NoError(t, w.api.VerifyCallback(context.Background(), ret, protocol.EventReturn))
 
-	// The notification reached the shop, verified and stamped.
+	// The notification reached the shop, and verified.
 	w.shop.waitNotify(t)
 	w.shop.mu.Lock()
-	r := w.shop.notify[0]
+	params := w.shop.notify[0]
 	w.shop.mu.Unlock()
-	claims, err := w.sidecar.tokens.Parse(r.Header.Get(TokenHeader), time.Now())
-	require.NoError(t, err)
-	var params map[string]string
-	require.NoError(t, json.Unmarshal(claims["params"], &params))
 	for k, v := range map[string]string{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>", "trade_status": "TRADE_SUCCESS",
 		"notify_type": "trade_status_sync", "app_id": testAppID, "seller_id": sandboxSellerID, "body": "b"} {
 		assert.Equal(t, v, params[k], k)
@@ -157,7 +57,7 @@ func TestSandboxPayLoop(t *testing.T) {
 	assert.Equal(t, back.Query().Get("trade_no"), params["trade_no"])
 
 	// Paying again is refused; the same order cannot be reopened.
-	again := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	again := w.postCashier(t, forms["pay"])
 	assert.Equal(t, http.StatusConflict, again.Code)
 	reopen := w.startPay(t, map[string]any{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>"})
 	assert.Equal(t, http.StatusBadRequest, reopen.Code)
@@ -167,34 +67,26 @@ func TestSandboxPayLoop(t *testing.T) {
 // The shop is down for the first notification: the sandbox retries on its
 // schedule, with the same notify_id, until the shop says success.
 func TestSandboxRetriesUntilSuccess(t *testing.T) {
-	w := newSandboxWorld(t, 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond)
-	w.shop.status = 500
+	w := newSandboxWorld(t, withRetry(20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond))
+	w.shop.setStatus(500)
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S2", "total_amount": "1", "subject": "retry"}))
-	serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	w.postCashier(t, forms["pay"])
 	w.shop.waitNotify(t)
-	w.shop.mu.Lock()
-	w.shop.status = 200
-	w.shop.mu.Unlock()
+	w.shop.setStatus(200)
 	w.shop.waitNotify(t)
 	time.Sleep(100 * time.Millisecond) // room for a wrong extra attempt
 	w.shop.mu.Lock()
 	defer w.shop.mu.Unlock()
 	require.Len(t, w.shop.notify, 2, "sent until success, then no more")
-	var ids []string
-	for _, r := range w.shop.notify {
-		claims, err := w.sidecar.tokens.Parse(r.Header.Get(TokenHeader), time.Now())
-		require.NoError(t, err)
-		ids = append(ids, string(claims["jti"]))
-	}
-	assert.Equal(t, ids[0], ids[1], "a retry keeps its notify_id")
+	assert.Equal(t, w.shop.notify[0]["notify_id"], w.shop.notify[1]["notify_id"], "a retry keeps its notify_id")
 }
 
 // A shop that never answers success gets 1 + len(notify_retry) attempts.
 func TestSandboxGivesUp(t *testing.T) {
-	w := newSandboxWorld(t, time.Millisecond, time.Millisecond)
-	w.shop.status = 503
+	w := newSandboxWorld(t, withRetry(time.Millisecond, time.Millisecond))
+	w.shop.setStatus(503)
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S3", "total_amount": "1", "subject": "never"}))
-	serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	w.postCashier(t, forms["pay"])
 	for range 3 {
 		w.shop.waitNotify(t)
 	}
@@ -206,15 +98,15 @@ func TestSandboxGivesUp(t *testing.T) {
 }
 
 func TestSandboxCancel(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S4", "total_amount": "1", "subject": "cancel"}))
-	rec := serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["cancel"], nil))
+	rec := w.postCashier(t, forms["cancel"])
 	assert.Equal(t, http.StatusFound, rec.Code)
 	assert.Equal(t, w.site.URL+"/", rec.Header().Get("Location"))
 	// WAP pay with a quit_url goes there.
 	_, forms = w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S5", "total_amount": "1", "subject": "wap", "product": "wap",
 		"biz": map[string]any{"quit_url": w.site.URL + "/cart"}}))
-	rec = serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["cancel"], nil))
+	rec = w.postCashier(t, forms["cancel"])
 	assert.Equal(t, w.site.URL+"/cart", rec.Header().Get("Location"))
 	select {
 	case <-w.shop.arrived:
@@ -222,18 +114,17 @@ func TestSandboxCancel(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	// The trade stays unpaid: the buyer can come back and pay.
-	rec = serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil))
+	rec = w.postCashier(t, forms["pay"])
 	assert.Equal(t, http.StatusFound, rec.Code)
 }
 
 // What Alipay's Node SDK sends (the vectors: GET URL and POST form) opens
 // a cashier; anything tampered gets the error page and no cashier.
 func TestSandboxGateway(t *testing.T) {
-	vec := loadVectors(t)
-	w := newSandboxWorld(t)
+	vec := testvec.Load(t)
 	// The vectors' callbacks go to shop.example.com.
-	w.sandbox = newTestSandboxWith(t, func(s *Sandbox) { s.CallbackHosts = []string{"shop.example.com", "SHOP.test"} })
-	for _, pv := range []payVector{vec.PagePay, vec.WapPay} {
+	w := newSandboxWorld(t, func(s *Sandbox) { s.CallbackHosts = []string{"shop.example.com", "SHOP.test"} })
+	for _, pv := range []testvec.Pay{vec.PagePay, vec.WapPay} {
 		u, err := url.Parse(pv.GetURL)
 		require.NoError(t, err)
 		rec := w.gateway(t, "GET", "http://sandbox.test/gateway.do?"+u.RawQuery, "")
@@ -264,13 +155,9 @@ func TestSandboxGateway(t *testing.T) {
 		})
 	}
 	// A request signed with another key than app_public_key's.
-	other := newTestHandler(t, func(h *Handler) {
-		h.AppPrivateKey = keyPath("alipay_private_key_pkcs1.pem")
-		h.AlipayPublicKey = keyPath("app_public_key.pem")
-	})
-	r := httptest.NewRequest("GET", "http://shop.test/alipay/pay?token="+payToken(t, map[string]any{"out_trade_no": "X", "total_amount": "1", "subject": "s"}), nil)
-	loc := serve(t, other, &upstream{}, r).Header().Get("Location")
-	gw := w.gateway(t, "GET", loc, "")
+	other := merchantAPI(t, protocol.SignTypeRSA2)
+	other.Signer = protocoltest.Signer(t, "alipay_private_key_pkcs1.pem", protocol.SignTypeRSA2)
+	gw := w.gateway(t, "GET", payURL(t, other, "http://shop.test/n", "http://shop.test/r", map[string]any{"out_trade_no": "X", "total_amount": "1", "subject": "s"}), "")
 	assert.Contains(t, gw.Body.String(), "invalid-signature")
 }
 
@@ -279,11 +166,11 @@ func TestSandboxProvisionErrors(t *testing.T) {
 		s       Sandbox
 		setting string
 	}{
-		"no app key":        {Sandbox{AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem")}, "app_public_key"},
-		"private as public": {Sandbox{AppPublicKey: keyPath("app_private_key_pkcs1.pem"), AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem")}, "app_public_key"},
-		"no alipay key":     {Sandbox{AppPublicKey: keyPath("app_public_key.pem")}, "alipay_private_key"},
-		"app's own key":     {Sandbox{AppPublicKey: keyPath("app_public_key.pem"), AlipayPrivateKey: keyPath("app_private_key_pkcs1.pem")}, "alipay_private_key"},
-		"zero retry": {Sandbox{AppPublicKey: keyPath("app_public_key.pem"), AlipayPrivateKey: keyPath("alipay_private_key_pkcs1.pem"),
+		"no app key":        {Sandbox{AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}, "app_public_key"},
+		"private as public": {Sandbox{AppPublicKey: testvec.Key("app_private_key_pkcs1.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}, "app_public_key"},
+		"no alipay key":     {Sandbox{AppPublicKey: testvec.Key("app_public_key.pem")}, "alipay_private_key"},
+		"app's own key":     {Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("app_private_key_pkcs1.pem")}, "alipay_private_key"},
+		"zero retry": {Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"),
 			NotifyRetry: []caddy.Duration{0}}, "notify_retry"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -297,16 +184,11 @@ func TestSandboxProvisionErrors(t *testing.T) {
 	}
 }
 
-// signedPayURL is the gateway URL that a sidecar with these callback URLs
-// signs for claims.
+// signedPayURL is the gateway URL that the merchant signs for claims with
+// these callback URLs.
 func signedPayURL(t *testing.T, notifyURL, returnURL string, claims map[string]any) string {
 	t.Helper()
-	h := newTestHandler(t, func(h *Handler) {
-		h.Gateway, h.NotifyURL, h.ReturnURL = "http://127.0.0.1:1/gateway.do", notifyURL, returnURL
-	})
-	rec := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.test/alipay/pay?token="+payToken(t, claims), nil))
-	require.Equal(t, http.StatusFound, rec.Code, rec.Body.String())
-	return rec.Header().Get("Location")
+	return payURL(t, merchantAPI(t, protocol.SignTypeRSA2), notifyURL, returnURL, claims)
 }
 
 // The sandbox sends notifications and buyers only to this machine, unless
@@ -316,9 +198,9 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 		return map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "s"}
 	}
 	local := "http://127.0.0.1:8000/alipay/return"
-	s := newTestSandbox(t)
+	s := newTestSandbox(t, nil)
 	open := func(s *Sandbox, target string) *httptest.ResponseRecorder {
-		return serve(t, s, &upstream{}, httptest.NewRequest("GET", target, nil))
+		return serve(t, s, httptest.NewRequest("GET", target, nil))
 	}
 	for _, c := range []struct{ notify, ret string }{
 		{"https://attacker.example/notify", local},
@@ -339,7 +221,7 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 	}
 
 	// callback_hosts opens more.
-	s = newTestSandboxWith(t, func(s *Sandbox) { s.CallbackHosts = []string{"Shop.Example.com", "10.0.0.1"} })
+	s = newTestSandbox(t, func(s *Sandbox) { s.CallbackHosts = []string{"Shop.Example.com", "10.0.0.1"} })
 	assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, "https://shop.example.com/notify", local, order("M2"))).Code)
 	assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, "http://10.0.0.1/notify", local, order("M3"))).Code)
 	assert.Equal(t, http.StatusBadRequest, open(s, signedPayURL(t, "https://attacker.example/notify", local, order("M4"))).Code)
@@ -358,16 +240,16 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 
 // The sandbox keeps max_trades trades and drops the oldest.
 func TestSandboxMaxTrades(t *testing.T) {
-	s := newTestSandboxWith(t, func(s *Sandbox) { s.MaxTrades = 2 })
+	s := newTestSandbox(t, func(s *Sandbox) { s.MaxTrades = 2 })
 	local := "http://127.0.0.1:8000/alipay/notify"
 	var cashiers []string
 	for _, no := range []string{"T1", "T2", "T3"} {
-		rec := serve(t, s, &upstream{}, httptest.NewRequest("GET", signedPayURL(t, local, local, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "s"}), nil))
+		rec := serve(t, s, httptest.NewRequest("GET", signedPayURL(t, local, local, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "s"}), nil))
 		require.Equal(t, http.StatusFound, rec.Code)
 		cashiers = append(cashiers, rec.Header().Get("Location"))
 	}
 	status := func(cashier string) int {
-		return serve(t, s, &upstream{}, httptest.NewRequest("GET", "http://sandbox.test"+cashier, nil)).Code
+		return serve(t, s, httptest.NewRequest("GET", "http://sandbox.test"+cashier, nil)).Code
 	}
 	assert.Equal(t, http.StatusNotFound, status(cashiers[0]), "the oldest is gone")
 	assert.Equal(t, http.StatusOK, status(cashiers[1]))

@@ -1,4 +1,4 @@
-package alipay
+package protocol
 
 import (
 	"bytes"
@@ -20,12 +20,12 @@ const maxKeyFileSize = 64 << 10
 // errNotKey is returned when neither PEM nor base64 key material was found.
 var errNotKey = errors.New("not a PEM or base64-encoded RSA key")
 
-// keyMaterial returns the bytes of a key setting: the value itself when it
-// is inline key material (PEM, or the bare base64 that Alipay's key tool
-// writes), otherwise the contents of the file it names. The value is never
-// echoed in an error unless it is a plausible file name, so a mistyped
-// inline key does not end up in a log.
-func keyMaterial(value string) ([]byte, error) {
+// KeyMaterial returns the bytes of a key or certificate setting: the
+// value itself when it is inline key material (PEM, or the bare base64
+// that Alipay's key tool writes), otherwise the contents of the file it
+// names. The value is never echoed in an error unless it is a plausible
+// file name, so a mistyped inline key does not end up in a log.
+func KeyMaterial(value string) ([]byte, error) {
 	v := strings.TrimSpace(value)
 	if v == "" {
 		return nil, errors.New("empty (an unset environment variable or a missing {file.*}?)")
@@ -167,4 +167,36 @@ func parsePublicDER(der []byte) (*rsa.PublicKey, error) {
 		return rk, nil
 	}
 	return x509.ParsePKCS1PublicKey(der)
+}
+
+// loadPrivateKey and loadPublicKey read the key of a setting; errors name
+// it.
+func loadPrivateKey(setting, value string) (*rsa.PrivateKey, error) {
+	material, err := KeyMaterial(value)
+	if err != nil {
+		return nil, settingError(setting, err)
+	}
+	key, err := ParsePrivateKey(material)
+	if err != nil {
+		return nil, settingError(setting, err)
+	}
+	return key, nil
+}
+
+func loadPublicKey(setting, value string) (*rsa.PublicKey, error) {
+	material, err := KeyMaterial(value)
+	if err != nil {
+		return nil, settingError(setting, err)
+	}
+	key, err := ParsePublicKey(material)
+	if err != nil {
+		return nil, settingError(setting, err)
+	}
+	return key, nil
+}
+
+// settingError names the setting that is wrong, as the Caddyfile and JSON
+// spell it.
+func settingError(setting string, err error) error {
+	return fmt.Errorf("%s: %w", setting, err)
 }

@@ -1,42 +1,21 @@
-package alipay
+package protocol
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-type responseVector struct {
-	Method          string `json:"method"`
-	RawBody         string `json:"raw_body"`
-	SignedSubstring string `json:"signed_substring"`
-	Sign            string `json:"sign"`
-}
-
-func loadResponseVectors(t testing.TB) []responseVector {
-	data, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
-	require.NoError(t, err)
-	var v struct {
-		Responses struct {
-			Cases []responseVector `json:"cases"`
-		} `json:"responses"`
-	}
-	require.NoError(t, json.Unmarshal(data, &v))
-	require.Len(t, v.Responses.Cases, 4)
-	return v.Responses.Cases
-}
 
 // Responses verify over their raw text as the SDKs verify them: a query, a
 // precreate with \/ escapes, a 40004 failure with Chinese text, and a
 // certificate-mode refund that names its certificate.
 func TestResponseVectors(t *testing.T) {
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
-	for _, c := range loadResponseVectors(t) {
+	for _, c := range testvec.Load(t).Responses.Cases {
 		t.Run(c.Method, func(t *testing.T) {
 			r, err := ParseResponse([]byte(c.RawBody), c.Method)
 			require.NoError(t, err)
@@ -52,14 +31,14 @@ func TestResponseVectors(t *testing.T) {
 			assert.ErrorIs(t, r.Verify(testVerifier(t, "app_public_key.pem", SignTypeRSA2)), ErrBadSignature)
 		})
 	}
-	cases := loadResponseVectors(t)
+	cases := testvec.Load(t).Responses.Cases
 	r, err := ParseResponse([]byte(cases[3].RawBody), cases[3].Method)
 	require.NoError(t, err)
 	assert.Equal(t, "5e57030bba758a176a2dcead790355b0", r.CertSN)
 }
 
 func TestResponseRefused(t *testing.T) {
-	q := loadResponseVectors(t)[0]
+	q := testvec.Load(t).Responses.Cases[0]
 	for name, body := range map[string]string{
 		"not JSON":       "<html>",
 		"array":          "[1]",

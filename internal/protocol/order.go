@@ -1,8 +1,9 @@
-package alipay
+package protocol
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -13,17 +14,29 @@ import (
 	"unicode/utf8"
 )
 
-// A product is an Alipay payment product that the pay endpoint can start.
-type product struct {
-	method      string // the OpenAPI method
-	productCode string // biz_content.product_code
+// A Product is an Alipay payment product that a pay token can start.
+type Product struct {
+	Name   string // the pay token's product claim
+	Method string // the OpenAPI method
+	Code   string // biz_content.product_code
 }
 
-// products maps the pay token's product claim to the Alipay product.
-// New browser products (and, later, QR and app pay) are added here.
-var products = map[string]product{
-	"page": {method: "alipay.trade.page.pay", productCode: "FAST_INSTANT_TRADE_PAY"},
-	"wap":  {method: "alipay.trade.wap.pay", productCode: "QUICK_WAP_WAY"},
+// Products are the products that a pay token may name, the first the
+// default. New browser products (and, later, QR and app pay) are added
+// here.
+var Products = []Product{
+	{Name: "page", Method: "alipay.trade.page.pay", Code: "FAST_INSTANT_TRADE_PAY"},
+	{Name: "wap", Method: "alipay.trade.wap.pay", Code: "QUICK_WAP_WAY"},
+}
+
+// ProductOf returns the product that an OpenAPI method starts.
+func ProductOf(method string) (Product, bool) {
+	for _, p := range Products {
+		if p.Method == method {
+			return p, true
+		}
+	}
+	return Product{}, false
 }
 
 // An Order is what a shop's pay token asks for, checked against Alipay's
@@ -32,16 +45,18 @@ type Order struct {
 	OutTradeNo  string
 	TotalAmount string // as the shop wrote it: at most 2 decimals
 	Subject     string
-	Product     string // a key of products
+	Product     Product
 
-	// biz holds the optional biz_content fields in the order they are
-	// written: the named claims first, then the biz object's keys sorted.
-	biz []bizField
+	// Fields are the optional fields in the order they are written: the
+	// named claims first, then the biz object's keys sorted. Values are
+	// compact JSON.
+	Fields []Field
 }
 
-type bizField struct {
-	key   string
-	value json.RawMessage
+// A Field is an optional field of an order.
+type Field struct {
+	Key   string
+	Value json.RawMessage
 }
 
 // ClaimError is a pay token claim that is missing or out of range; the pay
@@ -59,29 +74,16 @@ var (
 	timeoutRE    = regexp.MustCompile(`^([1-9][0-9]{0,5})([mhd])$`)
 )
 
-// optionalClaims are copied into biz_content as strings when present, each
-// with its check.
-var optionalClaims = []struct {
-	name  string
-	check func(string) string // returns the reason it is refused, or ""
-}{
-	{"body", text(128)},
-	{"timeout_express", checkTimeout},
-	{"time_expire", checkTimeExpire},
-	{"passback_params", text(512)},
-	{"qr_pay_mode", checkQRPayMode},
-	{"qrcode_width", checkQRCodeWidth},
-}
+// ValidOutTradeNo reports whether s is an out_trade_no that Alipay
+// accepts: 1 to 64 letters, digits or _.
+func ValidOutTradeNo(s string) bool { return outTradeNoRE.MatchString(s) }
 
-// claimNames are every claim that a pay token may carry; ownBiz, the
-// biz_content fields that a claim sets and biz must not.
-var claimNames, ownBiz = func() ([]string, []string) {
-	var optional []string
-	for _, oc := range optionalClaims {
-		optional = append(optional, oc.name)
-	}
-	return append(slices.Clone(payClaims), optional...), append(slices.Clone(reservedBiz), optional...)
-}()
+// An optionalClaim is a pay token claim that a protocol copies into its
+// request when present, with its check (the reason it is refused, or "").
+type optionalClaim struct {
+	name  string
+	check func(string) string
+}
 
 // reservedBiz are biz_content keys that only the named claims may set.
 var reservedBiz = []string{"out_trade_no", "total_amount", "subject", "product_code"}
@@ -115,16 +117,23 @@ func lookalike(name string, names []string) (string, bool) {
 	return "", false
 }
 
-// ParseOrder checks the claims of a verified pay token.
-func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
-	o := &Order{Product: "page"}
+// parseOrder checks the claims of a verified pay token: the required ones,
+// the optional ones of a protocol, and, if withBiz, a biz object of more
+// fields.
+func parseOrder(claims map[string]json.RawMessage, optional []optionalClaim, withBiz bool) (*Order, error) {
+	o := &Order{Product: Products[0]}
+	known := slices.Clone(payClaims)
+	own := slices.Clone(reservedBiz)
+	for _, oc := range optional {
+		known, own = append(known, oc.name), append(own, oc.name)
+	}
 	if _, ok := claims["scope"]; ok {
 		// An API bearer token is no pay order, and a pay link is no place
 		// for one: it would hand the buyer the shop's API.
 		return nil, &ClaimError{"scope", "a pay token has no scope claim (is this an API token?)"}
 	}
 	for name := range claims {
-		if n, ok := lookalike(name, claimNames); ok {
+		if n, ok := lookalike(name, known); ok {
 			return nil, &ClaimError{name, "is not a claim; write it as " + n}
 		}
 	}
@@ -151,14 +160,17 @@ func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 		return nil, &ClaimError{"subject", "must not contain control characters"}
 	}
 	if _, ok := claims["product"]; ok {
-		if o.Product, err = stringClaim(claims, "product", true); err != nil {
+		name, err := stringClaim(claims, "product", true)
+		if err != nil {
 			return nil, err
 		}
-		if _, ok := products[o.Product]; !ok {
+		i := slices.IndexFunc(Products, func(p Product) bool { return p.Name == name })
+		if i < 0 {
 			return nil, &ClaimError{"product", "must be page or wap"}
 		}
+		o.Product = Products[i]
 	}
-	for _, oc := range optionalClaims {
+	for _, oc := range optional {
 		if _, ok := claims[oc.name]; !ok {
 			continue
 		}
@@ -169,10 +181,10 @@ func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 		if reason := oc.check(v); reason != "" {
 			return nil, &ClaimError{oc.name, reason}
 		}
-		raw, _ := marshalNoEscape(v)
-		o.biz = append(o.biz, bizField{oc.name, raw})
+		raw, _ := MarshalJSON(v)
+		o.Fields = append(o.Fields, Field{oc.name, raw})
 	}
-	if raw, ok := claims["biz"]; ok {
+	if raw, ok := claims["biz"]; ok && withBiz {
 		var extra map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &extra); err != nil || extra == nil {
 			return nil, &ClaimError{"biz", "must be a JSON object"}
@@ -183,24 +195,21 @@ func ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			if slices.Contains(ownBiz, k) {
+			if slices.Contains(own, k) {
 				return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, which has a claim of its own", k)}
 			}
-			if n, ok := lookalike(k, ownBiz); ok {
+			if n, ok := lookalike(k, own); ok {
 				return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, a spelling of %s, which has a claim of its own", k, n)}
 			}
 			var compact bytes.Buffer
 			if err := json.Compact(&compact, extra[k]); err != nil {
 				return nil, &ClaimError{"biz", err.Error()}
 			}
-			o.biz = append(o.biz, bizField{k, compact.Bytes()})
+			o.Fields = append(o.Fields, Field{k, compact.Bytes()})
 		}
 	}
 	return o, nil
 }
-
-// Method is the OpenAPI method that starts the order's payment.
-func (o *Order) Method() string { return products[o.Product].method }
 
 // BizContent returns the order as compact JSON biz_content, with raw
 // UTF-8 (no \u escapes), in a fixed field order.
@@ -212,7 +221,7 @@ func (o *Order) BizContent() []byte {
 		} else {
 			b.WriteByte(',')
 		}
-		kk, _ := marshalNoEscape(k)
+		kk, _ := MarshalJSON(k)
 		b.Write(kk)
 		b.WriteByte(':')
 		b.Write(v)
@@ -221,28 +230,16 @@ func (o *Order) BizContent() []byte {
 		{"out_trade_no", o.OutTradeNo},
 		{"total_amount", o.TotalAmount},
 		{"subject", o.Subject},
-		{"product_code", products[o.Product].productCode},
+		{"product_code", o.Product.Code},
 	} {
-		v, _ := marshalNoEscape(f.v)
+		v, _ := MarshalJSON(f.v)
 		write(f.k, v)
 	}
-	for _, f := range o.biz {
-		write(f.key, f.value)
+	for _, f := range o.Fields {
+		write(f.Key, f.Value)
 	}
 	b.WriteByte('}')
 	return b.Bytes()
-}
-
-// marshalNoEscape encodes v as JSON without HTML escaping, so that & and <
-// reach Alipay as themselves.
-func marshalNoEscape(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func stringClaim(claims map[string]json.RawMessage, name string, required bool) (string, error) {
@@ -291,16 +288,37 @@ func amountClaim(raw json.RawMessage) (string, error) {
 	} else {
 		s = string(bytes.TrimSpace(raw))
 	}
+	if _, err := ParseAmount(s); err != nil {
+		return "", &ClaimError{"total_amount", err.Error()}
+	}
+	return s, nil
+}
+
+// An Amount is a sum of money in fen, hundredths of a yuan.
+type Amount int64
+
+// MaxAmount is the largest amount of one trade: 100000000 yuan.
+const MaxAmount Amount = 100000000 * 100
+
+// ParseAmount reads yuan as Alipay writes them: digits with at most two
+// decimals, from 0.01 to 100000000.
+func ParseAmount(s string) (Amount, error) {
 	if !amountRE.MatchString(s) {
-		return "", &ClaimError{"total_amount", "must be yuan with at most 2 decimals, like 88.80"}
+		return 0, errors.New("must be yuan with at most 2 decimals, like 88.80")
 	}
 	whole, frac, _ := strings.Cut(s, ".")
 	w, _ := strconv.ParseInt(whole, 10, 64)
 	f, _ := strconv.ParseInt((frac + "00")[:2], 10, 64)
-	if cents := w*100 + f; cents < 1 || cents > 100000000*100 {
-		return "", &ClaimError{"total_amount", "must be from 0.01 to 100000000"}
+	a := Amount(w*100 + f)
+	if a < 1 || a > MaxAmount {
+		return 0, errors.New("must be from 0.01 to 100000000")
 	}
-	return s, nil
+	return a, nil
+}
+
+// String writes a as yuan with two decimals, as Alipay does: 88.80.
+func (a Amount) String() string {
+	return strconv.FormatInt(int64(a)/100, 10) + "." + strconv.FormatInt(int64(a)%100/10, 10) + strconv.FormatInt(int64(a)%10, 10)
 }
 
 // text checks free text: at most n characters, none of them a control

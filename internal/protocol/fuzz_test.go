@@ -1,4 +1,4 @@
-package alipay
+package protocol
 
 import (
 	"crypto/hmac"
@@ -10,12 +10,14 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 )
 
 // FuzzCallback feeds arbitrary form strings to the callback parser and
 // verifier: no panic, no forged acceptance, and only valid UTF-8 out.
 func FuzzCallback(f *testing.F) {
-	vec := loadVectors(f)
+	vec := testvec.Load(f)
 	for _, c := range vec.Notify.Cases {
 		f.Add(c.PostBody)
 	}
@@ -35,16 +37,16 @@ func FuzzCallback(f *testing.F) {
 	}
 	valid[u.RawQuery] = true
 	f.Fuzz(func(t *testing.T, raw string) {
-		cb, err := ParseCallback(raw)
+		cb, err := parseCallback(raw)
 		if err != nil {
 			return
 		}
-		if cb.Verify(v) == nil && !valid[raw] {
+		if verifyOpenAPISign(cb, v) == nil && !valid[raw] {
 			// Only a reordering or re-encoding of a signed callback may
 			// verify: the same parameters, byte for byte.
 			same := false
 			for body := range valid {
-				orig, err := ParseCallback(body)
+				orig, err := parseCallback(body)
 				if err == nil && sameParams(orig, cb) {
 					same = true
 				}
@@ -60,11 +62,11 @@ func FuzzCallback(f *testing.F) {
 			}
 		}
 		var fromJSON map[string]string
-		if err := json.Unmarshal(cb.AppendParamsJSON(nil), &fromJSON); err != nil {
-			t.Fatalf("params JSON: %v: %s", err, cb.AppendParamsJSON(nil))
+		if err := json.Unmarshal(appendParams(nil, cb), &fromJSON); err != nil {
+			t.Fatalf("params JSON: %v: %s", err, appendParams(nil, cb))
 		}
 		if !maps.Equal(params, fromJSON) {
-			t.Fatalf("params JSON %s differs from %v", cb.AppendParamsJSON(nil), params)
+			t.Fatalf("params JSON %s differs from %v", appendParams(nil, cb), params)
 		}
 	})
 }
@@ -78,7 +80,7 @@ func sameParams(a, b *Callback) bool {
 // FuzzToken feeds arbitrary strings to the token parser: no panic, and
 // nothing accepted but the canonical encoding of a correctly MACed token.
 func FuzzToken(f *testing.F) {
-	k, err := NewTokenKey(testSecret)
+	k, err := NewTokenKey(testvec.Secret)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -87,9 +89,9 @@ func FuzzToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
-	f.Add(rawToken(testSecret, `{"alg":"none"}`, `{"exp":9999999999}`))
-	f.Add(rawToken(testSecret, `{"alg":"HS256","typ":"JWT"}`, `{"exp":1716182115.5,"nbf":1}`))
-	f.Add(rawToken(testSecret, `{"alg":"HS256"}`, `{"exp":"1716182115"}`))
+	f.Add(rawToken(testvec.Secret, `{"alg":"none"}`, `{"exp":9999999999}`))
+	f.Add(rawToken(testvec.Secret, `{"alg":"HS256","typ":"JWT"}`, `{"exp":1716182115.5,"nbf":1}`))
+	f.Add(rawToken(testvec.Secret, `{"alg":"HS256"}`, `{"exp":"1716182115"}`))
 	f.Add("..")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, token string) {
@@ -120,7 +122,7 @@ func FuzzOrder(f *testing.F) {
 		if json.Unmarshal([]byte(claimsJSON), &claims) != nil {
 			return
 		}
-		o, err := ParseOrder(claims)
+		o, err := parseOpenAPIOrder(claims)
 		if err != nil {
 			return
 		}
@@ -137,7 +139,7 @@ func FuzzOrder(f *testing.F) {
 // FuzzResponse feeds arbitrary bodies to the OpenAPI response parser: no
 // panic, and nothing verifies but the signed text itself.
 func FuzzResponse(f *testing.F) {
-	cases := loadResponseVectors(f)
+	cases := testvec.Load(f).Responses.Cases
 	signed := map[string]bool{}
 	for _, c := range cases {
 		f.Add(c.RawBody)

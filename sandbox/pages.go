@@ -1,4 +1,4 @@
-package alipay
+package sandbox
 
 import (
 	"bytes"

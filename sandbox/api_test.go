@@ -1,17 +1,18 @@
-package alipay
+package sandbox
 
 import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,10 +24,12 @@ import (
 // after signing.
 func sandboxAPIRequest(t testing.TB, httpMethod, appID, method, signType string, biz any, edit func(map[string]string)) *http.Request {
 	t.Helper()
-	content, err := marshalNoEscape(biz)
+	content, err := protocol.MarshalJSON(biz)
 	require.NoError(t, err)
-	p := OpenAPIParams(appID, method, signType, content, time.Now())
-	require.NoError(t, SignParams(testSigner(t, "app_private_key_pkcs1.pem", signType), p))
+	api := merchantAPI(t, signType)
+	api.AppID = appID
+	p := api.RequestParams(method, content, time.Now())
+	require.NoError(t, protocol.SignParams(api.Signer, p))
 	if edit != nil {
 		edit(p)
 	}
@@ -48,7 +51,7 @@ func sandboxAPIRequest(t testing.TB, httpMethod, appID, method, signType string,
 // response value.
 func sandboxAPICall(t testing.TB, sb *Sandbox, method string, biz any) map[string]any {
 	t.Helper()
-	return sandboxAPIAnswer(t, serve(t, sb, &upstream{}, sandboxAPIRequest(t, "POST", testAppID, method, SignTypeRSA2, biz, nil)), method, SignTypeRSA2)
+	return sandboxAPIAnswer(t, serve(t, sb, sandboxAPIRequest(t, "POST", testAppID, method, protocol.SignTypeRSA2, biz, nil)), method, protocol.SignTypeRSA2)
 }
 
 // sandboxAPIAnswer reads a response as the sidecar will: the method's
@@ -57,10 +60,10 @@ func sandboxAPIAnswer(t testing.TB, rec *httptest.ResponseRecorder, method, sign
 	t.Helper()
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "application/json;charset=utf-8", rec.Header().Get("Content-Type"))
-	resp, err := ParseResponse(rec.Body.Bytes(), method)
+	resp, err := protocol.ParseResponse(rec.Body.Bytes(), method)
 	require.NoError(t, err, rec.Body.String())
 	require.False(t, resp.IsError, rec.Body.String())
-	require.NoError(t, resp.Verify(testVerifier(t, "alipay_public_key.pem", signType)), rec.Body.String())
+	require.NoError(t, resp.Verify(protocoltest.Verifier(t, "alipay_public_key.pem", signType)), rec.Body.String())
 	require.True(t, strings.HasPrefix(string(resp.Raw), `{"code":"`), "code comes first: %s", resp.Raw)
 	var f map[string]any
 	require.NoError(t, json.Unmarshal(resp.Raw, &f))
@@ -71,7 +74,7 @@ func sandboxAPIAnswer(t testing.TB, rec *httptest.ResponseRecorder, method, sign
 func sandboxAPIError(t testing.TB, rec *httptest.ResponseRecorder, method string) map[string]any {
 	t.Helper()
 	require.Equal(t, http.StatusOK, rec.Code)
-	resp, err := ParseResponse(rec.Body.Bytes(), method)
+	resp, err := protocol.ParseResponse(rec.Body.Bytes(), method)
 	require.NoError(t, err, rec.Body.String())
 	require.True(t, resp.IsError, rec.Body.String())
 	assert.Empty(t, resp.Sign)
@@ -79,18 +82,6 @@ func sandboxAPIError(t testing.TB, rec *httptest.ResponseRecorder, method string
 	var f map[string]any
 	require.NoError(t, json.Unmarshal(resp.Raw, &f))
 	return f
-}
-
-// openTestOrder opens an order at the sandbox through the sidecar and returns
-// its cashier's Pay form action.
-func (w *sandboxWorld) openTestOrder(t *testing.T, outTradeNo, amount, subject string) string {
-	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": outTradeNo, "total_amount": amount, "subject": subject}))
-	require.Contains(t, forms, "pay")
-	return forms["pay"]
-}
-
-func (w *sandboxWorld) postCashier(t *testing.T, action string) *httptest.ResponseRecorder {
-	return serve(t, w.sandbox, &upstream{}, httptest.NewRequest("POST", "http://sandbox.test"+action, nil))
 }
 
 func assertAPIFields(t *testing.T, want map[string]any, got map[string]any) {
@@ -104,7 +95,7 @@ func assertAPIFields(t *testing.T, want map[string]any, got map[string]any) {
 // the rest, query the refunds: the answers follow the cashier's state and
 // verify as Alipay's do.
 func TestSandboxAPIQueryAndRefund(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	sb := w.sandbox
 	pay := w.openTestOrder(t, "API1", "88.8", "沙箱 <退款> 测试")
 
@@ -117,20 +108,20 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 	tradeNo, _ := q["trade_no"].(string)
 	require.Len(t, tradeNo, 28)
 	// By trade_no, and through GET, the same trade.
-	byNo := sandboxAPIAnswer(t, serve(t, sb, &upstream{}, sandboxAPIRequest(t, "GET", testAppID, "alipay.trade.query", SignTypeRSA2,
-		map[string]any{"trade_no": tradeNo}, nil)), "alipay.trade.query", SignTypeRSA2)
+	byNo := sandboxAPIAnswer(t, serve(t, sb, sandboxAPIRequest(t, "GET", testAppID, "alipay.trade.query", protocol.SignTypeRSA2,
+		map[string]any{"trade_no": tradeNo}, nil)), "alipay.trade.query", protocol.SignTypeRSA2)
 	assert.Equal(t, q, byNo)
 
 	require.Equal(t, http.StatusFound, w.postCashier(t, pay).Code)
 	w.shop.waitNotify(t)
-	rec := serve(t, sb, &upstream{}, sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", SignTypeRSA2, map[string]any{"out_trade_no": "API1"}, nil))
+	rec := serve(t, sb, sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, map[string]any{"out_trade_no": "API1"}, nil))
 	assert.Contains(t, rec.Body.String(), `"subject":"沙箱 <退款> 测试"`, "Chinese and HTML characters as themselves")
-	q = sandboxAPIAnswer(t, rec, "alipay.trade.query", SignTypeRSA2)
+	q = sandboxAPIAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA2)
 	assertAPIFields(t, map[string]any{"code": "10000", "trade_no": tradeNo, "trade_status": "TRADE_SUCCESS", "total_amount": "88.80",
 		"buyer_pay_amount": "88.80", "receipt_amount": "88.80", "invoice_amount": "88.80", "point_amount": "0.00",
 		"buyer_user_id": sandboxBuyerID, "buyer_logon_id": sandboxBuyerLogon,
 		"fund_bill_list": []any{map[string]any{"amount": "88.80", "fund_channel": "ALIPAYACCOUNT"}}}, q)
-	_, err := time.ParseInLocation(time.DateTime, q["send_pay_date"].(string), chinaTime)
+	_, err := protocol.ParseTimestamp(q["send_pay_date"].(string))
 	assert.NoError(t, err)
 
 	// A partial refund; its retry refunds nothing more.
@@ -189,7 +180,7 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 // Without out_request_no a refund is the trade's one refund: asked again,
 // it refunds once.
 func TestSandboxAPIRefundWithoutRequestNo(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	require.Equal(t, http.StatusFound, w.postCashier(t, w.openTestOrder(t, "API2", "5", "s")).Code)
 	for _, change := range []string{"Y", "N"} {
 		r := sandboxAPICall(t, w.sandbox, "alipay.trade.refund", map[string]any{"out_trade_no": "API2", "refund_amount": "1.50"})
@@ -201,24 +192,24 @@ func TestSandboxAPIRefundWithoutRequestNo(t *testing.T) {
 
 // Many retries of one refund at once: the money moves once.
 func TestSandboxAPIRefundConcurrentRetries(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	require.Equal(t, http.StatusFound, w.postCashier(t, w.openTestOrder(t, "API3", "100", "s")).Code)
 	var wg sync.WaitGroup
 	recs := make([]*httptest.ResponseRecorder, 16)
 	for i := range recs {
-		r := sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.refund", SignTypeRSA2,
+		r := sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.refund", protocol.SignTypeRSA2,
 			map[string]any{"out_trade_no": "API3", "refund_amount": "30", "out_request_no": "once"}, nil)
 		recs[i] = httptest.NewRecorder()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = w.sandbox.ServeHTTP(recs[i], r, &upstream{})
+			_ = w.sandbox.ServeHTTP(recs[i], r, upstream{})
 		}()
 	}
 	wg.Wait()
 	moved := 0
 	for _, rec := range recs {
-		f := sandboxAPIAnswer(t, rec, "alipay.trade.refund", SignTypeRSA2)
+		f := sandboxAPIAnswer(t, rec, "alipay.trade.refund", protocol.SignTypeRSA2)
 		assertAPIFields(t, map[string]any{"code": "10000", "refund_fee": "30.00"}, f)
 		if f["fund_change"] == "Y" {
 			moved++
@@ -230,7 +221,7 @@ func TestSandboxAPIRefundConcurrentRetries(t *testing.T) {
 // Closing an unpaid trade: the cashier can no longer pay, the gateway does
 // not reopen it, nothing is refunded.
 func TestSandboxAPIClose(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	sb := w.sandbox
 	pay := w.openTestOrder(t, "API4", "12.34", "close me")
 	r := sandboxAPICall(t, sb, "alipay.trade.refund", map[string]any{"out_trade_no": "API4", "refund_amount": "1"})
@@ -248,7 +239,7 @@ func TestSandboxAPIClose(t *testing.T) {
 	rec := w.postCashier(t, pay)
 	assert.Equal(t, http.StatusConflict, rec.Code)
 	assert.Contains(t, rec.Body.String(), `<b id="error-code">ACQ.TRADE_HAS_CLOSE</b>`)
-	page := serve(t, sb, &upstream{}, httptest.NewRequest("GET", "http://sandbox.test"+strings.TrimSuffix(pay, "/pay"), nil))
+	page := serve(t, sb, httptest.NewRequest("GET", "http://sandbox.test"+strings.TrimSuffix(pay, "/pay"), nil))
 	assert.Equal(t, http.StatusConflict, page.Code)
 	assert.NotContains(t, page.Body.String(), `id="pay"`)
 	reopen := w.startPay(t, map[string]any{"out_trade_no": "API4", "total_amount": "12.34", "subject": "close me"})
@@ -266,7 +257,7 @@ func TestSandboxAPIClose(t *testing.T) {
 // Unknown trades, other apps' trades and bad business fields: signed
 // business failures.
 func TestSandboxAPIUnknownTrade(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	sb := w.sandbox
 	w.openTestOrder(t, "API5", "1", "s")
 	q := sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "NOPE"})
@@ -281,8 +272,8 @@ func TestSandboxAPIUnknownTrade(t *testing.T) {
 	assertAPIFields(t, map[string]any{"sub_code": "ACQ.TRADE_NOT_EXIST"}, f)
 	// Another app (signed with the same key) sees none of them.
 	for _, biz := range []map[string]any{{"out_trade_no": "API5"}, {"trade_no": tradeNo}} {
-		rec := serve(t, sb, &upstream{}, sandboxAPIRequest(t, "POST", "2021000000000002", "alipay.trade.query", SignTypeRSA2, biz, nil))
-		assertAPIFields(t, map[string]any{"sub_code": "ACQ.TRADE_NOT_EXIST"}, sandboxAPIAnswer(t, rec, "alipay.trade.query", SignTypeRSA2))
+		rec := serve(t, sb, sandboxAPIRequest(t, "POST", "2021000000000002", "alipay.trade.query", protocol.SignTypeRSA2, biz, nil))
+		assertAPIFields(t, map[string]any{"sub_code": "ACQ.TRADE_NOT_EXIST"}, sandboxAPIAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA2))
 	}
 	f = sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.INVALID_PARAMETER"}, f)
@@ -293,40 +284,32 @@ func TestSandboxAPIUnknownTrade(t *testing.T) {
 // What Alipay's Node SDK exec() sends (the vector, signed in 2024) is
 // answered like any call.
 func TestSandboxAPINodeSDKRequest(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
-	require.NoError(t, err)
-	var vec struct {
-		Q struct {
-			PostURL  string `json:"post_url"`
-			PostBody string `json:"post_body"`
-		} `json:"openapi_request_trade_query"`
-	}
-	require.NoError(t, json.Unmarshal(data, &vec))
-	w := newSandboxWorld(t)
+	vec := testvec.Load(t)
+	w := newSandboxWorld(t, nil)
 	w.openTestOrder(t, "20240520131415000001", "88.88", "vector")
-	u, err := url.Parse(vec.Q.PostURL)
+	u, err := url.Parse(vec.TradeQry.PostURL)
 	require.NoError(t, err)
-	r := httptest.NewRequest("POST", "http://sandbox.test/gateway.do?"+u.RawQuery, strings.NewReader(vec.Q.PostBody))
+	r := httptest.NewRequest("POST", "http://sandbox.test/gateway.do?"+u.RawQuery, strings.NewReader(vec.TradeQry.PostBody))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
-	f := sandboxAPIAnswer(t, serve(t, w.sandbox, &upstream{}, r), "alipay.trade.query", SignTypeRSA2)
+	f := sandboxAPIAnswer(t, serve(t, w.sandbox, r), "alipay.trade.query", protocol.SignTypeRSA2)
 	assertAPIFields(t, map[string]any{"code": "10000", "out_trade_no": "20240520131415000001", "trade_status": "WAIT_BUYER_PAY", "total_amount": "88.88"}, f)
 }
 
 // A request signed with the legacy RSA type is answered with RSA.
 func TestSandboxAPISignTypeRSA(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	w.openTestOrder(t, "API6", "2", "s")
-	rec := serve(t, w.sandbox, &upstream{}, sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", SignTypeRSA, map[string]any{"out_trade_no": "API6"}, nil))
-	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "WAIT_BUYER_PAY"}, sandboxAPIAnswer(t, rec, "alipay.trade.query", SignTypeRSA))
-	resp, err := ParseResponse(rec.Body.Bytes(), "alipay.trade.query")
+	rec := serve(t, w.sandbox, sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA, map[string]any{"out_trade_no": "API6"}, nil))
+	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "WAIT_BUYER_PAY"}, sandboxAPIAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA))
+	resp, err := protocol.ParseResponse(rec.Body.Bytes(), "alipay.trade.query")
 	require.NoError(t, err)
-	assert.Error(t, resp.Verify(testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)))
+	assert.Error(t, resp.Verify(protocoltest.Verifier(t, "alipay_public_key.pem", protocol.SignTypeRSA2)))
 }
 
 // Requests that fail the gateway's own checks get an unsigned
 // error_response, never the HTML page.
 func TestSandboxAPIGatewayErrors(t *testing.T) {
-	w := newSandboxWorld(t)
+	w := newSandboxWorld(t, nil)
 	sb := w.sandbox
 	w.openTestOrder(t, "API7", "1", "s")
 	biz := map[string]any{"out_trade_no": "API7"}
@@ -345,11 +328,11 @@ func TestSandboxAPIGatewayErrors(t *testing.T) {
 		"unknown":      {"alipay.trade.create", nil, "40002", "isv.invalid-method"},
 		"bad timestamp": {"alipay.trade.query", func(p map[string]string) {
 			p["timestamp"] = "yesterday"
-			require.NoError(t, SignParams(testSigner(t, "app_private_key_pkcs1.pem", SignTypeRSA2), p))
+			require.NoError(t, protocol.SignParams(protocoltest.Signer(t, "app_private_key_pkcs1.pem", protocol.SignTypeRSA2), p))
 		}, "40002", "isv.invalid-timestamp"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec := serve(t, sb, &upstream{}, sandboxAPIRequest(t, "POST", testAppID, c.method, SignTypeRSA2, biz, c.edit))
+			rec := serve(t, sb, sandboxAPIRequest(t, "POST", testAppID, c.method, protocol.SignTypeRSA2, biz, c.edit))
 			f := sandboxAPIError(t, rec, c.method)
 			assert.Equal(t, c.code, f["code"])
 			assert.Equal(t, c.subCode, f["sub_code"])
@@ -357,13 +340,13 @@ func TestSandboxAPIGatewayErrors(t *testing.T) {
 		})
 	}
 	// The answer to a bad signature shows the string the gateway verified.
-	rec := serve(t, sb, &upstream{}, sandboxAPIRequest(t, "GET", testAppID, "alipay.trade.query", SignTypeRSA2, biz, func(p map[string]string) { p["app_id"] = "2021000000000009" }))
+	rec := serve(t, sb, sandboxAPIRequest(t, "GET", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, biz, func(p map[string]string) { p["app_id"] = "2021000000000009" }))
 	f := sandboxAPIError(t, rec, "alipay.trade.query")
 	assert.Equal(t, "isv.invalid-signature", f["sub_code"])
 	assert.Contains(t, f["sub_msg"], `app_id=2021000000000009&biz_content={"out_trade_no":"API7"}&charset=utf-8`)
 	// A parameter given twice.
-	r := sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", SignTypeRSA2, biz, nil)
+	r := sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, biz, nil)
 	r.URL.RawQuery += "&biz_content=x"
-	f = sandboxAPIError(t, serve(t, sb, &upstream{}, r), "alipay.trade.query")
+	f = sandboxAPIError(t, serve(t, sb, r), "alipay.trade.query")
 	assert.Equal(t, "isv.invalid-parameter", f["sub_code"])
 }

@@ -1,4 +1,4 @@
-package alipay
+package sandbox
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"go.uber.org/zap"
 )
 
@@ -36,7 +37,7 @@ var sandboxAPI = map[string]func(ts *tradeStore, appID string, biz apiBiz, at ti
 // A sandboxRefund is one alipay.trade.refund that moved money.
 type sandboxRefund struct {
 	outRequestNo, reason string
-	amount               int64 // cents
+	amount               protocol.Amount
 	at                   time.Time
 }
 
@@ -49,7 +50,7 @@ func isAPIRequest(r *http.Request, params map[string]string) bool {
 	if params == nil {
 		method = r.URL.Query().Get("method")
 	}
-	_, pay := sandboxMethods[method]
+	_, pay := protocol.ProductOf(method)
 	return method != "" && !pay
 }
 
@@ -77,14 +78,14 @@ func (f apiFields) marshal() ([]byte, error) {
 		if !ok {
 			continue
 		}
-		value, err := marshalNoEscape(v)
+		value, err := protocol.MarshalJSON(v)
 		if err != nil {
 			return nil, err
 		}
 		if b.Len() > 1 {
 			b.WriteByte(',')
 		}
-		key, _ := marshalNoEscape(k)
+		key, _ := protocol.MarshalJSON(k)
 		b.Write(key)
 		b.WriteByte(':')
 		b.Write(value)
@@ -165,20 +166,13 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 		zap.String("trade_no", biz.str("trade_no")), zap.Any("code", f["code"]), zap.Any("sub_code", f["sub_code"]))
 	value, err := f.marshal()
 	if err == nil {
-		var sign string
-		if sign, err = s.signers[p["sign_type"]].Sign(value); err == nil {
-			var b bytes.Buffer
-			b.WriteString(`{"`)
-			b.WriteString(strings.ReplaceAll(method, ".", "_"))
-			b.WriteString(`_response":`)
-			b.Write(value)
-			if s.certs != nil {
-				b.WriteString(`,"alipay_cert_sn":"` + s.certs.alipayCertSN + `"`)
-			}
-			b.WriteString(`,"sign":"`)
-			b.WriteString(sign)
-			b.WriteString(`"}`)
-			writeAPIBody(w, b.Bytes())
+		certSN := ""
+		if s.certs != nil {
+			certSN = s.certs.alipayCertSN
+		}
+		var body []byte
+		if body, err = protocol.SignedResponse(method, value, certSN, s.signers[p["sign_type"]]); err == nil {
+			writeAPIBody(w, body)
 			return
 		}
 	}
@@ -209,14 +203,14 @@ func (s *Sandbox) checkAPIRequest(p map[string]string, perr error) apiFields {
 		switch ge.code {
 		case "invalid-signature":
 			return gatewayFailure("40002", "isv.invalid-signature",
-				"验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为："+string(RequestContent(p)))
+				"验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为："+string(protocol.RequestContent(p)))
 		case "missing-parameter":
 			return gatewayFailure("40001", "isv.missing-parameter", ge.reason)
 		default:
 			return gatewayFailure("40002", "isv."+ge.code, ge.reason)
 		}
 	}
-	if _, err := time.ParseInLocation(time.DateTime, p["timestamp"], chinaTime); err != nil {
+	if _, err := time.ParseInLocation(time.DateTime, p["timestamp"], protocol.Beijing); err != nil {
 		return gatewayFailure("40002", "isv.invalid-timestamp", "非法的时间戳参数: timestamp must be yyyy-MM-dd HH:mm:ss")
 	}
 	if f := p["format"]; f != "" && !strings.EqualFold(f, "JSON") {
@@ -292,7 +286,7 @@ func (ts *tradeStore) apiQuery(appID string, biz apiBiz, _ time.Time) apiFields 
 		}
 		return fail
 	}
-	total := formatCents(parseCents(t.totalAmount))
+	total := t.amount.String()
 	f := apiSuccess(apiFields{
 		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "trade_status": t.status,
 		"total_amount": total, "subject": t.subject, "point_amount": "0.00",
@@ -301,7 +295,7 @@ func (ts *tradeStore) apiQuery(appID string, biz apiBiz, _ time.Time) apiFields 
 	if !t.paid.IsZero() {
 		f["buyer_pay_amount"], f["invoice_amount"], f["receipt_amount"] = total, total, total
 		f["buyer_logon_id"], f["buyer_user_id"] = sandboxBuyerLogon, sandboxBuyerID
-		f["send_pay_date"] = Timestamp(t.paid)
+		f["send_pay_date"] = protocol.Timestamp(t.paid)
 		f["fund_bill_list"] = []map[string]string{{"amount": total, "fund_channel": "ALIPAYACCOUNT"}}
 	}
 	return f
@@ -319,10 +313,10 @@ func (ts *tradeStore) apiRefund(appID string, biz apiBiz, at time.Time) apiField
 	if amountText == "" {
 		return invalidParameter("refund_amount is required")
 	}
-	if _, err := amountClaim(json.RawMessage(strconv.Quote(amountText))); err != nil {
+	amount, err := protocol.ParseAmount(amountText)
+	if err != nil {
 		return invalidParameter("refund_amount must be yuan with at most 2 decimals, from 0.01")
 	}
-	amount := parseCents(amountText)
 	reqNo := biz.str("out_request_no")
 	if reqNo == "" {
 		reqNo = t.outTradeNo // Alipay's default: one refund per trade
@@ -330,13 +324,13 @@ func (ts *tradeStore) apiRefund(appID string, biz apiBiz, at time.Time) apiField
 	if len(reqNo) > 64 {
 		return invalidParameter("out_request_no is longer than 64 characters")
 	}
-	total := parseCents(t.totalAmount)
+	total := t.amount
 	fundChange := "N"
 	r := t.refunds[reqNo]
 	switch {
 	case r != nil && r.amount != amount:
 		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: out_request_no "+reqNo+" already refunded "+
-			formatCents(r.amount)+"; a retry must ask for the same refund_amount, a new refund needs a new out_request_no")
+			r.amount.String()+"; a retry must ask for the same refund_amount, a new refund needs a new out_request_no")
 	case r != nil:
 		// A retry: the same answer, no money moves.
 	case t.status == "WAIT_BUYER_PAY":
@@ -344,8 +338,8 @@ func (ts *tradeStore) apiRefund(appID string, biz apiBiz, at time.Time) apiField
 	case t.status == "TRADE_CLOSED":
 		return bizFailed("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
 	case t.refunded+amount > total:
-		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: "+formatCents(t.refunded)+" of "+
-			formatCents(total)+" already refunded")
+		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: "+t.refunded.String()+" of "+
+			total.String()+" already refunded")
 	default:
 		r = &sandboxRefund{outRequestNo: reqNo, reason: biz.str("refund_reason"), amount: amount, at: at}
 		if t.refunds == nil {
@@ -361,8 +355,8 @@ func (ts *tradeStore) apiRefund(appID string, biz apiBiz, at time.Time) apiField
 	return apiSuccess(apiFields{
 		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo,
 		"buyer_logon_id": sandboxBuyerLogon, "buyer_user_id": sandboxBuyerID,
-		"fund_change": fundChange, "refund_fee": formatCents(t.refunded),
-		"send_back_fee": formatCents(r.amount), "gmt_refund_pay": Timestamp(r.at),
+		"fund_change": fundChange, "refund_fee": t.refunded.String(),
+		"send_back_fee": r.amount.String(), "gmt_refund_pay": protocol.Timestamp(r.at),
 	})
 }
 
@@ -383,8 +377,8 @@ func (ts *tradeStore) apiRefundQuery(appID string, biz apiBiz, _ time.Time) apiF
 	}
 	f := apiSuccess(apiFields{
 		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "out_request_no": reqNo,
-		"total_amount": formatCents(parseCents(t.totalAmount)), "refund_amount": formatCents(r.amount),
-		"refund_status": "REFUND_SUCCESS", "gmt_refund_pay": Timestamp(r.at),
+		"total_amount": t.amount.String(), "refund_amount": r.amount.String(),
+		"refund_status": "REFUND_SUCCESS", "gmt_refund_pay": protocol.Timestamp(r.at),
 	})
 	if r.reason != "" {
 		f["refund_reason"] = r.reason
@@ -407,17 +401,4 @@ func (ts *tradeStore) apiClose(appID string, biz apiBiz, _ time.Time) apiFields 
 		return bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: a paid trade cannot be closed; refund it")
 	}
 	return apiSuccess(apiFields{"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo})
-}
-
-// parseCents reads an amount that amountClaim accepted.
-func parseCents(s string) int64 {
-	whole, frac, _ := strings.Cut(s, ".")
-	w, _ := strconv.ParseInt(whole, 10, 64)
-	f, _ := strconv.ParseInt((frac + "00")[:2], 10, 64)
-	return w*100 + f
-}
-
-// formatCents writes cents as yuan with two decimals.
-func formatCents(c int64) string {
-	return strconv.FormatInt(c/100, 10) + "." + strconv.FormatInt(c%100/10, 10) + strconv.FormatInt(c%10, 10)
 }

@@ -1,9 +1,8 @@
-package alipay
+package protocol
 
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -11,17 +10,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // Every form of the app key that users hold gives the SDK's signature.
 func TestPrivateKeyForms(t *testing.T) {
-	v := loadVectors(t)
+	v := testvec.Load(t)
 	for _, name := range []string{"app_private_key_pkcs1.pem", "app_private_key_pkcs8.pem", "app_private_key_pkcs1.b64", "app_private_key_pkcs8.b64"} {
 		t.Run(name, func(t *testing.T) {
-			for _, setting := range []string{keyPath(name), string(readTestFile(t, name))} {
-				material, err := keyMaterial(setting)
+			for _, setting := range []string{testvec.Key(name), string(testvec.ReadKey(t, name))} {
+				material, err := KeyMaterial(setting)
 				require.NoError(t, err)
 				key, err := ParsePrivateKey(material)
 				require.NoError(t, err)
@@ -36,20 +36,20 @@ func TestPrivateKeyForms(t *testing.T) {
 }
 
 func TestPublicKeyForms(t *testing.T) {
-	want, err := ParsePublicKey(readTestFile(t, "alipay_public_key.pem"))
+	want, err := ParsePublicKey(testvec.ReadKey(t, "alipay_public_key.pem"))
 	require.NoError(t, err)
-	priv, err := ParsePrivateKey(readTestFile(t, "alipay_private_key_pkcs1.pem"))
+	priv, err := ParsePrivateKey(testvec.ReadKey(t, "alipay_private_key_pkcs1.pem"))
 	require.NoError(t, err)
 	pkcs1 := pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)})
-	b64 := string(readTestFile(t, "alipay_public_key.b64"))
+	b64 := string(testvec.ReadKey(t, "alipay_public_key.b64"))
 	// The console shows the key on one line; users paste it wrapped too.
 	wrapped := wrap(strings.TrimSpace(b64), 64)
 	for name, material := range map[string]string{
-		"pkix pem": string(readTestFile(t, "alipay_public_key.pem")), "pkcs1 pem": string(pkcs1),
+		"pkix pem": string(testvec.ReadKey(t, "alipay_public_key.pem")), "pkcs1 pem": string(pkcs1),
 		"bare base64": b64, "wrapped base64": wrapped,
 	} {
 		t.Run(name, func(t *testing.T) {
-			m, err := keyMaterial(material)
+			m, err := KeyMaterial(material)
 			require.NoError(t, err)
 			got, err := ParsePublicKey(m)
 			require.NoError(t, err)
@@ -71,30 +71,30 @@ func wrap(s string, n int) string {
 
 func TestKeyInWrongSlot(t *testing.T) {
 	for _, name := range []string{"app_public_key.pem", "alipay_public_key.b64"} {
-		_, err := ParsePrivateKey(readTestFile(t, name))
+		_, err := ParsePrivateKey(testvec.ReadKey(t, name))
 		assert.ErrorContains(t, err, "public key", name)
 	}
 	for _, name := range []string{"app_private_key_pkcs1.pem", "app_private_key_pkcs8.pem", "app_private_key_pkcs1.b64", "app_private_key_pkcs8.b64"} {
-		_, err := ParsePublicKey(readTestFile(t, name))
+		_, err := ParsePublicKey(testvec.ReadKey(t, name))
 		assert.ErrorContains(t, err, "private key", name)
 	}
 }
 
 func TestKeyMaterialErrors(t *testing.T) {
-	_, err := keyMaterial("")
+	_, err := KeyMaterial("")
 	assert.ErrorContains(t, err, "empty")
-	_, err = keyMaterial("/nonexistent/app.pem")
+	_, err = KeyMaterial("/nonexistent/app.pem")
 	assert.ErrorContains(t, err, "no such file")
 
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.pem")
 	require.NoError(t, os.WriteFile(big, make([]byte, maxKeyFileSize+1), 0o600))
-	_, err = keyMaterial(big)
+	_, err = KeyMaterial(big)
 	assert.ErrorContains(t, err, "larger than")
 
 	// A mangled inline key is never echoed back as if it were a path.
 	mangled := "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC!!" + strings.Repeat("A", 300)
-	_, err = keyMaterial(mangled)
+	_, err = KeyMaterial(mangled)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "MIIEvQ")
 
@@ -118,19 +118,4 @@ func TestNonRSAKeyRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ParsePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
 	assert.Error(t, err)
-}
-
-// generateKeyPEM writes a fresh RSA key of bits to a temporary file.
-func generateKeyPEM(t testing.TB, bits int) (privPath, pubPath string) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, bits)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	privPath = filepath.Join(dir, "priv.pem")
-	pubPath = filepath.Join(dir, "pub.pem")
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(privPath, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600))
-	require.NoError(t, os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
-	return privPath, pubPath
 }

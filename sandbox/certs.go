@@ -1,4 +1,4 @@
-package alipay
+package sandbox
 
 import (
 	"crypto/rand"
@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 )
 
 // The sandbox's certificate mode (公钥证书模式): it issues, once, the three
@@ -55,14 +57,14 @@ func loadSandboxCerts(dir string, appKey, alipayKey *rsa.PublicKey) (*sandboxCer
 		if err != nil {
 			return nil, err
 		}
-		cert, err := ParseCertificate(data)
+		cert, err := protocol.ParseCertificate(data)
 		if err != nil {
 			return nil, err
 		}
 		if k, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !k.Equal(f.key) {
 			return nil, fmt.Errorf("%s certifies another key", f.name)
 		}
-		if *f.sn, err = CertSN(cert); err != nil {
+		if *f.sn, err = protocol.CertSN(cert); err != nil {
 			return nil, err
 		}
 	}
@@ -70,7 +72,7 @@ func loadSandboxCerts(dir string, appKey, alipayKey *rsa.PublicKey) (*sandboxCer
 	if err != nil {
 		return nil, err
 	}
-	if c.rootCertSN, err = RootCertSN(root); err != nil {
+	if c.rootCertSN, err = protocol.RootCertSN(root); err != nil {
 		return nil, err
 	}
 	return &c, nil

@@ -1,4 +1,4 @@
-package alipay
+package protocol
 
 import (
 	"encoding/json"
@@ -17,22 +17,22 @@ func claimsOf(t testing.TB, js string) map[string]json.RawMessage {
 }
 
 func TestParseOrder(t *testing.T) {
-	o, err := ParseOrder(claimsOf(t, `{"out_trade_no":"A_1","total_amount":88.8,"subject":"测试 & <b>","exp":1,
+	o, err := parseOpenAPIOrder(claimsOf(t, `{"out_trade_no":"A_1","total_amount":88.8,"subject":"测试 & <b>","exp":1,
 		"body":"a+b c","timeout_express":"30m","qr_pay_mode":4,"qrcode_width":"200",
 		"biz":{"quit_url":"https://shop.example.com/cart","goods_detail":[{"goods_id":"1", "price":"1.00"}]}}`))
 	require.Error(t, err, "subject with & is refused")
-	o, err = ParseOrder(claimsOf(t, `{"out_trade_no":"A_1","total_amount":88.8,"subject":"测试 <b>","exp":1,
+	o, err = parseOpenAPIOrder(claimsOf(t, `{"out_trade_no":"A_1","total_amount":88.8,"subject":"测试 <b>","exp":1,
 		"body":"a+b & c","timeout_express":"30m","qr_pay_mode":4,"qrcode_width":"200","product":"wap",
 		"biz":{"quit_url":"https://shop.example.com/cart","goods_detail":[{"goods_id":"1", "price":"1.00"}]}}`))
 	require.NoError(t, err)
-	assert.Equal(t, "alipay.trade.wap.pay", o.Method())
+	assert.Equal(t, "alipay.trade.wap.pay", o.Product.Method)
 	assert.Equal(t, `{"out_trade_no":"A_1","total_amount":"88.8","subject":"测试 <b>","product_code":"QUICK_WAP_WAY",`+
 		`"body":"a+b & c","timeout_express":"30m","qr_pay_mode":"4","qrcode_width":"200",`+
 		`"goods_detail":[{"goods_id":"1","price":"1.00"}],"quit_url":"https://shop.example.com/cart"}`, string(o.BizContent()))
 
-	o, err = ParseOrder(claimsOf(t, `{"out_trade_no":"X","total_amount":"0.01","subject":"s"}`))
+	o, err = parseOpenAPIOrder(claimsOf(t, `{"out_trade_no":"X","total_amount":"0.01","subject":"s"}`))
 	require.NoError(t, err)
-	assert.Equal(t, "alipay.trade.page.pay", o.Method())
+	assert.Equal(t, "alipay.trade.page.pay", o.Product.Method)
 	assert.Equal(t, `{"out_trade_no":"X","total_amount":"0.01","subject":"s","product_code":"FAST_INSTANT_TRADE_PAY"}`, string(o.BizContent()))
 }
 
@@ -79,7 +79,7 @@ func TestParseOrderClaimErrors(t *testing.T) {
 			if c.claim == "body" {
 				claims["body"] = json.RawMessage(c.value)
 			}
-			_, err := ParseOrder(claims)
+			_, err := parseOpenAPIOrder(claims)
 			var ce *ClaimError
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, c.claim, ce.Claim)

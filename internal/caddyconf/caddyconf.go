@@ -1,0 +1,51 @@
+// Package caddyconf is the Caddy configuration glue that the alipay and
+// alipay_sandbox modules share: the Caddyfile block parser and errors
+// that name a setting.
+package caddyconf
+
+import (
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// SettingError names the setting that is wrong, as it is spelled in both
+// the Caddyfile and JSON.
+func SettingError(setting string, err error) error {
+	return fmt.Errorf("%s: %w", setting, err)
+}
+
+// UnmarshalBlock parses a directive with no inline arguments and a block
+// of subdirectives, each given at most once: those in one take exactly
+// one argument, stored as it is; those in many get all their arguments.
+// Anything else is an error, never ignored.
+func UnmarshalBlock(d *caddyfile.Dispenser, one map[string]*string, many map[string]func(args []string) error) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("subdirective %q given more than once", name)
+		}
+		seen[name] = true
+		args := d.RemainingArgs()
+		if dst, ok := one[name]; ok {
+			if len(args) != 1 {
+				return d.Errf("%s takes exactly one argument", name)
+			}
+			*dst = args[0]
+			continue
+		}
+		f, ok := many[name]
+		if !ok {
+			return d.Errf("unrecognized subdirective %q", name)
+		}
+		if err := f(args); err != nil {
+			return d.Err(err.Error())
+		}
+	}
+	return nil
+}

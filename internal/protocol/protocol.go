@@ -1,0 +1,57 @@
+// Package protocol is what the sidecar and the local Alipay speak: Alipay's
+// merchant protocols (OpenAPI 2.0 here, the older 即时到账 one in
+// legacy.go), their keys, signatures, callbacks, responses and certificate
+// serial numbers, the order that a pay token carries, and the HS256 token
+// that the sidecar and the shop share. It knows nothing of Caddy; the
+// gateway client is its only use of the network.
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// The callbacks: Alipay's asynchronous notification (a POST to
+// notify_url) and the buyer's return (a GET of return_url).
+const (
+	EventNotify = "notify"
+	EventReturn = "return"
+)
+
+// A Protocol is one of Alipay's merchant protocols, chosen when the config
+// loads: how a pay request is signed, and how a callback is read,
+// verified and confirmed.
+type Protocol interface {
+	// Name is the protocol's name in the token ("openapi", "legacy").
+	Name() string
+	// Audience is the merchant's id at Alipay, the token's aud: the app
+	// id, or the partner id.
+	Audience() string
+	// ParseOrder checks the claims of a verified pay token.
+	ParseOrder(claims map[string]json.RawMessage) (*Order, error)
+	// PayURL is the signed gateway URL that sends the buyer to pay o.
+	PayURL(o *Order, notifyURL, returnURL string, at time.Time) (string, error)
+	// ParseCallback reads a notification's form body or a return's query,
+	// in the protocol's charset.
+	ParseCallback(raw string) (*Callback, error)
+	// VerifyCallback checks a parsed callback: Alipay's signature, that it
+	// is for this merchant and, where the protocol asks Alipay to confirm
+	// it, Alipay's answer. event is EventNotify or EventReturn.
+	VerifyCallback(ctx context.Context, c *Callback, event string) error
+}
+
+// Errors of callback parsing and verification. Each wraps into a more
+// detailed one; callers log the detail and answer the client generically.
+var (
+	ErrMalformed    = errors.New("malformed callback")
+	ErrMissingSign  = errors.New("callback has no sign")
+	ErrSignType     = errors.New("callback sign_type is not the configured one")
+	ErrBadSignature = errors.New("signature does not verify")
+	ErrNotOurs      = errors.New("callback is for another merchant")
+	// ErrNotConfirmed: Alipay said the callback is not one it sent.
+	ErrNotConfirmed = errors.New("alipay does not confirm the callback")
+	// ErrNoConfirmation: Alipay could not be asked; it may be genuine.
+	ErrNoConfirmation = errors.New("alipay could not be asked to confirm the callback")
+)

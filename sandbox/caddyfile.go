@@ -1,0 +1,76 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("alipay_sandbox", parseCaddyfile)
+	// It answers requests itself, like respond.
+	httpcaddyfile.RegisterDirectiveOrder("alipay_sandbox", httpcaddyfile.Before, "respond")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var s Sandbox
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return &s, err
+}
+
+// UnmarshalCaddyfile sets up the sandbox from Caddyfile tokens. Syntax:
+//
+//	alipay_sandbox [<matcher>] {
+//	    app_public_key      <file or inline key>
+//	    alipay_private_key  <file or inline key>
+//	    notify_retry        <durations...>
+//	    certificates        <directory>
+//	    callback_hosts      <host...>
+//	    max_trades          <n>
+//	}
+func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return caddyconf.UnmarshalBlock(d, map[string]*string{
+		"app_public_key":     &s.AppPublicKey,
+		"alipay_private_key": &s.AlipayPrivateKey,
+		"certificates":       &s.Certificates,
+	}, map[string]func([]string) error{
+		"notify_retry": func(args []string) error {
+			if len(args) == 0 {
+				return errors.New("notify_retry takes one or more durations")
+			}
+			for _, a := range args {
+				dur, err := caddy.ParseDuration(a)
+				if err != nil {
+					return fmt.Errorf("notify_retry: %v", err)
+				}
+				s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(dur))
+			}
+			return nil
+		},
+		"callback_hosts": func(args []string) error {
+			if len(args) == 0 {
+				return errors.New("callback_hosts takes one or more host names")
+			}
+			s.CallbackHosts = args
+			return nil
+		},
+		"max_trades": func(args []string) error {
+			n, err := strconv.Atoi(strings.Join(args, " "))
+			if len(args) != 1 || err != nil || n < 1 {
+				return errors.New("max_trades takes one positive number")
+			}
+			s.MaxTrades = n
+			return nil
+		},
+	})
+}
+
+// Interface guards.
+var _ caddyfile.Unmarshaler = (*Sandbox)(nil)

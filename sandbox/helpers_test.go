@@ -1,0 +1,225 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests play the merchant with the protocol package itself: the app's
+// key signs pay requests and API calls, Alipay's public key verifies what
+// the sandbox sends. The sidecar plays no part here.
+
+const (
+	testAppID = testvec.AppID
+	// testClaims' subject etc. are the vectors' merchant's.
+)
+
+// newTestSandbox provisions a sandbox with the vectors' keys; edit, if
+// not nil, changes the config first.
+func newTestSandbox(t testing.TB, edit func(*Sandbox)) *Sandbox {
+	t.Helper()
+	s := &Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}
+	if edit != nil {
+		edit(s)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	require.NoError(t, s.Provision(ctx))
+	return s
+}
+
+// withRetry sets notify_retry.
+func withRetry(waits ...time.Duration) func(*Sandbox) {
+	return func(s *Sandbox) {
+		for _, d := range waits {
+			s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(d))
+		}
+	}
+}
+
+// merchantAPI is the app as it speaks to the sandbox, with signType.
+func merchantAPI(t testing.TB, signType string) *protocol.OpenAPI {
+	return &protocol.OpenAPI{AppID: testAppID, Gateway: "http://sandbox.test/gateway.do",
+		Signer:   protocoltest.Signer(t, "app_private_key_pkcs1.pem", signType),
+		Verifier: protocoltest.Verifier(t, "alipay_public_key.pem", signType)}
+}
+
+// upstream is the next handler after the sandbox: it answers 404.
+type upstream struct{}
+
+func (upstream) ServeHTTP(w http.ResponseWriter, _ *http.Request) error {
+	w.WriteHeader(http.StatusNotFound)
+	return nil
+}
+
+func serve(t testing.TB, h caddyhttp.MiddlewareHandler, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	require.NoError(t, h.ServeHTTP(w, r, upstream{}))
+	return w
+}
+
+// merchantShop is the shop's site on loopback: it verifies each
+// notification with Alipay's public key, keeps its parameters, and
+// answers as it is told.
+type merchantShop struct {
+	api     *protocol.OpenAPI
+	mu      sync.Mutex
+	status  int
+	notify  []map[string]string // the verified notifications' parameters
+	refused []string            // why notifications did not verify
+	arrived chan struct{}
+}
+
+func (s *merchantShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/alipay/notify" {
+		http.NotFound(w, r)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	cb, err := s.api.ParseCallback(string(body))
+	if err == nil {
+		err = s.api.VerifyCallback(r.Context(), cb, protocol.EventNotify)
+	}
+	s.mu.Lock()
+	status := s.status
+	if err != nil {
+		s.refused = append(s.refused, err.Error())
+		status = http.StatusBadRequest
+	} else {
+		s.notify = append(s.notify, cb.Params())
+	}
+	s.mu.Unlock()
+	w.WriteHeader(status)
+	if status == http.StatusOK {
+		_, _ = io.WriteString(w, "success")
+	} else {
+		_, _ = io.WriteString(w, "fail")
+	}
+	s.arrived <- struct{}{}
+}
+
+func (s *merchantShop) setStatus(code int) {
+	s.mu.Lock()
+	s.status = code
+	s.mu.Unlock()
+}
+
+func (s *merchantShop) waitNotify(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification reached the shop")
+	}
+}
+
+// sandboxWorld is the sandbox and a merchant whose shop's site runs on
+// loopback, so that the sandbox can post notifications to it.
+type sandboxWorld struct {
+	sandbox *Sandbox
+	api     *protocol.OpenAPI
+	shop    *merchantShop
+	site    *httptest.Server
+}
+
+func newSandboxWorld(t *testing.T, edit func(*Sandbox)) *sandboxWorld {
+	api := merchantAPI(t, protocol.SignTypeRSA2)
+	w := &sandboxWorld{sandbox: newTestSandbox(t, edit), api: api,
+		shop: &merchantShop{api: api, status: http.StatusOK, arrived: make(chan struct{}, 16)}}
+	w.site = httptest.NewServer(w.shop)
+	t.Cleanup(w.site.Close)
+	return w
+}
+
+// order is a pay token's claims, checked as the OpenAPI protocol does.
+func order(t testing.TB, claims map[string]any) *protocol.Order {
+	t.Helper()
+	raw := map[string]json.RawMessage{}
+	for k, v := range claims {
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		raw[k] = b
+	}
+	o, err := (&protocol.OpenAPI{}).ParseOrder(raw)
+	require.NoError(t, err)
+	return o
+}
+
+// payURL is the gateway URL that api signs for claims, with these
+// callback URLs.
+func payURL(t testing.TB, api *protocol.OpenAPI, notifyURL, returnURL string, claims map[string]any) string {
+	t.Helper()
+	u, err := api.PayURL(order(t, claims), notifyURL, returnURL, time.Now())
+	require.NoError(t, err)
+	return u
+}
+
+// startPay opens the merchant's order at the sandbox's gateway.
+func (w *sandboxWorld) startPay(t *testing.T, claims map[string]any) *httptest.ResponseRecorder {
+	t.Helper()
+	return w.gateway(t, "GET", payURL(t, w.api, w.site.URL+"/alipay/notify", w.site.URL+"/alipay/return", claims), "")
+}
+
+func (w *sandboxWorld) gateway(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return serve(t, w.sandbox, r)
+}
+
+var cashierFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[0-9a-f]+/(pay|cancel))"`)
+
+// cashier opens the cashier page the gateway redirected to and returns
+// its page and the actions of its forms.
+func (w *sandboxWorld) cashier(t *testing.T, gw *httptest.ResponseRecorder) (string, map[string]string) {
+	t.Helper()
+	require.Equal(t, http.StatusFound, gw.Code, gw.Body.String())
+	page := serve(t, w.sandbox, httptest.NewRequest("GET", "http://sandbox.test"+gw.Header().Get("Location"), nil))
+	require.Equal(t, 200, page.Code)
+	forms := map[string]string{}
+	for _, m := range cashierFormRE.FindAllStringSubmatch(page.Body.String(), -1) {
+		forms[m[2]] = m[1]
+	}
+	return page.Body.String(), forms
+}
+
+// openTestOrder opens an order at the sandbox and returns its cashier's
+// Pay form action.
+func (w *sandboxWorld) openTestOrder(t *testing.T, outTradeNo, amount, subject string) string {
+	t.Helper()
+	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": outTradeNo, "total_amount": amount, "subject": subject}))
+	require.Contains(t, forms, "pay")
+	return forms["pay"]
+}
+
+// postCashier presses a cashier's button.
+func (w *sandboxWorld) postCashier(t *testing.T, action string) *httptest.ResponseRecorder {
+	t.Helper()
+	return serve(t, w.sandbox, httptest.NewRequest("POST", "http://sandbox.test"+action, nil))
+}
+
+func read(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return data
+}

@@ -1,0 +1,137 @@
+package sandbox
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+)
+
+// A trade is one order at the sandbox.
+type trade struct {
+	id                                      string // the cashier's unguessable id
+	appID, method, signType                 string
+	outTradeNo, subject, body               string
+	amount                                  protocol.Amount
+	passback, quitURL, notifyURL, returnURL string
+	tradeNo, notifyID, status               string
+	created, paid                           time.Time
+
+	// OpenAPI state (api.go): the refunds by out_request_no and
+	// their total in cents. alipay.trade.close makes an unpaid trade
+	// TRADE_CLOSED; a trade refunded in full is TRADE_CLOSED too.
+	refunds  map[string]*sandboxRefund
+	refunded protocol.Amount
+}
+
+// tradeView is what the cashier page shows.
+type tradeView struct {
+	ID, OutTradeNo, TradeNo, Subject, Amount, Status string
+	Paid                                             bool
+}
+
+// defaultMaxTrades is how many trades the sandbox keeps by default.
+const defaultMaxTrades = 5000
+
+// tradeStore holds the trades in memory, at most max of them. Its lock
+// guards every trade's mutable fields too.
+type tradeStore struct {
+	mu      sync.Mutex
+	max     int
+	order   []*trade          // oldest first
+	byKey   map[string]*trade // app_id + out_trade_no
+	byCash  map[string]*trade // cashier id
+	byNo    map[string]*trade // trade_no
+	counter int64
+	dropped int64 // trades dropped to stay within max
+}
+
+func newTradeStore(max int) *tradeStore {
+	return &tradeStore{max: max, byKey: map[string]*trade{}, byCash: map[string]*trade{}, byNo: map[string]*trade{}}
+}
+
+// errTradeClosed refuses the cashier of a trade that alipay.trade.close
+// closed.
+var errTradeClosed = &gatewayError{"ACQ.TRADE_HAS_CLOSE", "交易已关闭: this trade was closed and can no longer be paid"}
+
+// open stores t, or returns the trade already opened for the same order.
+// Alipay refuses an order number reused for another amount or subject,
+// and one already paid.
+func (ts *tradeStore) open(t *trade) (*trade, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	key := t.appID + "\x00" + t.outTradeNo
+	if old := ts.byKey[key]; old != nil {
+		switch {
+		case old.status == "TRADE_CLOSED" && old.paid.IsZero():
+			return nil, errTradeClosed
+		case old.status != "WAIT_BUYER_PAY":
+			return nil, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "交易已支付: this order is already paid"}
+		case old.amount != t.amount || old.subject != t.subject:
+			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another amount or subject"}
+		case old.notifyURL != t.notifyURL || old.returnURL != t.returnURL || old.quitURL != t.quitURL:
+			// Where the payment's notification goes is fixed when the
+			// trade opens.
+			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another notify_url, return_url or quit_url"}
+		}
+		old.signType, old.method = t.signType, t.method
+		return old, nil
+	}
+	if len(ts.order) >= ts.max {
+		ts.drop(ts.order[0])
+	}
+	ts.counter++
+	created := now()
+	t.id = protocol.RandomID()
+	// 28 digits, as Alipay's: the date, 22001, then 15 digits unique here.
+	t.tradeNo = fmt.Sprintf("%s22001%015d", created.In(protocol.Beijing).Format("20060102"), created.UnixMilli()%1e9*1e6+ts.counter%1e6)
+	t.notifyID = protocol.RandomID()
+	t.status = "WAIT_BUYER_PAY"
+	t.created = created
+	ts.byKey[key] = t
+	ts.byCash[t.id] = t
+	ts.byNo[t.tradeNo] = t
+	ts.order = append(ts.order, t)
+	return t, nil
+}
+
+// drop forgets the oldest trade t. A notification of it that is still
+// being retried goes on.
+func (ts *tradeStore) drop(t *trade) {
+	delete(ts.byKey, t.appID+"\x00"+t.outTradeNo)
+	delete(ts.byCash, t.id)
+	delete(ts.byNo, t.tradeNo)
+	ts.order[0] = nil
+	ts.order = ts.order[1:]
+	ts.dropped++
+}
+
+func (ts *tradeStore) byID(id string) *trade {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.byCash[id]
+}
+
+// markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS, once; a paid or
+// closed trade is refused.
+func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	switch {
+	case !t.paid.IsZero():
+		return &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"}
+	case t.status != "WAIT_BUYER_PAY":
+		return errTradeClosed
+	}
+	t.status = "TRADE_SUCCESS"
+	t.paid = at
+	return nil
+}
+
+func (ts *tradeStore) view(t *trade) tradeView {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return tradeView{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
+		Amount: t.amount.String(), Status: t.status, Paid: !t.paid.IsZero()}
+}
