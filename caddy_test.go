@@ -70,6 +70,7 @@ func TestMain(m *testing.M) {
 type shop struct {
 	mu       sync.Mutex
 	status   int
+	aud      string // the token's audience: the app id, or the partner
 	requests []shopRequest
 }
 
@@ -95,7 +96,10 @@ func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tok := r.Header.Get("X-Alipay-Token"); tok != "" {
 		rec.token = tok
 		var err error
-		rec.claims, err = checkToken(tok, testSecret)
+		s.mu.Lock()
+		aud := s.aud
+		s.mu.Unlock()
+		rec.claims, err = checkToken(tok, testSecret, aud)
 		if err != nil {
 			rec.tokenErr = err.Error()
 		}
@@ -109,7 +113,7 @@ func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkToken is what the README tells a shop to do.
-func checkToken(tok, secret string) (map[string]any, error) {
+func checkToken(tok, secret, aud string) (map[string]any, error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("not a JWT")
@@ -129,7 +133,7 @@ func checkToken(tok, secret string) (map[string]any, error) {
 	if err := json.Unmarshal(payload, &claims); err != nil {
 		return nil, err
 	}
-	if claims["iss"] != "caddy-alipay" || claims["aud"] != testAppID || claims["exp"].(float64) < float64(time.Now().Unix()) {
+	if claims["iss"] != "caddy-alipay" || claims["aud"] != aud || claims["exp"].(float64) < float64(time.Now().Unix()) {
 		return nil, fmt.Errorf("claims %v", claims)
 	}
 	return claims, nil
@@ -164,7 +168,7 @@ func startCaddy(t *testing.T) (*caddytest.Tester, *shop) {
 
 // startShop starts a test shop on loopback; upstream proxies to it.
 func startShop(t *testing.T) (s *shop, upstream string) {
-	s = &shop{status: 200}
+	s = &shop{status: 200, aud: testAppID}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return s, "reverse_proxy " + strings.TrimPrefix(srv.URL, "http://")
@@ -355,6 +359,29 @@ func TestCaddyNotifyWithoutShop(t *testing.T) {
 	}
 }
 
+// postLoad POSTs a Caddyfile to the admin endpoint's /load and returns
+// the answer. Every /load that gets past the adapter makes Caddy replace
+// its admin server, even a load that then fails, and the old server is
+// shut down in the background: its listener (beside the new one, with
+// SO_REUSEPORT) and its keep-alive connections can still take the next
+// request and drop it unanswered (EOF or a reset). Such a request never
+// reached a handler, and loading the same body again is harmless anyway,
+// so a load that got no answer at all is sent again.
+func postLoad(t *testing.T, caddyfile string) *http.Response {
+	t.Helper()
+	var err error
+	for try := 1; try <= 10; try++ {
+		var resp *http.Response
+		if resp, err = http.Post(adminURL+"/load", "text/caddyfile", strings.NewReader(caddyfile)); err == nil {
+			return resp
+		}
+		t.Logf("/load, try %d, got no answer (the old admin server going away): %v", try, err)
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	return nil
+}
+
 // A config mistake stops the load with an error that names the setting.
 func TestCaddyConfigErrors(t *testing.T) {
 	startCaddy(t) // a running Caddy to load into
@@ -400,8 +427,7 @@ func TestCaddyConfigErrors(t *testing.T) {
 		"sign_type":            {map[string]string{"sign_type": "SM2"}, "sign_type"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp, err := http.Post(adminURL+"/load", "text/caddyfile", strings.NewReader(site(block(c.edit))))
-			require.NoError(t, err)
+			resp := postLoad(t, site(block(c.edit)))
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
 			assert.Equal(t, 400, resp.StatusCode, string(body))
@@ -864,4 +890,124 @@ func TestCaddyTokenInProxyLogs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The legacy protocol through a real Caddy: a GBK and a UTF-8 partner, the
+// pay redirect, notifications with each answer of notify_verify (and a
+// gateway that never answers), a return, and the config mistakes.
+func TestCaddyLegacy(t *testing.T) {
+	mapi := &fakeMapi{answer: "true"}
+	gw := httptest.NewServer(mapi)
+	defer gw.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	require.NoError(t, err)
+	defer silent.Close()
+	v := testvec.LoadLegacy(t)
+	t.Setenv("TEST_MD5_KEY", v.MD5Key)
+	legacySite := func(charset, gateway, upstream string) string {
+		return `
+	http://localhost:9080 {
+		alipay {
+			partner ` + v.Partner + `
+			md5_key {env.TEST_MD5_KEY}
+			input_charset ` + charset + `
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway ` + gateway + `
+			forward_notify /shop/notify
+		}
+		` + upstream + `
+	}`
+	}
+	for _, c := range []struct{ charset, notify, ret string }{
+		{"gbk", "md5_notify_gbk_trade_finished", "md5_return_gbk"},
+		{"utf-8", "md5_notify_utf8_trade_success", "md5_return_utf8"},
+	} {
+		t.Run(c.charset, func(t *testing.T) {
+			s, upstream := startShop(t)
+			s.aud = v.Partner
+			tester := initCaddy(t, legacySite(c.charset, gw.URL+"/gateway.do", upstream))
+
+			tok := payToken(t, map[string]any{"out_trade_no": "LC1", "total_amount": "9.9", "subject": "西湖龙井"})
+			resp, _ := getStatus(t, tester, "http://localhost:9080/alipay/pay?token="+tok, 302)
+			loc := must(url.Parse(resp.Header.Get("Location")))
+			assert.Equal(t, "create_direct_pay_by_user", loc.Query().Get("service"))
+			assert.Equal(t, c.charset, loc.Query().Get("_input_charset"))
+			assert.Equal(t, "9.90", loc.Query().Get("total_fee"))
+			assert.Equal(t, "http://localhost:9080/alipay/notify", loc.Query().Get("notify_url"))
+
+			_, nc := legacyCase(t, c.notify)
+			for _, a := range []struct {
+				answer, body string
+				status       int
+				reached      bool
+			}{{"true", "success", 200, true}, {"false", "fail", 400, false}, {"invalid", "fail", 400, false}} {
+				mapi.set(a.answer)
+				req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(nc.PostBody))
+				req.Header.Set("Content-Type", nc.ContentType)
+				tester.AssertResponse(req, a.status, a.body)
+				got := s.take()
+				if !a.reached {
+					assert.Empty(t, got, a.answer)
+					continue
+				}
+				require.Len(t, got, 1)
+				assert.Equal(t, "/shop/notify", got[0].path)
+				assert.Equal(t, nc.PostBody, got[0].body)
+				assert.Equal(t, "legacy", got[0].claims["protocol"])
+				assert.Equal(t, v.Partner, got[0].claims["aud"])
+				assert.Equal(t, nc.Params["subject"], got[0].claims["params"].(map[string]any)["subject"], "UTF-8 in the token")
+				assert.Equal(t, nc.Params["total_fee"], got[0].claims["params"].(map[string]any)["total_fee"])
+			}
+
+			_, rc := legacyCase(t, c.ret)
+			mapi.set("true")
+			tester.AssertGetResponse("http://localhost:9080/alipay/return?"+rc.Query, 200, "shop saw /alipay/return")
+			got := s.take()
+			require.Len(t, got, 1)
+			assert.Equal(t, "return", got[0].claims["event"])
+		})
+	}
+
+	t.Run("notify_verify never answers", func(t *testing.T) {
+		s, upstream := startShop(t)
+		tester := initCaddy(t, legacySite("utf-8", "http://"+silent.Addr().String()+"/gateway.do", upstream))
+		tester.Client.Timeout = 3 * protocol.NotifyVerifyTimeout
+		_, nc := legacyCase(t, "md5_notify_utf8_trade_success")
+		before := eventCount(eventNotify, outcomeUnconfirmed)
+		start := time.Now()
+		req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(nc.PostBody))
+		tester.AssertResponse(req, 502, "fail")
+		assert.InDelta(t, protocol.NotifyVerifyTimeout.Seconds(), time.Since(start).Seconds(), 2)
+		assert.Equal(t, before+1, eventCount(eventNotify, outcomeUnconfirmed))
+		assert.Empty(t, s.take())
+	})
+
+	t.Run("config mistakes", func(t *testing.T) {
+		startCaddy(t) // a running Caddy to load into
+		for _, c := range []struct{ settings, want string }{
+			{"partner 2088000000000001\n md5_key {env.TEST_MD5_KEY}\n app_id 2021000000000001", "app_id"},
+			{"partner 2088000000000001\n md5_key {env.TEST_MD5_KEY}\n query_on_return", "query_on_return"},
+			{"partner 2088000000000001\n md5_key {env.TEST_MD5_KEY}\n api_methods alipay.trade.query", "api_methods"},
+			{"partner 2088000000000001\n md5_key {env.TEST_MD5_KEY}\n alipay_root_cert " + testvec.Cert("alipayRootCert.crt"), "alipay_root_cert"},
+			{"partner 2088000000000001\n md5_key {env.TEST_MD5_KEY}\n sign_type RSA", "md5_key"},
+			{"partner 2088000000000001\n md5_key 0123456789abcdef0123456789abcde", "md5_key"},
+			{"partner 2088000000000001\n md5_key {env.TEST_MD5_KEY}\n input_charset big5", "input_charset"},
+			{"partner 2088000000000001", "md5_key"},
+			{"partner 123\n md5_key {env.TEST_MD5_KEY}", "partner"},
+			{"app_id 2021000000000001\n md5_key {env.TEST_MD5_KEY}", "md5_key"},
+		} {
+			resp := postLoad(t, strings.TrimSuffix(strings.TrimSpace(globalOptions), "}")+"\n}\n"+`
+	http://localhost:9080 {
+		alipay {
+			secret {env.TEST_ALIPAY_SECRET}
+			`+c.settings+`
+		}
+	}`)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, 400, resp.StatusCode, string(body))
+			assert.Contains(t, string(body), c.want+": ", c.settings)
+			assert.NotContains(t, string(body), v.MD5Key)
+		}
+	})
 }

@@ -62,8 +62,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    alipay_root_cert   <file or inline PEM>
 //	}
 //
-// Each subdirective may appear once; all but api_methods and
-// query_on_return take exactly one argument.
+// or, for the legacy protocol (即时到账), partner in place of app_id:
+//
+//	alipay [<matcher>] {
+//	    partner            <2088...>
+//	    md5_key            <file or inline key>
+//	    sign_type          MD5 | RSA
+//	    input_charset      utf-8 | gbk
+//	    seller_id          <2088...>
+//	    seller_email       <email>
+//	    gateway            production | <URL>
+//	    notify_verify      [on|off]
+//	    app_private_key, alipay_public_key (sign_type RSA), secret, prefix,
+//	    notify_url, return_url, forward_notify, forward_return: as above
+//	}
+//
+// Each subdirective may appear once; all but api_methods,
+// query_on_return and notify_verify take exactly one argument.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyconf.UnmarshalBlock(d, map[string]*string{
 		"app_id":            &h.AppID,
@@ -81,6 +96,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"app_cert":          &h.AppCert,
 		"alipay_cert":       &h.AlipayCert,
 		"alipay_root_cert":  &h.AlipayRootCert,
+		"partner":           &h.Partner,
+		"md5_key":           &h.MD5Key,
+		"input_charset":     &h.InputCharset,
+		"seller_email":      &h.SellerEmail,
 	}, map[string]func([]string) error{
 		"api_methods": func(args []string) error {
 			if len(args) == 0 {
@@ -89,16 +108,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.APIMethods = args
 			return nil
 		},
-		"query_on_return": func(args []string) error {
-			switch {
-			case len(args) == 0, len(args) == 1 && args[0] == "on":
-				h.QueryOnReturn = true
-			case len(args) == 1 && args[0] == "off":
-				h.QueryOnReturn = false
-			default:
-				return errors.New("query_on_return takes on or off")
-			}
-			return nil
+		"query_on_return": func(args []string) (err error) {
+			h.QueryOnReturn, err = onOff("query_on_return", args)
+			return err
+		},
+		"notify_verify": func(args []string) error {
+			on, err := onOff("notify_verify", args)
+			h.NotifyVerify = &on
+			return err
 		},
 	})
 }
@@ -107,3 +124,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 )
+
+// onOff reads a switch: no argument or on is true, off is false.
+func onOff(name string, args []string) (bool, error) {
+	switch {
+	case len(args) == 0, len(args) == 1 && args[0] == "on":
+		return true, nil
+	case len(args) == 1 && args[0] == "off":
+		return false, nil
+	}
+	return false, errors.New(name + " takes on or off")
+}

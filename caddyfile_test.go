@@ -114,3 +114,26 @@ func TestCaddyfileMatcherGoesIntoTheHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmarshalCaddyfileLegacy(t *testing.T) {
+	var h Handler
+	require.NoError(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay {
+		partner       2088000000000001
+		md5_key       {env.ALIPAY_MD5_KEY}
+		input_charset gbk
+		seller_email  seller@example.com
+		notify_verify off
+		secret        {env.ALIPAY_SECRET}
+	}`)))
+	off := false
+	assert.Equal(t, Handler{Partner: "2088000000000001", MD5Key: "{env.ALIPAY_MD5_KEY}", InputCharset: "gbk",
+		SellerEmail: "seller@example.com", NotifyVerify: &off, Secret: "{env.ALIPAY_SECRET}"}, h)
+	h = Handler{}
+	require.NoError(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n notify_verify\n}")))
+	require.NotNil(t, h.NotifyVerify)
+	assert.True(t, *h.NotifyVerify)
+	for _, bad := range []string{"alipay {\n notify_verify maybe\n}", "alipay {\n partner\n}", "alipay {\n md5_key a b\n}"} {
+		var h Handler
+		assert.Error(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)), bad)
+	}
+}

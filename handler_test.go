@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -290,10 +291,22 @@ func TestNotifyClientGone(t *testing.T) {
 }
 
 func TestRefusalOutcome(t *testing.T) {
-	_, err := protocol.ParseForm("a=%zz")
-	assert.Equal(t, outcomeInvalid, refusal(err))
-	assert.Equal(t, outcomeRefused, refusal(protocol.ErrBadSignature))
-	assert.Equal(t, outcomeRefused, refusal(errors.New("app_id is not this app's")))
+	_, malformed := protocol.ParseForm("a=%zz")
+	for _, c := range []struct {
+		err     error
+		status  int
+		outcome string
+	}{
+		{malformed, 400, outcomeInvalid},
+		{protocol.ErrBadSignature, 400, outcomeRefused},
+		{fmt.Errorf("%w: app_id is not this app's", protocol.ErrNotOurs), 400, outcomeRefused},
+		{fmt.Errorf("%w: notify_verify answered \"false\"", protocol.ErrNotConfirmed), 400, outcomeRefused},
+		{fmt.Errorf("%w: no answer", protocol.ErrNoConfirmation), 502, outcomeUnconfirmed},
+	} {
+		status, outcome := refusal(c.err)
+		assert.Equal(t, c.status, status, c.err.Error())
+		assert.Equal(t, c.outcome, outcome, c.err.Error())
+	}
 }
 
 // A chunked request's trailers reach reverse_proxy's upstream too, so the

@@ -20,11 +20,12 @@ const (
 	outcomeRefused        = "refused"         // callback: signature, app_id or seller_id
 	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx; api: the gateway failed
 	outcomeAborted        = "aborted"         // notify: Alipay closed the connection before the upstream answered
+	outcomeUnconfirmed    = "unconfirmed"     // legacy callback: notify_verify gave no answer
 )
 
 var (
 	allEvents   = []string{eventPay, eventNotify, eventReturn, eventAPI}
-	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeAborted}
+	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeAborted, outcomeUnconfirmed}
 )
 
 // eventsTotal lives for the process, so counts survive config reloads; each

@@ -105,6 +105,31 @@ type Handler struct {
 	// a top-level trade_status claim (returns carry none). Default: off.
 	QueryOnReturn bool `json:"query_on_return,omitempty"`
 
+	// The legacy protocol (即时到账, create_direct_pay_by_user) of a partner
+	// that joined Alipay before OpenAPI: its partner id (2088 and 12
+	// digits) selects it, in place of app_id. app_cert, alipay_cert,
+	// alipay_root_cert, api_methods and query_on_return are then refused.
+	Partner string `json:"partner,omitempty"`
+
+	// Legacy: the partner's 32-character MD5 key, inline or a file that
+	// holds it, for sign_type MD5 (the default there). With sign_type
+	// RSA (SHA1withRSA) app_private_key and alipay_public_key sign
+	// instead.
+	MD5Key string `json:"md5_key,omitempty"`
+
+	// Legacy: the partner's charset, utf-8 (default) or gbk: requests are
+	// signed and callbacks read in it, whatever else a request says.
+	InputCharset string `json:"input_charset,omitempty"`
+
+	// Legacy: the seller's email, in place of seller_id (which defaults to
+	// the partner): requests carry it, and callbacks must.
+	SellerEmail string `json:"seller_email,omitempty"`
+
+	// Legacy: ask Alipay (notify_verify) about every notification, and
+	// every return that carries a notify_id, before it goes to the shop.
+	// Default: true.
+	NotifyVerify *bool `json:"notify_verify,omitempty"`
+
 	// Limits the endpoints to the requests that these matcher sets match
 	// (the Caddyfile's "alipay <matcher>" puts its matcher here, not on
 	// the handler's route). Every request is still stripped of X-Alipay-*
@@ -149,7 +174,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	for _, f := range []*string{&h.AppID, &h.AppPrivateKey, &h.AlipayPublicKey, &h.Secret,
 		&h.SignType, &h.Gateway, &h.Prefix, &h.NotifyURL, &h.ReturnURL, &h.SellerID,
-		&h.ForwardNotify, &h.ForwardReturn, &h.AppCert, &h.AlipayCert, &h.AlipayRootCert} {
+		&h.ForwardNotify, &h.ForwardReturn, &h.AppCert, &h.AlipayCert, &h.AlipayRootCert,
+		&h.Partner, &h.MD5Key, &h.InputCharset, &h.SellerEmail} {
 		*f = strings.TrimSpace(repl.ReplaceKnown(*f, ""))
 	}
 	if h.Prefix == "" {
@@ -177,7 +203,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		return configError("secret", err)
 	}
-	if err := h.provisionOpenAPI(); err != nil {
+	if h.Partner != "" {
+		err = h.provisionLegacy()
+	} else {
+		err = h.provisionOpenAPI()
+	}
+	if err != nil {
 		return err
 	}
 	if h.metrics, err = newEventMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -189,6 +220,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // provisionOpenAPI sets up the OpenAPI protocol: the app's key, Alipay's
 // key or certificates, the gateway and its client.
 func (h *Handler) provisionOpenAPI() error {
+	for _, s := range []struct{ setting, value string }{{"md5_key", h.MD5Key}, {"input_charset", h.InputCharset}, {"seller_email", h.SellerEmail}} {
+		if s.value != "" {
+			return configError(s.setting, errors.New("only for the legacy protocol, which partner selects"))
+		}
+	}
+	if h.NotifyVerify != nil {
+		return configError("notify_verify", errors.New("only for the legacy protocol, which partner selects"))
+	}
 	if len(h.APIMethods) == 0 {
 		h.APIMethods = defaultAPIMethods
 	}
@@ -211,6 +250,36 @@ func (h *Handler) provisionOpenAPI() error {
 		// No redirects: the gateway answers, or the call failed.
 		HTTP: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
+	return nil
+}
+
+// provisionLegacy sets up the legacy protocol of partner: its key, its
+// charset and seller, the gateway and notify_verify.
+func (h *Handler) provisionLegacy() error {
+	for _, s := range []struct {
+		setting string
+		set     bool
+	}{{"app_id", h.AppID != ""}, {"app_cert", h.AppCert != ""}, {"alipay_cert", h.AlipayCert != ""},
+		{"alipay_root_cert", h.AlipayRootCert != ""}, {"api_methods", len(h.APIMethods) > 0}, {"query_on_return", h.QueryOnReturn}} {
+		if s.set {
+			return configError(s.setting, errors.New("not for the legacy protocol (partner): it is OpenAPI's; remove one"))
+		}
+	}
+	legacy, warnings, err := protocol.NewLegacy(protocol.LegacyConfig{
+		Partner: h.Partner, SignType: h.SignType, MD5Key: h.MD5Key, InputCharset: h.InputCharset,
+		SellerID: h.SellerID, SellerEmail: h.SellerEmail, Gateway: h.Gateway,
+		AppPrivateKey: h.AppPrivateKey, AlipayPublicKey: h.AlipayPublicKey,
+		NotifyVerify: h.NotifyVerify == nil || *h.NotifyVerify,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
+	}
+	// No redirects: the gateway answers, or there is no answer.
+	legacy.HTTP = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	h.protocol = legacy
 	return nil
 }
 

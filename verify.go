@@ -36,7 +36,8 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	cb, err := h.verifyCallback(r.Context(), string(body), protocol.EventNotify, &ev)
 	if err != nil {
-		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), "fail")
+		status, outcome := refusal(err)
+		return ev.reply(w, status, outcome, err.Error(), "fail")
 	}
 	token := h.callbackToken(protocol.EventNotify, cb.Get("notify_id"), cb, "")
 
@@ -88,7 +89,8 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 	cb, err := h.verifyCallback(r.Context(), r.URL.RawQuery, protocol.EventReturn, &ev)
 	if err != nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		return ev.reply(w, http.StatusBadRequest, refusal(err), err.Error(), returnErrorPage)
+		status, outcome := refusal(err)
+		return ev.reply(w, status, outcome, err.Error(), returnErrorPage)
 	}
 	var tradeStatus string
 	if h.QueryOnReturn {
@@ -178,13 +180,18 @@ func (h *Handler) verifyCallback(ctx context.Context, raw, event string, ev *eve
 	return cb, nil
 }
 
-// refusal is the outcome of a callback that failed verifyCallback: invalid
-// when it is not even a well-formed callback, refused otherwise.
-func refusal(err error) string {
-	if errors.Is(err, protocol.ErrMalformed) {
-		return outcomeInvalid
+// refusal is the answer to a callback that failed verifyCallback and its
+// outcome: 400 and invalid when it is not even a well-formed callback;
+// 502 and unconfirmed when Alipay could not be asked to confirm it, so
+// that Alipay sends it again; 400 and refused otherwise.
+func refusal(err error) (int, string) {
+	switch {
+	case errors.Is(err, protocol.ErrMalformed):
+		return http.StatusBadRequest, outcomeInvalid
+	case errors.Is(err, protocol.ErrNoConfirmation):
+		return http.StatusBadGateway, outcomeUnconfirmed
 	}
-	return outcomeRefused
+	return http.StatusBadRequest, outcomeRefused
 }
 
 // callbackToken makes the X-Alipay-Token of a verified callback: id is

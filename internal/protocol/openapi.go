@@ -57,7 +57,23 @@ var openAPIClaims = []optionalClaim{
 // ParseOrder implements Protocol: the required claims, the optional
 // ones above, and a biz object merged into biz_content.
 func (*OpenAPI) ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
+	for name, instead := range legacyOnly {
+		if _, ok := claims[name]; ok {
+			reason := "is a claim of the legacy protocol; OpenAPI has no such field"
+			if instead != "" {
+				reason += "; use " + instead
+			}
+			return nil, &ClaimError{name, reason}
+		}
+	}
 	return parseOrder(claims, openAPIClaims, true)
+}
+
+// legacyOnly are the legacy protocol's claims that an OpenAPI request has
+// no place for, with the OpenAPI claim that does the same where there is
+// one: a shop that moves from one protocol to the other hears of them.
+var legacyOnly = map[string]string{
+	"it_b_pay": "timeout_express", "extra_common_param": "passback_params", "show_url": "", "paymethod": "", "defaultbank": "",
 }
 
 // RequestParams are the common parameters of an OpenAPI request for
@@ -339,19 +355,9 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 	if !appIDRE.MatchString(cfg.AppID) {
 		return nil, nil, settingError("app_id", fmt.Errorf("%q is not an Alipay APPID (digits)", cfg.AppID))
 	}
-	var warnings []Warning
-	for _, k := range []struct {
-		setting string
-		key     *rsa.PublicKey
-	}{{"app_private_key", &appKey.PublicKey}, {"alipay_public_key", alipayKey}} {
-		bits := k.key.N.BitLen()
-		switch {
-		case bits >= 2048:
-		case bits >= 1024 && cfg.SignType == SignTypeRSA:
-			warnings = append(warnings, Warning{k.setting, "legacy 1024-bit RSA key: move the app to RSA2 with a 2048-bit key"})
-		default:
-			return nil, nil, settingError(k.setting, fmt.Errorf("a %d-bit key is too short: 2048 bits at least (1024 only with sign_type RSA)", bits))
-		}
+	warnings, err := checkKeySizes(appKey, alipayKey, cfg.SignType == SignTypeRSA)
+	if err != nil {
+		return nil, nil, err
 	}
 	if alipayKey.Equal(&appKey.PublicKey) {
 		if cfg.AlipayCert != "" {
@@ -415,4 +421,24 @@ func (p *OpenAPI) loadCerts(cfg OpenAPIConfig, appKey *rsa.PublicKey) (*rsa.Publ
 		return nil, settingError("alipay_cert", errors.New("does not hold an RSA key"))
 	}
 	return alipayKey, nil
+}
+
+// checkKeySizes wants 2048-bit keys; with allow1024 (sign_type RSA, as old
+// apps and legacy partners have) 1024 bits, with a warning.
+func checkKeySizes(appKey *rsa.PrivateKey, alipayKey *rsa.PublicKey, allow1024 bool) ([]Warning, error) {
+	var warnings []Warning
+	for _, k := range []struct {
+		setting string
+		key     *rsa.PublicKey
+	}{{"app_private_key", &appKey.PublicKey}, {"alipay_public_key", alipayKey}} {
+		bits := k.key.N.BitLen()
+		switch {
+		case bits >= 2048:
+		case bits >= 1024 && allow1024:
+			warnings = append(warnings, Warning{k.setting, "legacy 1024-bit RSA key: move the app to RSA2 with a 2048-bit key"})
+		default:
+			return nil, settingError(k.setting, fmt.Errorf("a %d-bit key is too short: 2048 bits at least (1024 only with sign_type RSA)", bits))
+		}
+	}
+	return warnings, nil
 }

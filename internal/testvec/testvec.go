@@ -155,3 +155,45 @@ func NewKeyFiles(t testing.TB, bits int) (privPath, pubPath string) {
 	}
 	return privPath, pubPath
 }
+
+// LegacyVectors is testdata/legacy/vectors.json: the legacy protocol's
+// requests, notifications and returns, signed with MD5 and RSA in utf-8
+// and gbk.
+type LegacyVectors struct {
+	MD5Key      string   `json:"md5_key"`
+	Partner     string   `json:"partner"`
+	SellerEmail string   `json:"seller_email"`
+	Gateway     string   `json:"gateway"`
+	Cases       []Legacy `json:"cases"`
+}
+
+// Legacy is one case of LegacyVectors.
+type Legacy struct {
+	Name         string            `json:"name"`
+	Kind         string            `json:"kind"` // request, notify or return
+	SignType     string            `json:"sign_type"`
+	Charset      string            `json:"charset"`
+	Key          string            `json:"key"`        // md5, or a key file under testdata/
+	VerifyKey    string            `json:"verify_key"` // md5, or a key file under testdata/
+	Params       map[string]string `json:"params"`     // UTF-8, without sign and sign_type
+	StringToSign string            `json:"string_to_sign"`
+	HexToSign    string            `json:"string_to_sign_hex"` // its bytes in the charset
+	Sign         string            `json:"sign"`
+	GatewayURL   string            `json:"gateway_url"` // requests
+	PostBody     string            `json:"post_body"`   // notifications
+	ContentType  string            `json:"content_type"`
+	Query        string            `json:"query"` // returns
+}
+
+// LoadLegacy reads testdata/legacy/vectors.json.
+func LoadLegacy(t testing.TB) *LegacyVectors {
+	t.Helper()
+	var v LegacyVectors
+	if err := json.Unmarshal(Read(t, "legacy", "vectors.json"), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Cases) == 0 {
+		t.Fatal("testdata/legacy/vectors.json: no cases")
+	}
+	return &v
+}

@@ -1,0 +1,555 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// The legacy "instant arrival" protocol (即时到账, create_direct_pay_by_user
+// on the mapi gateway), which partners that joined before OpenAPI still
+// run: requests and callbacks signed with the partner's 32-character MD5
+// key, or with RSA (SHA1withRSA), in the partner's charset; notifications
+// confirmed by asking Alipay (notify_verify).
+
+// GatewayMapi is the legacy protocol's gateway.
+const GatewayMapi = "https://mapi.alipay.com/gateway.do"
+
+// SignTypeMD5 is the legacy protocol's MD5 sign type.
+const SignTypeMD5 = "MD5"
+
+// NotifyVerifyTimeout bounds one notify_verify question.
+const NotifyVerifyTimeout = 5 * time.Second
+
+// Legacy is the legacy protocol for one partner.
+type Legacy struct {
+	Partner string
+	// The seller that callbacks must name: SellerEmail when it is set,
+	// else SellerID.
+	SellerID, SellerEmail string
+	Charset               string   // utf-8 or gbk: _input_charset
+	Signer                Signer   // the MD5 key, or the partner's RSA key
+	Verifier              Verifier // the MD5 key, or Alipay's RSA key
+	Gateway               string
+	// NotifyVerify: ask Alipay about every notification, and every return
+	// that carries a notify_id, before it counts as verified.
+	NotifyVerify bool
+	HTTP         *http.Client // for notify_verify
+	// ConfirmTimeout bounds one notify_verify question; 0 is
+	// NotifyVerifyTimeout.
+	ConfirmTimeout time.Duration
+}
+
+// Name implements Protocol.
+func (*Legacy) Name() string { return "legacy" }
+
+// Audience implements Protocol.
+func (p *Legacy) Audience() string { return p.Partner }
+
+var (
+	itBPayRE      = regexp.MustCompile(`^([1-9][0-9]{0,5})([mhd])$|^1c$`)
+	defaultBankRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+)
+
+// legacyClaims are the optional pay token claims that the legacy request
+// carries, each with its check.
+var legacyClaims = []optionalClaim{
+	{"body", text(400)},
+	{"show_url", checkShowURL},
+	{"it_b_pay", checkItBPay},
+	{"extra_common_param", text(100)},
+	{"paymethod", oneOf("directPay", "bankPay", "cartoon", "CASH", "creditPay")},
+	{"defaultbank", func(s string) string {
+		if !defaultBankRE.MatchString(s) {
+			return "must be a bank code like CMB or ICBCB2C"
+		}
+		return ""
+	}},
+	{"qr_pay_mode", checkQRPayMode},
+	{"qrcode_width", checkQRCodeWidth},
+}
+
+// openAPIOnly are the OpenAPI claims that the legacy request has no place
+// for, with the legacy claim that does the same where there is one.
+var openAPIOnly = map[string]string{
+	"timeout_express": "it_b_pay", "time_expire": "it_b_pay", "passback_params": "extra_common_param", "biz": "",
+}
+
+// ParseOrder implements Protocol: the claims that the legacy request
+// carries; product wap, the OpenAPI claims and text that the charset
+// cannot hold are refused.
+func (p *Legacy) ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
+	for name, instead := range openAPIOnly {
+		if _, ok := claims[name]; ok {
+			reason := "is an OpenAPI claim; the legacy protocol has no such field"
+			if instead != "" {
+				reason += "; use " + instead
+			}
+			return nil, &ClaimError{name, reason}
+		}
+	}
+	o, err := parseOrder(claims, legacyClaims, false)
+	if err != nil {
+		return nil, err
+	}
+	if o.Product.Name != "page" {
+		return nil, &ClaimError{"product", "the legacy protocol pays in the browser only: page"}
+	}
+	if _, err := p.params(o, "", "", ""); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// params are the legacy request's parameters for o, in UTF-8, unsigned;
+// a claim whose text the charset cannot hold is a ClaimError.
+func (p *Legacy) params(o *Order, notifyURL, returnURL, signType string) (map[string]string, error) {
+	amount, err := ParseAmount(o.TotalAmount)
+	if err != nil {
+		return nil, &ClaimError{"total_amount", err.Error()}
+	}
+	params := map[string]string{
+		"service":        "create_direct_pay_by_user",
+		"partner":        p.Partner,
+		"_input_charset": p.Charset,
+		"payment_type":   "1",
+		"out_trade_no":   o.OutTradeNo,
+		"subject":        o.Subject,
+		"total_fee":      amount.String(),
+		"notify_url":     notifyURL,
+		"return_url":     returnURL,
+		"sign_type":      signType,
+	}
+	if p.SellerEmail != "" {
+		params["seller_email"] = p.SellerEmail
+	} else {
+		params["seller_id"] = p.SellerID
+	}
+	for _, f := range o.Fields {
+		var v string
+		if err := json.Unmarshal(f.Value, &v); err != nil {
+			return nil, &ClaimError{f.Key, "must be a string"}
+		}
+		params[f.Key] = v
+	}
+	for _, claim := range []string{"subject", "body", "extra_common_param", "show_url"} {
+		if _, err := encodeCharset(params[claim], p.Charset); err != nil {
+			return nil, &ClaimError{claim, "has characters that " + p.Charset + " cannot hold"}
+		}
+	}
+	return params, nil
+}
+
+// LegacyContent returns the string to sign of a legacy request or
+// callback: every parameter but sign, sign_type and those with an empty
+// value, sorted by name, joined as k=v&k=v with the raw values.
+func LegacyContent(params map[string]string) []byte {
+	keys := make([]string, 0, len(params))
+	for k, v := range params {
+		if k != "sign" && k != "sign_type" && v != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b []byte
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, params[k]...)
+	}
+	return b
+}
+
+// EncodeLegacy signs params (UTF-8) with s as the legacy protocol signs:
+// the string to sign and every value taken in charset. It returns the
+// parameters form-encoded in charset, sign and sign_type among them: the
+// query of a request, the body of a notification.
+func EncodeLegacy(params map[string]string, charset string, s Signer) (string, error) {
+	enc := make(map[string]string, len(params)+2)
+	for k, v := range params {
+		if v == "" {
+			continue // not signed, so not sent
+		}
+		b, err := encodeCharset(v, charset)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", k, err)
+		}
+		enc[k] = string(b)
+	}
+	delete(enc, "sign")
+	delete(enc, "sign_type")
+	sign, err := s.Sign(LegacyContent(enc))
+	if err != nil {
+		return "", err
+	}
+	enc["sign"], enc["sign_type"] = sign, s.SignType()
+	return Encode(enc), nil
+}
+
+// PayURL implements Protocol: create_direct_pay_by_user, signed, in the
+// query of the gateway URL (which so carries _input_charset), encoded in
+// the partner's charset.
+func (p *Legacy) PayURL(o *Order, notifyURL, returnURL string, _ time.Time) (string, error) {
+	params, err := p.params(o, notifyURL, returnURL, "")
+	if err != nil {
+		return "", err
+	}
+	q, err := EncodeLegacy(params, p.Charset, p.Signer)
+	if err != nil {
+		return "", err
+	}
+	return p.Gateway + "?" + q, nil
+}
+
+// ParseCallback implements Protocol: the values are in the partner's
+// charset, whatever the callback says.
+func (p *Legacy) ParseCallback(raw string) (*Callback, error) {
+	c, err := ParseForm(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setCharset(p.Charset); err != nil {
+		return nil, err
+	}
+	c.amountKey = "total_fee"
+	return c, nil
+}
+
+// VerifyCallback implements Protocol: sign_type must be the configured one
+// and the signature hold over the one string that the legacy protocol
+// signs; the seller must be this partner's; a return must say is_success
+// T; and, with NotifyVerify, Alipay must confirm the notify_id.
+func (p *Legacy) VerifyCallback(ctx context.Context, c *Callback, event string) error {
+	st := c.find("sign_type")
+	if st == nil || string(st.value) != p.Verifier.SignType() {
+		got := "none"
+		if st != nil {
+			got = fmt.Sprintf("%q", st.value)
+		}
+		return fmt.Errorf("%w: %s", ErrSignType, got)
+	}
+	if sign := c.find("sign"); sign != nil && p.Verifier.SignType() != SignTypeMD5 {
+		// A sign read from a query may have lost its + to a space;
+		// Alipay's own demo puts them back (base64 has no spaces).
+		for i, b := range sign.value {
+			if b == ' ' {
+				sign.value[i] = '+'
+			}
+		}
+	}
+	if err := c.verifySign(p.Verifier, signedString{false, false}); err != nil {
+		return err
+	}
+	if p.SellerEmail != "" {
+		if c.Get("seller_email") != p.SellerEmail {
+			return fmt.Errorf("%w: seller_email is not the configured one", ErrNotOurs)
+		}
+	} else if c.Get("seller_id") != p.SellerID {
+		return fmt.Errorf("%w: seller_id is not the configured one", ErrNotOurs)
+	}
+	if event == EventReturn && c.Get("is_success") != "T" {
+		return fmt.Errorf("%w: is_success is %q", ErrNotConfirmed, c.Get("is_success"))
+	}
+	id := c.Get("notify_id")
+	if !p.NotifyVerify || (event == EventReturn && id == "") {
+		return nil
+	}
+	if id == "" {
+		return fmt.Errorf("%w: no notify_id", ErrMalformed)
+	}
+	return p.confirm(ctx, id)
+}
+
+// confirm asks Alipay whether it sent the notification notify_id: only
+// the answer "true" confirms it.
+func (p *Legacy) confirm(ctx context.Context, notifyID string) error {
+	timeout := p.ConfirmTimeout
+	if timeout == 0 {
+		timeout = NotifyVerifyTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	q := url.Values{"service": {"notify_verify"}, "partner": {p.Partner}, "notify_id": {notifyID}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.Gateway+"?"+q.Encode(), nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoConfirmation, err)
+	}
+	res, err := p.HTTP.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: notify_verify gave no answer in %v", ErrNoConfirmation, timeout)
+		}
+		return fmt.Errorf("%w: notify_verify could not be asked", ErrNoConfirmation)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 256))
+	if err != nil {
+		return fmt.Errorf("%w: reading the answer to notify_verify failed", ErrNoConfirmation)
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: notify_verify answered HTTP %d", ErrNoConfirmation, res.StatusCode)
+	}
+	if answer := strings.TrimSpace(string(body)); answer != "true" {
+		if len(answer) > 64 {
+			answer = answer[:64]
+		}
+		return fmt.Errorf("%w: notify_verify answered %q", ErrNotConfirmed, answer)
+	}
+	return nil
+}
+
+// MD5Key is the partner's MD5 key: it signs and verifies the legacy
+// protocol's MD5 sign, the lower-case hex MD5 of the string to sign
+// followed directly by the key.
+type MD5Key struct {
+	key []byte
+}
+
+var md5KeyRE = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
+
+// NewMD5Key returns the key, which must be 32 letters and digits.
+func NewMD5Key(key string) (*MD5Key, error) {
+	if !md5KeyRE.MatchString(key) {
+		return nil, errors.New("must be the partner's 32 letters and digits")
+	}
+	return &MD5Key{key: []byte(key)}, nil
+}
+
+// SignType implements Signer and Verifier.
+func (*MD5Key) SignType() string { return SignTypeMD5 }
+
+// Sign implements Signer.
+func (k *MD5Key) Sign(content []byte) (string, error) {
+	h := md5.New()
+	h.Write(content)
+	h.Write(k.key)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Verify implements Verifier, in constant time.
+func (k *MD5Key) Verify(content []byte, sign string) error {
+	want, _ := k.Sign(content)
+	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(sign))) != 1 {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// encodeCharset converts s from UTF-8 to charset (utf-8 or gbk).
+func encodeCharset(s, charset string) ([]byte, error) {
+	if charset == "utf-8" || isASCII([]byte(s)) {
+		return []byte(s), nil
+	}
+	var enc *encoding.Encoder
+	switch charset {
+	case "gbk":
+		enc = simplifiedchinese.GBK.NewEncoder()
+	default:
+		return nil, fmt.Errorf("unsupported charset %q", charset)
+	}
+	return enc.Bytes([]byte(s))
+}
+
+// DecodeCharset converts b, text in charset (utf-8 or gbk), to UTF-8,
+// strictly: bytes that are not text in the charset, or that would not
+// encode back to themselves, are an error. So what is shown from a value
+// is what was signed, and encoding it again in the charset gives the same
+// bytes.
+func DecodeCharset(b []byte, charset string) (string, error) {
+	switch {
+	case charset != "utf-8" && charset != "gbk":
+		return "", fmt.Errorf("unsupported charset %q", charset)
+	case isASCII(b):
+		return string(b), nil
+	case charset == "utf-8":
+		if !utf8.Valid(b) {
+			return "", errors.New("not valid utf-8")
+		}
+		return string(b), nil
+	}
+	dec, err := simplifiedchinese.GBK.NewDecoder().Bytes(b)
+	if err != nil {
+		return "", errors.New("not valid gbk")
+	}
+	if back, err := encodeCharset(string(dec), charset); err != nil || !bytes.Equal(back, b) {
+		return "", errors.New("not valid gbk")
+	}
+	return string(dec), nil
+}
+
+// checkShowURL accepts an absolute http(s) URL of at most 400 bytes.
+func checkShowURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 400 {
+		return "must be an absolute http(s) URL of at most 400 characters"
+	}
+	return ""
+}
+
+// checkItBPay accepts 1m to 15d, and 1c (the end of today).
+func checkItBPay(s string) string {
+	if !itBPayRE.MatchString(s) {
+		return "must be like 30m, 2h, 3d or 1c"
+	}
+	return checkTimeout(s)
+}
+
+func oneOf(values ...string) func(string) string {
+	return func(s string) string {
+		for _, v := range values {
+			if s == v {
+				return ""
+			}
+		}
+		return "must be one of " + strings.Join(values, ", ")
+	}
+}
+
+// LegacyConfig is a partner's legacy settings as an operator writes them:
+// keys as file paths or inline.
+type LegacyConfig struct {
+	Partner      string
+	SignType     string // MD5 (default) or RSA
+	MD5Key       string // sign_type MD5
+	InputCharset string // utf-8 (default) or gbk
+	// The seller: SellerEmail, or SellerID, which defaults to Partner.
+	SellerID, SellerEmail string
+	Gateway               string // production (default) or a URL
+	// sign_type RSA: the partner's private key and Alipay's public key.
+	AppPrivateKey, AlipayPublicKey string
+	NotifyVerify                   bool
+}
+
+var (
+	partnerRE = regexp.MustCompile(`^2088[0-9]{12}$`)
+	emailRE   = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+)
+
+// NewLegacy checks cfg, reads its keys and returns the protocol. Every
+// error names the setting at fault.
+func NewLegacy(cfg LegacyConfig) (*Legacy, []Warning, error) {
+	if !partnerRE.MatchString(cfg.Partner) {
+		return nil, nil, settingError("partner", fmt.Errorf("%q is not an Alipay partner id (2088 and 12 digits)", cfg.Partner))
+	}
+	p := &Legacy{Partner: cfg.Partner, SellerID: cfg.SellerID, SellerEmail: cfg.SellerEmail, NotifyVerify: cfg.NotifyVerify}
+	switch strings.ToLower(cfg.InputCharset) {
+	case "", "utf-8", "utf8":
+		p.Charset = "utf-8"
+	case "gbk":
+		p.Charset = "gbk"
+	default:
+		return nil, nil, settingError("input_charset", fmt.Errorf("%q: want utf-8 or gbk", cfg.InputCharset))
+	}
+	var warnings []Warning
+	switch cfg.SignType {
+	case "", SignTypeMD5:
+		for _, s := range []struct{ setting, value string }{{"app_private_key", cfg.AppPrivateKey}, {"alipay_public_key", cfg.AlipayPublicKey}} {
+			if s.value != "" {
+				return nil, nil, settingError(s.setting, errors.New("not used with sign_type MD5, which signs with md5_key"))
+			}
+		}
+		key, err := loadMD5Key(cfg.MD5Key)
+		if err != nil {
+			return nil, nil, settingError("md5_key", err)
+		}
+		p.Signer, p.Verifier = key, key
+	case SignTypeRSA:
+		if cfg.MD5Key != "" {
+			return nil, nil, settingError("md5_key", errors.New("not used with sign_type RSA, which signs with app_private_key"))
+		}
+		appKey, err := loadPrivateKey("app_private_key", cfg.AppPrivateKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		alipayKey, err := loadPublicKey("alipay_public_key", cfg.AlipayPublicKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		if warnings, err = checkKeySizes(appKey, alipayKey, true); err != nil {
+			return nil, nil, err
+		}
+		if alipayKey.Equal(&appKey.PublicKey) {
+			return nil, nil, settingError("alipay_public_key", errors.New("this is the partner's own public key; use Alipay's"))
+		}
+		p.Signer, _ = NewRSASigner(appKey, SignTypeRSA)
+		p.Verifier, _ = NewRSAVerifier(alipayKey, SignTypeRSA)
+	default:
+		return nil, nil, settingError("sign_type", fmt.Errorf("%q: the legacy protocol (partner) signs with MD5 or RSA", cfg.SignType))
+	}
+	switch {
+	case cfg.SellerID != "" && cfg.SellerEmail != "":
+		return nil, nil, settingError("seller_email", errors.New("give seller_id or seller_email, not both"))
+	case cfg.SellerEmail != "" && !emailRE.MatchString(cfg.SellerEmail):
+		return nil, nil, settingError("seller_email", fmt.Errorf("%q is not an email address", cfg.SellerEmail))
+	case cfg.SellerID != "" && !partnerRE.MatchString(cfg.SellerID):
+		return nil, nil, settingError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", cfg.SellerID))
+	case cfg.SellerID == "" && cfg.SellerEmail == "":
+		p.SellerID = cfg.Partner
+	}
+	switch cfg.Gateway {
+	case "", "production":
+		p.Gateway = GatewayMapi
+	case "sandbox":
+		return nil, nil, settingError("gateway", errors.New("Alipay has no sandbox for the legacy protocol; use production, or the URL of a local alipay_sandbox"))
+	default:
+		if err := CheckGateway(cfg.Gateway); err != nil {
+			return nil, nil, settingError("gateway", err)
+		}
+		p.Gateway = cfg.Gateway
+	}
+	return p, warnings, nil
+}
+
+// maxMD5KeyFile bounds what md5_key may read from a file.
+const maxMD5KeyFile = 1024
+
+// loadMD5Key reads an md5_key setting: the key itself, or a file that
+// holds it. Neither the key nor a mistyped one is ever echoed.
+func loadMD5Key(value string) (*MD5Key, error) {
+	v := strings.TrimSpace(value)
+	if v == "" {
+		return nil, errors.New("required with sign_type MD5 (an unset environment variable or a missing {file.*}?)")
+	}
+	if !md5KeyRE.MatchString(v) {
+		// Only something that names a file is read as one: a mistyped
+		// key must not end up in an error as a "file name".
+		if !strings.ContainsAny(v, "/.") || len(v) > 256 || strings.ContainsAny(v, "\r\n") {
+			return nil, errors.New("must be the partner's 32 letters and digits, or a file that holds them")
+		}
+		f, err := os.Open(v)
+		if err != nil {
+			return nil, fmt.Errorf("reading the key file: %w", err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, maxMD5KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("reading the key file: %w", err)
+		}
+		v = strings.TrimSpace(string(data))
+	}
+	key, err := NewMD5Key(v)
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
+}

@@ -1,0 +1,283 @@
+package alipay
+
+// The legacy protocol (即时到账) through the handler: pay, notify with each
+// answer of notify_verify, return, the token, and the configuration.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeMapi answers notify_verify as it is told: "true", "false",
+// "invalid", or "hang" (no answer until the question is given up).
+type fakeMapi struct {
+	mu     sync.Mutex
+	answer string
+	asked  []url.Values
+}
+
+func (g *fakeMapi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.asked = append(g.asked, r.URL.Query())
+	answer := g.answer
+	g.mu.Unlock()
+	if answer == "hang" {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		return
+	}
+	_, _ = w.Write([]byte(answer))
+}
+
+func (g *fakeMapi) set(answer string) {
+	g.mu.Lock()
+	g.answer, g.asked = answer, nil
+	g.mu.Unlock()
+}
+
+func (g *fakeMapi) questions() []url.Values {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.asked
+}
+
+// legacyCase is the named case of the legacy vectors.
+func legacyCase(t testing.TB, name string) (*testvec.LegacyVectors, testvec.Legacy) {
+	t.Helper()
+	v := testvec.LoadLegacy(t)
+	for _, c := range v.Cases {
+		if c.Name == name {
+			return v, c
+		}
+	}
+	t.Fatalf("no legacy vector %s", name)
+	return nil, testvec.Legacy{}
+}
+
+// newLegacyHandler is a legacy sidecar for the vectors' MD5 partner, its
+// notify_verify asked at gw.
+func newLegacyHandler(t *testing.T, charset string, gw *httptest.Server, edit func(*Handler)) *Handler {
+	t.Helper()
+	v := testvec.LoadLegacy(t)
+	return newTestHandler(t, func(h *Handler) {
+		h.AppID, h.AppPrivateKey, h.AlipayPublicKey = "", "", ""
+		h.Partner, h.MD5Key, h.InputCharset = v.Partner, v.MD5Key, charset
+		h.Gateway = gw.URL + "/gateway.do"
+		if edit != nil {
+			edit(h)
+		}
+	})
+}
+
+func TestLegacyPay(t *testing.T) {
+	gw := httptest.NewServer(&fakeMapi{})
+	defer gw.Close()
+	for _, charset := range []string{"utf-8", "gbk"} {
+		h := newLegacyHandler(t, charset, gw, nil)
+		tok := payToken(t, map[string]any{"out_trade_no": "L1", "total_amount": "88.8", "subject": "西湖龙井 茶", "body": "a+b c",
+			"it_b_pay": "30m", "paymethod": "bankPay", "defaultbank": "CMB", "extra_common_param": "uid=1&x=2"})
+		w := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+tok, nil))
+		require.Equal(t, http.StatusFound, w.Code, w.Body.String())
+		loc, err := url.Parse(w.Header().Get("Location"))
+		require.NoError(t, err)
+		assert.Equal(t, gw.URL+"/gateway.do", loc.Scheme+"://"+loc.Host+loc.Path)
+		q := loc.Query()
+		params := map[string]string{}
+		for k := range q {
+			params[k] = q.Get(k)
+		}
+		subject := params["subject"]
+		if charset == "gbk" {
+			assert.NotEqual(t, "西湖龙井 茶", subject, "GBK bytes in the query")
+		}
+		assert.Equal(t, map[string]string{"service": "create_direct_pay_by_user", "partner": testvec.LoadLegacy(t).Partner,
+			"_input_charset": charset, "payment_type": "1", "seller_id": testvec.LoadLegacy(t).Partner, "out_trade_no": "L1",
+			"subject": subject, "total_fee": "88.80", "body": params["body"], "it_b_pay": "30m", "paymethod": "bankPay",
+			"defaultbank": "CMB", "extra_common_param": "uid=1&x=2",
+			"notify_url": "http://shop.example.com/alipay/notify", "return_url": "http://shop.example.com/alipay/return",
+			"sign_type": "MD5", "sign": params["sign"]}, params)
+		key, err := protocol.NewMD5Key(testvec.LoadLegacy(t).MD5Key)
+		require.NoError(t, err)
+		assert.NoError(t, key.Verify(protocol.LegacyContent(params), params["sign"]), "signed over the bytes in the charset")
+	}
+	h := newLegacyHandler(t, "gbk", gw, nil)
+	for claim, claims := range map[string]map[string]any{
+		"product":         {"out_trade_no": "L2", "total_amount": "1", "subject": "s", "product": "wap"},
+		"passback_params": {"out_trade_no": "L2", "total_amount": "1", "subject": "s", "passback_params": "x"},
+		"subject":         {"out_trade_no": "L2", "total_amount": "1", "subject": "emoji 😀"},
+	} {
+		w := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+payToken(t, claims), nil))
+		assert.Equal(t, http.StatusBadRequest, w.Code, claim)
+		assert.Contains(t, w.Body.String(), claim)
+	}
+}
+
+// A notification goes on only when notify_verify says true; another answer
+// is refused with 400, no answer is 502 so that Alipay sends it again.
+func TestLegacyNotify(t *testing.T) {
+	mapi := &fakeMapi{}
+	gw := httptest.NewServer(mapi)
+	defer gw.Close()
+	fixClock(t, tokenNow)
+	for _, name := range []string{"md5_notify_utf8_trade_success", "md5_notify_gbk_trade_finished"} {
+		v, c := legacyCase(t, name)
+		h := newLegacyHandler(t, c.Charset, gw, func(h *Handler) { h.ForwardNotify = "/notify.php" })
+		h.protocol.(*protocol.Legacy).ConfirmTimeout = 200 * time.Millisecond
+		logs := observe(h)
+		for _, tc := range []struct {
+			answer  string
+			status  int
+			body    string
+			outcome string
+			calls   int
+		}{
+			{"true", 200, "success", outcomeOK, 1},
+			{"false", 400, "fail", outcomeRefused, 0},
+			{"invalid", 400, "fail", outcomeRefused, 0},
+			{"hang", 502, "fail", outcomeUnconfirmed, 0},
+		} {
+			mapi.set(tc.answer)
+			next := &upstream{status: 200}
+			w := serve(t, h, next, notifyRequest(c.PostBody))
+			assert.Equal(t, tc.status, w.Code, "%s %s", name, tc.answer)
+			assert.Equal(t, tc.body, w.Body.String())
+			assert.Equal(t, tc.calls, next.calls)
+			ev := lastEvent(t, logs)
+			assert.Equal(t, tc.outcome, ev["outcome"])
+			assert.Equal(t, c.Params["total_fee"], ev["total_amount"], "the log's amount is total_fee")
+			if tc.answer != "true" {
+				assert.Contains(t, ev["reason"], "notify_verify")
+			}
+			if tc.answer == "false" {
+				assert.Contains(t, ev["reason"], `"false"`, "the answer in the log line")
+			}
+			require.Len(t, mapi.questions(), 1)
+			assert.Equal(t, c.Params["notify_id"], mapi.questions()[0].Get("notify_id"))
+			assert.Equal(t, v.Partner, mapi.questions()[0].Get("partner"))
+			if tc.calls == 0 {
+				continue
+			}
+			assert.Equal(t, "/notify.php", next.req.URL.Path)
+			assert.Equal(t, c.PostBody, next.body)
+			claims, err := h.tokens.Parse(next.req.Header.Get(TokenHeader), tokenNow)
+			require.NoError(t, err)
+			var cc CallbackClaims
+			require.NoError(t, json.Unmarshal(must(json.Marshal(claims)), &cc))
+			assert.Equal(t, v.Partner, cc.Audience)
+			assert.Equal(t, "legacy", cc.Protocol)
+			assert.Equal(t, c.Params["notify_id"], cc.ID)
+			want := map[string]string{}
+			for k, val := range c.Params {
+				if val != "" {
+					want[k] = val
+				}
+			}
+			assert.Equal(t, want, cc.Params, "the callback's own fields, as UTF-8, empty ones not signed")
+		}
+		// Forged, and with notify_verify off.
+		mapi.set("true")
+		forged := strings.Replace(c.PostBody, "total_fee="+c.Params["total_fee"], "total_fee=999.99", 1)
+		require.NotEqual(t, c.PostBody, forged)
+		assert.Equal(t, 400, serve(t, h, &upstream{status: 200}, notifyRequest(forged)).Code)
+		assert.Empty(t, mapi.questions(), "a forged notification is not asked about")
+		off := newLegacyHandler(t, c.Charset, gw, func(h *Handler) { h.NotifyVerify = new(bool) })
+		assert.Equal(t, "success", serve(t, off, &upstream{status: 200}, notifyRequest(c.PostBody)).Body.String())
+		assert.Empty(t, mapi.questions())
+	}
+}
+
+func TestLegacyReturn(t *testing.T) {
+	mapi := &fakeMapi{answer: "true"}
+	gw := httptest.NewServer(mapi)
+	defer gw.Close()
+	for _, name := range []string{"md5_return_utf8", "md5_return_gbk"} {
+		_, c := legacyCase(t, name)
+		h := newLegacyHandler(t, c.Charset, gw, nil)
+		next := &upstream{status: 200}
+		w := serve(t, h, next, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+c.Query, nil))
+		require.Equal(t, 200, w.Code, name)
+		require.Equal(t, 1, next.calls)
+		assert.Len(t, mapi.questions(), 1, "a return that carries notify_id is confirmed")
+		claims, err := h.tokens.Parse(next.req.Header.Get(TokenHeader), time.Now())
+		require.NoError(t, err)
+		assert.JSONEq(t, `"return"`, string(claims["event"]))
+		assert.JSONEq(t, `"legacy"`, string(claims["protocol"]))
+
+		mapi.set("false")
+		w = serve(t, h, &upstream{status: 200}, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+c.Query, nil))
+		assert.Equal(t, 400, w.Code)
+		assert.Contains(t, w.Body.String(), "could not be confirmed")
+		notSuccess := strings.Replace(c.Query, "is_success=T", "is_success=F", 1)
+		w = serve(t, h, &upstream{status: 200}, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+notSuccess, nil))
+		assert.Equal(t, 400, w.Code)
+		mapi.set("true")
+	}
+}
+
+// The API is OpenAPI's: a legacy sidecar serves none of it.
+func TestLegacyHasNoAPI(t *testing.T) {
+	gw := httptest.NewServer(&fakeMapi{})
+	defer gw.Close()
+	h := newLegacyHandler(t, "utf-8", gw, nil)
+	w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"L1"}`))
+	assert.Equal(t, http.StatusNotFound, w.Code)
+}
+
+// Every mix of settings that makes no sense stops with an error that names
+// the setting.
+func TestLegacyConfigErrors(t *testing.T) {
+	v := testvec.LoadLegacy(t)
+	legacy := func(edit func(h *Handler)) func(h *Handler) {
+		return func(h *Handler) {
+			h.AppID, h.AppPrivateKey, h.AlipayPublicKey = "", "", ""
+			h.Partner, h.MD5Key = v.Partner, v.MD5Key
+			edit(h)
+		}
+	}
+	_, err := provisionHandler(t, legacy(func(*Handler) {}))
+	require.NoError(t, err)
+	for setting, edit := range map[string]func(h *Handler){
+		"app_id":            legacy(func(h *Handler) { h.AppID = testAppID }),
+		"app_cert":          legacy(func(h *Handler) { h.AppCert = testvec.Cert("appCertPublicKey_2021000000000001.crt") }),
+		"api_methods":       legacy(func(h *Handler) { h.APIMethods = []string{"alipay.trade.query"} }),
+		"query_on_return":   legacy(func(h *Handler) { h.QueryOnReturn = true }),
+		"partner":           legacy(func(h *Handler) { h.Partner = "2088" }),
+		"md5_key":           legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
+		"app_private_key":   legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),
+		"input_charset":     legacy(func(h *Handler) { h.InputCharset = "latin1" }),
+		"seller_email":      legacy(func(h *Handler) { h.SellerEmail = "x" }),
+		"sign_type":         legacy(func(h *Handler) { h.SignType = "RSA2" }),
+		"alipay_public_key": legacy(func(h *Handler) { h.SignType, h.MD5Key, h.AppPrivateKey = "RSA", "", testvec.Key("app_private_key_pkcs1.pem") }),
+		"gateway":           legacy(func(h *Handler) { h.Gateway = "sandbox" }),
+	} {
+		_, err := provisionHandler(t, edit)
+		require.Error(t, err, setting)
+		assert.True(t, strings.HasPrefix(err.Error(), setting+": "), "%s: %v", setting, err)
+		assert.NotContains(t, err.Error(), v.MD5Key)
+	}
+	// The legacy settings need partner.
+	for setting, edit := range map[string]func(h *Handler){
+		"md5_key":       func(h *Handler) { h.MD5Key = v.MD5Key },
+		"input_charset": func(h *Handler) { h.InputCharset = "gbk" },
+		"seller_email":  func(h *Handler) { h.SellerEmail = "s@example.com" },
+		"notify_verify": func(h *Handler) { h.NotifyVerify = new(bool) },
+	} {
+		_, err := provisionHandler(t, edit)
+		require.Error(t, err, setting)
+		assert.True(t, strings.HasPrefix(err.Error(), setting+": "), "%s: %v", setting, err)
+		assert.NotContains(t, err.Error(), v.MD5Key)
+	}
+}
