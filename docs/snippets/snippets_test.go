@@ -561,8 +561,9 @@ func TestREADMEHasSnippets(t *testing.T) {
 func TestShopsCopySnippets(t *testing.T) {
 	topLevel := regexp.MustCompile(`(?m)^(def|function) `)
 	for shopFile, snippets := range map[string][]string{
-		"../../examples/php-shop/alipay_token.php": {"pay_token.php", "verify_token.php"},
-		"../../examples/python-shop/shop.py":       {"pay_token.py", "verify_token.py"},
+		"../../examples/php-shop/alipay_token.php":        {"pay_token.php", "verify_token.php"},
+		"../../examples/python-shop/shop.py":              {"pay_token.py", "verify_token.py"},
+		"../../examples/django-shop/shop/alipay_token.py": {"pay_token.py", "verify_token.py"},
 	} {
 		shop, err := os.ReadFile(shopFile)
 		require.NoError(t, err)
