@@ -1011,3 +1011,46 @@ func TestCaddyLegacy(t *testing.T) {
 		}
 	})
 }
+
+// Through a real Caddy: a shop that hangs gets its request cancelled at
+// notify_timeout and Alipay hears 504 fail; a body that dribbles in is cut
+// off at the same bound (Caddy's own read timeout is per read, a minute).
+func TestCaddyNotifyTimeout(t *testing.T) {
+	cancelled := make(chan struct{}, 1)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	tester := loadCaddy(t, `
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
+		notify_timeout 300ms`, "reverse_proxy "+strings.TrimPrefix(hang.URL, "http://"), "")
+	body := testvec.Load(t).Notify.Cases[0].PostBody
+	start := time.Now()
+	req, _ := http.NewRequest("POST", "http://localhost:9080/alipay/notify", strings.NewReader(body))
+	tester.AssertResponse(req, http.StatusGatewayTimeout, "fail")
+	assert.Less(t, time.Since(start), 3*time.Second)
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request to the shop was not cancelled")
+	}
+
+	conn, err := net.Dial("tcp", "localhost:9080")
+	require.NoError(t, err)
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /alipay/notify HTTP/1.1\r\nHost: localhost:9080\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	start = time.Now()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+		resp.Body.Close()
+	}
+	assert.Less(t, time.Since(start), 5*time.Second, "cut off at notify_timeout, not at Caddy's minute")
+}

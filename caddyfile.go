@@ -2,8 +2,10 @@ package alipay
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -60,6 +62,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    app_cert           <file or inline PEM>
 //	    alipay_cert        <file or inline PEM>
 //	    alipay_root_cert   <file or inline PEM>
+//	    notify_timeout     <duration>
 //	}
 //
 // or, for the legacy protocol (即时到账), partner in place of app_id:
@@ -74,7 +77,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    gateway            production | <URL>
 //	    notify_verify      [on|off]
 //	    app_private_key, alipay_public_key (sign_type RSA), secret, prefix,
-//	    notify_url, return_url, forward_notify, forward_return: as above
+//	    notify_url, return_url, forward_notify, forward_return,
+//	    notify_timeout: as above
 //	}
 //
 // Each subdirective may appear once; all but api_methods,
@@ -111,6 +115,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"query_on_return": func(args []string) (err error) {
 			h.QueryOnReturn, err = onOff("query_on_return", args)
 			return err
+		},
+		"notify_timeout": func(args []string) error {
+			if len(args) != 1 {
+				return errors.New("notify_timeout takes one duration")
+			}
+			d, err := caddy.ParseDuration(args[0])
+			if err != nil || d <= 0 {
+				return fmt.Errorf("notify_timeout: %q is not a positive duration", args[0])
+			}
+			h.NotifyTimeout = caddy.Duration(d)
+			return nil
 		},
 		"notify_verify": func(args []string) error {
 			on, err := onOff("notify_verify", args)

@@ -130,6 +130,11 @@ type Handler struct {
 	// Default: true.
 	NotifyVerify *bool `json:"notify_verify,omitempty"`
 
+	// How long a notification waits for the upstream's answer, and for its
+	// own body to arrive, before Alipay hears fail (504, or 408 for the
+	// body) and the request to the upstream is cancelled. Default: 5s.
+	NotifyTimeout caddy.Duration `json:"notify_timeout,omitempty"`
+
 	// Limits the endpoints to the requests that these matcher sets match
 	// (the Caddyfile's "alipay <matcher>" puts its matcher here, not on
 	// the handler's route). Every request is still stripped of X-Alipay-*
@@ -166,6 +171,19 @@ var defaultAPIMethods = []string{"alipay.trade.query", "alipay.trade.refund", "a
 
 // defaultAPITimeout bounds one gateway call, connection to last byte.
 const defaultAPITimeout = 15 * time.Second
+
+// defaultNotifyTimeout is notify_timeout's default: a shop answers a
+// notification in well under a second, and Alipay's retries carry one
+// that timed out.
+const defaultNotifyTimeout = 5 * time.Second
+
+// notifyTimeout is notify_timeout, or its default.
+func (h *Handler) notifyTimeout() time.Duration {
+	if h.NotifyTimeout > 0 {
+		return time.Duration(h.NotifyTimeout)
+	}
+	return defaultNotifyTimeout
+}
 
 // Provision resolves placeholders, applies defaults and parses the keys,
 // once for the life of the config.
@@ -291,6 +309,9 @@ var (
 // Validate checks the settings that provisioning did not; each error
 // names its setting.
 func (h *Handler) Validate() error {
+	if h.NotifyTimeout < 0 {
+		return configError("notify_timeout", fmt.Errorf("%v: must be positive", time.Duration(h.NotifyTimeout)))
+	}
 	if !prefixRE.MatchString(h.Prefix) || len(h.router.prefix) > maxPrefixSegments {
 		return configError("prefix", fmt.Errorf("%q must be a path like /alipay: at most %d segments of letters, digits, -, _ and ~", h.Prefix, maxPrefixSegments))
 	}

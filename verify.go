@@ -7,6 +7,8 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,10 +26,10 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	if r.ContentLength > protocol.MaxCallbackSize {
 		return ev.reply(w, http.StatusRequestEntityTooLarge, outcomeInvalid, "body too large", "fail")
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead)
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, protocol.MaxCallbackSize+1))
-	body := buf.Bytes()
+	body, err := readWithin(w, r, protocol.MaxCallbackSize+1, h.notifyTimeout())
+	if errors.Is(err, errTooSlow) {
+		return ev.reply(w, http.StatusRequestTimeout, outcomeInvalid, "the body did not arrive within notify_timeout", "fail")
+	}
 	if err != nil {
 		return ev.reply(w, http.StatusBadRequest, outcomeInvalid, "reading body: "+err.Error(), "fail")
 	}
@@ -43,7 +45,8 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 
 	// The upstream gets the body as read, with a length and no trailers
 	// (Alipay sends none; a client's would travel on next to the token).
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	offered := &offeredBody{r: bytes.NewReader(body)}
+	r.Body = offered
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
 	r.Trailer = nil
@@ -52,21 +55,34 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 
 	// The upstream's answer is Alipay's business only as a status: its
 	// headers and body go nowhere. No answer at all counts as failure, so
-	// a site without an upstream never tells Alipay success.
+	// a site without an upstream never tells Alipay success; nor does one
+	// that answers without being offered the whole notification (respond).
+	// The wait is bounded: past notify_timeout the request to the upstream
+	// is cancelled and Alipay hears fail, so a hanging shop cannot hold
+	// Alipay's connections.
+	alipay := r.Context()
+	ctx, cancel := context.WithTimeout(alipay, h.notifyTimeout())
+	defer cancel()
 	rec := &statusRecorder{header: make(http.Header)}
-	err, brokeOff := serveUpstream(next, rec, r)
-	if r.Context().Err() != nil {
+	err, brokeOff := serveUpstream(next, rec, r.WithContext(ctx))
+	accepted := err == nil && !brokeOff && rec.status >= 200 && rec.status <= 299
+	switch {
+	case alipay.Err() != nil:
 		// Alipay hung up first: it will send the notification again, and
 		// the shop is not to blame.
 		return ev.reply(w, http.StatusBadGateway, outcomeAborted, "alipay closed the connection", "fail")
-	}
-	if brokeOff {
+	case accepted && !offered.done:
+		ev.upstreamStatus = rec.status
+		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream answered 2xx before it was sent the whole notification", "fail")
+	case accepted:
+	case ctx.Err() != nil:
+		return ev.reply(w, http.StatusGatewayTimeout, outcomeUpstreamFailed,
+			"upstream did not answer within notify_timeout ("+h.notifyTimeout().String()+"); its request was cancelled", "fail")
+	case brokeOff:
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream broke off its answer", "fail")
-	}
-	if err != nil {
+	case err != nil:
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream: "+err.Error(), "fail")
-	}
-	if rec.status < 200 || rec.status > 299 {
+	default:
 		ev.upstreamStatus = rec.status
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream did not answer 2xx", "fail")
 	}
@@ -214,6 +230,66 @@ func (h *Handler) forward(r *http.Request, path, token string) {
 		r.URL.RawPath = ""
 	}
 	r.Header.Set(TokenHeader, token)
+}
+
+// offeredBody is the notification's body as the upstream reads it; done
+// once it was read to the end. It has Read only (no WriteTo, which io.Copy
+// would use instead), so every way of reading it is seen.
+type offeredBody struct {
+	r    *bytes.Reader
+	done bool
+}
+
+func (b *offeredBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.done = true
+	}
+	return n, err
+}
+
+func (*offeredBody) Close() error { return nil }
+
+// errTooSlow: the body did not arrive in time.
+var errTooSlow = errors.New("the body did not arrive in time")
+
+// readWithin reads r's body, at most limit bytes, within d of now. Caddy's
+// server bounds only each read (read_idle_timeout, a minute by default),
+// so a client could dribble a body for hours; past d, the connection's
+// read deadline is set to the past, again and again, until the reading
+// stops (Caddy's own reader sets a deadline before each read).
+func readWithin(w http.ResponseWriter, r *http.Request, limit int64, d time.Duration) ([]byte, error) {
+	var (
+		mu          sync.Mutex
+		stopped     bool
+		late        bool
+		rc          = http.NewResponseController(w)
+		cutOff      func()
+		cutOffTimer *time.Timer
+	)
+	cutOff = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		late = true
+		_ = rc.SetReadDeadline(time.Now())
+		cutOffTimer = time.AfterFunc(10*time.Millisecond, cutOff)
+	}
+	cutOffTimer = time.AfterFunc(d, cutOff)
+	var buf bytes.Buffer
+	buf.Grow(int(max(min(r.ContentLength, limit), 0)) + bytes.MinRead)
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit))
+	mu.Lock()
+	stopped = true
+	cutOffTimer.Stop()
+	wasLate := late
+	mu.Unlock()
+	if wasLate {
+		return nil, errTooSlow
+	}
+	return buf.Bytes(), err
 }
 
 // statusRecorder takes the upstream's answer to a notification: it keeps
