@@ -250,18 +250,20 @@ func TestLegacyConfigErrors(t *testing.T) {
 	_, err := provisionHandler(t, legacy(func(*Handler) {}))
 	require.NoError(t, err)
 	for setting, edit := range map[string]func(h *Handler){
-		"app_id":            legacy(func(h *Handler) { h.AppID = testAppID }),
-		"app_cert":          legacy(func(h *Handler) { h.AppCert = testvec.Cert("appCertPublicKey_2021000000000001.crt") }),
-		"api_methods":       legacy(func(h *Handler) { h.APIMethods = []string{"alipay.trade.query"} }),
-		"query_on_return":   legacy(func(h *Handler) { h.QueryOnReturn = true }),
-		"partner":           legacy(func(h *Handler) { h.Partner = "2088" }),
-		"md5_key":           legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
-		"app_private_key":   legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),
-		"input_charset":     legacy(func(h *Handler) { h.InputCharset = "latin1" }),
-		"seller_email":      legacy(func(h *Handler) { h.SellerEmail = "x" }),
-		"sign_type":         legacy(func(h *Handler) { h.SignType = "RSA2" }),
-		"alipay_public_key": legacy(func(h *Handler) { h.SignType, h.MD5Key, h.AppPrivateKey = "RSA", "", testvec.Key("app_private_key_pkcs1.pem") }),
-		"gateway":           legacy(func(h *Handler) { h.Gateway = "sandbox" }),
+		"app_id":          legacy(func(h *Handler) { h.AppID = testAppID }),
+		"app_cert":        legacy(func(h *Handler) { h.AppCert = testvec.Cert("appCertPublicKey_2021000000000001.crt") }),
+		"api_methods":     legacy(func(h *Handler) { h.APIMethods = []string{"alipay.trade.query"} }),
+		"query_on_return": legacy(func(h *Handler) { h.QueryOnReturn = true }),
+		"partner":         legacy(func(h *Handler) { h.Partner = "2088" }),
+		"md5_key":         legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
+		"app_private_key": legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),
+		"input_charset":   legacy(func(h *Handler) { h.InputCharset = "latin1" }),
+		"seller_email":    legacy(func(h *Handler) { h.SellerEmail = "x" }),
+		"sign_type":       legacy(func(h *Handler) { h.SignType = "RSA2" }),
+		"alipay_public_key": legacy(func(h *Handler) {
+			h.SignType, h.MD5Key, h.AppPrivateKey = "RSA", "", testvec.Key("app_private_key_pkcs1.pem")
+		}),
+		"gateway": legacy(func(h *Handler) { h.Gateway = "sandbox" }),
 	} {
 		_, err := provisionHandler(t, edit)
 		require.Error(t, err, setting)
