@@ -264,6 +264,11 @@ func (ts *tradeStore) find(appID string, biz apiBiz) (*trade, apiFields) {
 	default:
 		return nil, invalidParameter("out_trade_no or trade_no is required")
 	}
+	if t != nil && t.legacy != nil {
+		// The legacy protocol has query services of its own; its trades
+		// belong to no app.
+		t = nil
+	}
 	if t == nil {
 		return nil, errTradeNotExist
 	}

@@ -25,11 +25,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return &s, err
 }
 
-// UnmarshalCaddyfile sets up the sandbox from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the sandbox from Caddyfile tokens. With
+// partner and md5_key, app_public_key and alipay_private_key are
+// optional: without them only the legacy gateway is played; with them
+// legacy requests may also be signed with sign_type RSA. Syntax:
 //
 //	alipay_sandbox [<matcher>] {
 //	    app_public_key      <file or inline key>
 //	    alipay_private_key  <file or inline key>
+//	    partner             <2088 and 12 digits>   # also the legacy gateway (即时到账)
+//	    md5_key             <file or the key>      # legacy: required with partner
 //	    notify_retry        <durations...>
 //	    certificates        <directory>
 //	    callback_hosts      <host...>
@@ -39,6 +44,8 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyconf.UnmarshalBlock(d, map[string]*string{
 		"app_public_key":     &s.AppPublicKey,
 		"alipay_private_key": &s.AlipayPrivateKey,
+		"partner":            &s.Partner,
+		"md5_key":            &s.MD5Key,
 		"certificates":       &s.Certificates,
 	}, map[string]func([]string) error{
 		"notify_retry": func(args []string) error {

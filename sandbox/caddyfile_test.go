@@ -41,3 +41,39 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 		assert.Error(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), name)
 	}
 }
+
+// The legacy gateway's settings: with partner and md5_key alone, no
+// OpenAPI key is needed.
+func TestUnmarshalSandboxCaddyfileLegacy(t *testing.T) {
+	var s Sandbox
+	require.NoError(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay_sandbox {
+		partner 2088000000000001
+		md5_key {file./run/secrets/md5_key}
+		notify_retry 1s
+	}`)))
+	assert.Equal(t, Sandbox{Partner: "2088000000000001", MD5Key: "{file./run/secrets/md5_key}",
+		NotifyRetry: []caddy.Duration{caddy.Duration(time.Second)}}, s)
+	s = Sandbox{}
+	require.NoError(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay_sandbox {
+		app_public_key /keys/app_public.pem
+		alipay_private_key /keys/alipay_private.pem
+		partner {env.PARTNER}
+		md5_key /keys/md5.key
+	}`)))
+	assert.Equal(t, Sandbox{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "/keys/alipay_private.pem",
+		Partner: "{env.PARTNER}", MD5Key: "/keys/md5.key"}, s)
+	for name, input := range map[string]string{
+		"no partner":        "alipay_sandbox {\n partner\n}",
+		"two partners":      "alipay_sandbox {\n partner 2088000000000001 2088000000000002\n}",
+		"partner twice":     "alipay_sandbox {\n partner 2088000000000001\n partner 2088000000000001\n}",
+		"no md5_key":        "alipay_sandbox {\n md5_key\n}",
+		"two md5_keys":      "alipay_sandbox {\n md5_key a b\n}",
+		"md5_key twice":     "alipay_sandbox {\n md5_key a\n md5_key a\n}",
+		"legacy sidecar's":  "alipay_sandbox {\n sign_type MD5\n}",
+		"legacy charset":    "alipay_sandbox {\n input_charset gbk\n}",
+		"seller is request": "alipay_sandbox {\n seller_id 2088000000000001\n}",
+	} {
+		var s Sandbox
+		assert.Error(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), name)
+	}
+}

@@ -26,9 +26,15 @@ func (e *gatewayError) Error() string { return e.code + ": " + e.reason }
 
 // serveGateway takes a page-pay or WAP-pay request, GET or POST, as the
 // SDKs send it, and opens the cashier for it. Any other method is an
-// OpenAPI call, answered in JSON by serveAPI (api.go).
+// OpenAPI call, answered in JSON by serveAPI (api.go). With partner, the
+// legacy services (service=create_direct_pay_by_user, notify_verify) are
+// answered by serveLegacy (legacy.go).
 func (s *Sandbox) serveGateway(w http.ResponseWriter, r *http.Request) {
 	params, err := gatewayParams(w, r)
+	if s.legacy != nil && isLegacyRequest(r, params) {
+		s.serveLegacy(w, r, params, err)
+		return
+	}
 	if isAPIRequest(r, params) {
 		s.serveAPI(w, params, err)
 		return
@@ -51,7 +57,10 @@ func (s *Sandbox) serveGateway(w http.ResponseWriter, r *http.Request) {
 
 // gatewayParams collects the request's parameters from the query and, for
 // a POST, the form body (the SDKs put the common ones in the action URL and
-// biz_content in the body). A parameter given twice is refused.
+// biz_content in the body). A parameter given twice is refused, but for
+// _input_charset given in both with the same value: the legacy protocol's
+// POST forms carry it in the action URL and in the form. The values are
+// the percent-decoded bytes, in whatever charset they were sent.
 func gatewayParams(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		return nil, &gatewayError{"invalid-method", "use GET or POST"}
@@ -59,7 +68,7 @@ func gatewayParams(w http.ResponseWriter, r *http.Request) (map[string]string, e
 	params := map[string]string{}
 	add := func(values url.Values) error {
 		for k, v := range values {
-			if _, dup := params[k]; dup || len(v) != 1 {
+			if old, dup := params[k]; len(v) != 1 || (dup && (k != "_input_charset" || old != v[0])) {
 				return &gatewayError{"invalid-parameter", "parameter " + k + " given more than once"}
 			}
 			params[k] = v[0]
@@ -168,6 +177,9 @@ func hostKey(host string) string {
 // checkRequest makes the checks common to every gateway request, pay or
 // OpenAPI: the required parameters, utf-8, the sign type, the signature.
 func (s *Sandbox) checkRequest(p map[string]string) *gatewayError {
+	if !s.openAPI {
+		return &gatewayError{"invalid-app-id", "无效的AppID参数: the sandbox plays only the legacy gateway (partner and md5_key, without app_public_key and alipay_private_key)"}
+	}
 	for _, k := range []string{"app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"} {
 		if p[k] == "" {
 			return &gatewayError{"missing-parameter", "missing " + k}
@@ -243,6 +255,9 @@ func originOf(raw string) string {
 // the shop says success), the buyer goes back to return_url.
 func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
 	if ge := s.trades.markPaid(t, now()); ge != nil {
+		if t.legacy != nil {
+			ge = legacyGatewayError(ge)
+		}
 		renderPage(w, http.StatusConflict, errorPageTemplate, ge)
 		return
 	}
@@ -254,7 +269,13 @@ func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
 		renderPage(w, http.StatusOK, cashierTemplate, s.trades.view(t))
 		return
 	}
-	q, err := s.returnQuery(t)
+	var q string
+	var err error
+	if t.legacy != nil {
+		q, err = s.legacyReturnQuery(t)
+	} else {
+		q, err = s.returnQuery(t)
+	}
 	if err != nil {
 		http.Error(w, "signing the return failed", http.StatusInternalServerError)
 		return

@@ -7,6 +7,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net"
@@ -29,18 +30,35 @@ func init() {
 // demo, for tests and for trying an integration offline. It serves the
 // gateway at /gateway.do and a cashier under /sandbox/, checks merchant
 // signatures with the app's public key, and signs notifications and
-// returns with its own "Alipay" private key, as Alipay does. Trades live in
+// returns with its own "Alipay" private key, as Alipay does. With partner
+// and md5_key it also plays the legacy gateway (即时到账,
+// create_direct_pay_by_user) at the same /gateway.do. Trades live in
 // memory, for one machine.
 type Sandbox struct {
 	// The app's public key, which checks the merchant's request
 	// signatures: a file path, or the key inline (PEM or bare base64).
-	// Required.
+	// With partner it also checks legacy requests of sign_type RSA
+	// (SHA1withRSA; 1024-bit keys are accepted). Required, unless partner
+	// is set: with partner and md5_key alone, neither this key nor
+	// alipay_private_key, the sandbox plays only the legacy gateway.
 	AppPublicKey string `json:"app_public_key,omitempty"`
 
 	// The private key that plays Alipay's: it signs notifications and
-	// returns. Its public half is the sidecar's alipay_public_key.
-	// Required.
+	// returns. Its public half is the sidecar's alipay_public_key. With
+	// partner it also signs the callbacks of legacy requests of sign_type
+	// RSA. Required with app_public_key.
 	AlipayPrivateKey string `json:"alipay_private_key,omitempty"`
+
+	// The legacy protocol (即时到账): the partner id, 2088 and 12 digits,
+	// that create_direct_pay_by_user requests must name. With it the
+	// sandbox also plays the legacy gateway at /gateway.do, and answers
+	// service=notify_verify. Default: none, no legacy gateway.
+	Partner string `json:"partner,omitempty"`
+
+	// Legacy: the partner's MD5 key, 32 letters and digits, inline or a
+	// file that holds it. It checks legacy requests of sign_type MD5 and
+	// signs their notifications and returns. Required with partner.
+	MD5Key string `json:"md5_key,omitempty"`
 
 	// The waits between notification attempts until the shop answers
 	// success. Default: Alipay's schedule, 4m 10m 10m 1h 2h 6h 15h (eight
@@ -51,7 +69,8 @@ type Sandbox struct {
 	// on first start, alipayRootCert.crt, alipayCertPublicKey_RSA2.crt
 	// and appCertPublicKey.crt for the sidecar's alipay_root_cert,
 	// alipay_cert and app_cert. Requests must then carry their serial
-	// numbers, and responses carry alipay_cert_sn. Default: off.
+	// numbers, and responses carry alipay_cert_sn. Needs app_public_key
+	// and alipay_private_key. Default: off.
 	Certificates string `json:"certificates,omitempty"`
 
 	// Host names, besides loopback ones (localhost, 127.0.0.0/8, ::1),
@@ -66,8 +85,12 @@ type Sandbox struct {
 	certs     *sandboxCerts                // certificate mode, or nil
 	verifiers map[string]protocol.Verifier // by sign_type: checks merchant requests
 	signers   map[string]protocol.Signer   // by sign_type: signs as Alipay
-	retry     []time.Duration
-	trades    *tradeStore
+	// openAPI: the OpenAPI keys are set, so the OpenAPI gateway is
+	// played; without them only the legacy one is.
+	openAPI bool
+	legacy  *legacyGateway // with partner, or nil
+	retry   []time.Duration
+	trades  *tradeStore
 	// callbackHosts: CallbackHosts, lower case, IPv6 without brackets
 	callbackHosts map[string]bool
 	client        *http.Client
@@ -86,6 +109,9 @@ const (
 	sandboxSellerEmail = "seller@sandbox.example"
 	sandboxBuyerID     = "2088102177846880"
 	sandboxBuyerLogon  = "buy***@sandbox.example"
+	// The legacy protocol's notifications name the buyer by a full
+	// address.
+	sandboxBuyerEmail = "buyer@sandbox.example"
 )
 
 // CaddyModule returns the Caddy module information.
@@ -101,35 +127,28 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	s.ctx = ctx
 	repl := caddy.NewReplacer()
-	material, err := protocol.KeyMaterial(repl.ReplaceKnown(s.AppPublicKey, ""))
-	if err != nil {
-		return caddyconf.SettingError("app_public_key", err)
-	}
-	appKey, err := protocol.ParsePublicKey(material)
-	if err != nil {
-		return caddyconf.SettingError("app_public_key", err)
-	}
-	if material, err = protocol.KeyMaterial(repl.ReplaceKnown(s.AlipayPrivateKey, "")); err != nil {
-		return caddyconf.SettingError("alipay_private_key", err)
-	}
-	alipayKey, err := protocol.ParsePrivateKey(material)
-	if err != nil {
-		return caddyconf.SettingError("alipay_private_key", err)
-	}
-	if alipayKey.PublicKey.Equal(appKey) {
-		return caddyconf.SettingError("alipay_private_key", errors.New("is the app's own key; the sandbox plays Alipay with a key of its own"))
-	}
 	s.verifiers = map[string]protocol.Verifier{}
 	s.signers = map[string]protocol.Signer{}
-	for _, st := range []string{protocol.SignTypeRSA2, protocol.SignTypeRSA} {
-		if s.verifiers[st], err = protocol.NewRSAVerifier(appKey, st); err != nil {
+	var appKey *rsa.PublicKey
+	var alipayKey *rsa.PrivateKey
+	// With partner and md5_key alone the sandbox plays only the legacy
+	// gateway, and needs no RSA key. Whether a key is configured is
+	// read before placeholders: one that resolves to nothing is an error.
+	if s.Partner == "" || s.AppPublicKey != "" || s.AlipayPrivateKey != "" {
+		var err error
+		if appKey, alipayKey, err = s.provisionKeys(repl); err != nil {
 			return err
 		}
-		if s.signers[st], err = protocol.NewRSASigner(alipayKey, st); err != nil {
-			return err
-		}
+		s.openAPI = true
+	}
+	if err := s.provisionLegacy(repl); err != nil {
+		return err
 	}
 	if dir := repl.ReplaceKnown(s.Certificates, ""); dir != "" {
+		if !s.openAPI {
+			return caddyconf.SettingError("certificates", errors.New("OpenAPI's certificate mode needs app_public_key and alipay_private_key"))
+		}
+		var err error
 		if s.certs, err = provisionSandboxCerts(dir, appKey, alipayKey); err != nil {
 			return caddyconf.SettingError("certificates", err)
 		}
@@ -165,6 +184,38 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return nil
+}
+
+// provisionKeys parses the OpenAPI keys and makes the verifiers and
+// signers of each RSA sign type.
+func (s *Sandbox) provisionKeys(repl *caddy.Replacer) (*rsa.PublicKey, *rsa.PrivateKey, error) {
+	material, err := protocol.KeyMaterial(repl.ReplaceKnown(s.AppPublicKey, ""))
+	if err != nil {
+		return nil, nil, caddyconf.SettingError("app_public_key", err)
+	}
+	appKey, err := protocol.ParsePublicKey(material)
+	if err != nil {
+		return nil, nil, caddyconf.SettingError("app_public_key", err)
+	}
+	if material, err = protocol.KeyMaterial(repl.ReplaceKnown(s.AlipayPrivateKey, "")); err != nil {
+		return nil, nil, caddyconf.SettingError("alipay_private_key", err)
+	}
+	alipayKey, err := protocol.ParsePrivateKey(material)
+	if err != nil {
+		return nil, nil, caddyconf.SettingError("alipay_private_key", err)
+	}
+	if alipayKey.PublicKey.Equal(appKey) {
+		return nil, nil, caddyconf.SettingError("alipay_private_key", errors.New("is the app's own key; the sandbox plays Alipay with a key of its own"))
+	}
+	for _, st := range []string{protocol.SignTypeRSA2, protocol.SignTypeRSA} {
+		if s.verifiers[st], err = protocol.NewRSAVerifier(appKey, st); err != nil {
+			return nil, nil, err
+		}
+		if s.signers[st], err = protocol.NewRSASigner(alipayKey, st); err != nil {
+			return nil, nil, err
+		}
+	}
+	return appKey, alipayKey, nil
 }
 
 // now is the clock; tests replace it.

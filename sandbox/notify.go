@@ -38,7 +38,14 @@ func (s *Sandbox) deliver(t *trade) {
 }
 
 func (s *Sandbox) notifyOnce(t *trade) error {
-	form, err := s.notification(t, now())
+	var form string
+	var err error
+	charset := "utf-8"
+	if t.legacy != nil {
+		form, charset, err = s.legacyNotification(t, now())
+	} else {
+		form, err = s.notification(t, now())
+	}
 	if err != nil {
 		return err
 	}
@@ -46,7 +53,7 @@ func (s *Sandbox) notifyOnce(t *trade) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset="+charset)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err

@@ -30,7 +30,7 @@ var cashierTemplate = template.Must(template.Must(template.New("cashier").Parse(
 {{define "main"}}
 <p id="subject">{{.Subject}}</p>
 <p class="amount">¥<span id="amount">{{.Amount}}</span></p>
-<p class="muted">商户订单号 Order {{.OutTradeNo}}<br>交易号 Trade {{.TradeNo}}</p>
+<p class="muted">商户订单号 Order {{.OutTradeNo}}<br>交易号 Trade {{.TradeNo}}{{if .Service}}<br>即时到账 <span id="service">{{.Service}}</span>{{end}}</p>
 {{if .Paid}}
 <p id="status">{{.Status}}</p><p>已支付 Paid.</p>
 {{else}}

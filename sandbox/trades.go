@@ -17,6 +17,9 @@ type trade struct {
 	passback, quitURL, notifyURL, returnURL string
 	tradeNo, notifyID, status               string
 	created, paid                           time.Time
+	// legacy: a create_direct_pay_by_user trade, or nil for OpenAPI's.
+	// A legacy trade has no appID, so no OpenAPI call finds it.
+	legacy *legacyTrade
 
 	// OpenAPI state (api.go): the refunds by out_request_no and
 	// their total in cents. alipay.trade.close makes an unpaid trade
@@ -25,9 +28,14 @@ type trade struct {
 	refunded protocol.Amount
 }
 
+// key is the trade's key in byKey: app_id and out_trade_no. A legacy
+// trade's app_id is empty, which no OpenAPI request has.
+func (t *trade) key() string { return t.appID + "\x00" + t.outTradeNo }
+
 // tradeView is what the cashier page shows.
 type tradeView struct {
 	ID, OutTradeNo, TradeNo, Subject, Amount, Status string
+	Service                                          string // legacy trades: the service
 	Paid                                             bool
 }
 
@@ -61,7 +69,7 @@ var errTradeClosed = &gatewayError{"ACQ.TRADE_HAS_CLOSE", "交易已关闭: this
 func (ts *tradeStore) open(t *trade) (*trade, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	key := t.appID + "\x00" + t.outTradeNo
+	key := t.key()
 	if old := ts.byKey[key]; old != nil {
 		switch {
 		case old.status == "TRADE_CLOSED" && old.paid.IsZero():
@@ -76,6 +84,11 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another notify_url, return_url or quit_url"}
 		}
 		old.signType, old.method = t.signType, t.method
+		if old.legacy != nil && t.legacy != nil {
+			// The callbacks speak as the latest request spoke. The
+			// pointer stays: the notifier reads it without the lock.
+			*old.legacy = *t.legacy
+		}
 		return old, nil
 	}
 	if len(ts.order) >= ts.max {
@@ -99,7 +112,7 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 // drop forgets the oldest trade t. A notification of it that is still
 // being retried goes on.
 func (ts *tradeStore) drop(t *trade) {
-	delete(ts.byKey, t.appID+"\x00"+t.outTradeNo)
+	delete(ts.byKey, t.key())
 	delete(ts.byCash, t.id)
 	delete(ts.byNo, t.tradeNo)
 	ts.order[0] = nil
@@ -113,8 +126,8 @@ func (ts *tradeStore) byID(id string) *trade {
 	return ts.byCash[id]
 }
 
-// markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS, once; a paid or
-// closed trade is refused.
+// markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS (a legacy trade to
+// legacyPaidStatus), once; a paid or closed trade is refused.
 func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -125,6 +138,9 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 		return errTradeClosed
 	}
 	t.status = "TRADE_SUCCESS"
+	if t.legacy != nil {
+		t.status = legacyPaidStatus
+	}
 	t.paid = at
 	return nil
 }
@@ -132,6 +148,10 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 func (ts *tradeStore) view(t *trade) tradeView {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return tradeView{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
+	v := tradeView{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
 		Amount: t.amount.String(), Status: t.status, Paid: !t.paid.IsZero()}
+	if t.legacy != nil {
+		v.Service = "create_direct_pay_by_user"
+	}
+	return v
 }

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -237,6 +238,7 @@ type upstream struct {
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	u.calls++
 	u.req = r
+	_, _ = io.Copy(io.Discard, r.Body) // as reverse_proxy does
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

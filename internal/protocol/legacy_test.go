@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,10 +226,16 @@ func TestLegacyNotifyVerify(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, c.Name)
-	answer := "true"
-	var asked url.Values
+	var (
+		mu     sync.Mutex
+		answer = "true"
+		asked  url.Values
+	)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		asked = r.URL.Query()
+		answer := answer
+		mu.Unlock()
 		switch answer {
 		case "hang":
 			<-r.Context().Done()
@@ -247,7 +254,9 @@ func TestLegacyNotifyVerify(t *testing.T) {
 		{"true false", ErrNotConfirmed}, {"<html>true</html>", ErrNotConfirmed}, {"", ErrNotConfirmed},
 		{"500", ErrNoConfirmation}, {"hang", ErrNoConfirmation},
 	} {
+		mu.Lock()
 		answer = tc.answer
+		mu.Unlock()
 		p := legacyFor(t, v, c)
 		p.Gateway, p.NotifyVerify, p.HTTP, p.ConfirmTimeout = gw.URL+"/gateway.do", true, gw.Client(), 200*time.Millisecond
 		cb, err := p.ParseCallback(c.PostBody)
@@ -258,7 +267,9 @@ func TestLegacyNotifyVerify(t *testing.T) {
 		} else {
 			assert.ErrorIs(t, err, tc.want, tc.answer)
 		}
+		mu.Lock()
 		assert.Equal(t, url.Values{"service": {"notify_verify"}, "partner": {v.Partner}, "notify_id": {c.Params["notify_id"]}}, asked)
+		mu.Unlock()
 	}
 	// A gateway that nobody answers on.
 	p := legacyFor(t, v, c)

@@ -1,0 +1,391 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// The sandbox's legacy gateway (即时到账, the mapi gateway's
+// create_direct_pay_by_user): the pay request signed with the partner's MD5
+// key or RSA key in the partner's charset, the cashier, the notification
+// and the return signed the same way, and service=notify_verify, which
+// confirms the notify_id of each. The protocol package's merchant side
+// (EncodeLegacy, LegacyContent, MD5Key) does the signing, so that the
+// sandbox signs exactly as the sidecar verifies.
+
+// legacyGateway is the legacy gateway of one partner.
+type legacyGateway struct {
+	partner string
+	// By sign_type: MD5 with md5_key, and RSA (SHA1withRSA) when the
+	// OpenAPI keys are set: app_public_key checks the requests,
+	// alipay_private_key signs the callbacks.
+	verifiers map[string]protocol.Verifier
+	signers   map[string]protocol.Signer
+	sent      *sentNotifyIDs
+}
+
+// legacyTrade is what a legacy trade remembers of its request: its
+// callbacks speak as it spoke.
+type legacyTrade struct {
+	charset string // utf-8 or gbk: the request's _input_charset
+	// The seller as the request named it: one of them, or both.
+	sellerID, sellerEmail string
+	extraCommonParam      string // echoed in the notification and the return
+}
+
+// legacyPaidStatus is the trade_status of a paid legacy trade: a plain
+// 即时到账 partner is told TRADE_FINISHED (the advanced product's
+// TRADE_SUCCESS is refundable, which the sandbox's legacy side is not).
+// Shops must treat both as paid.
+const legacyPaidStatus = "TRADE_FINISHED"
+
+// notifyIDLifetime is how long notify_verify confirms a notify_id, as
+// Alipay's: about a minute after it was sent.
+const notifyIDLifetime = time.Minute
+
+// maxSentNotifyIDs bounds the notify_ids remembered within their minute.
+const maxSentNotifyIDs = 10000
+
+var (
+	legacySellerIDRE    = regexp.MustCompile(`^2088[0-9]{12}$`)
+	legacySellerEmailRE = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+)
+
+// provisionLegacy sets up the legacy gateway when partner is set. The
+// partner id and md5_key follow the sidecar's rules (protocol.NewLegacy,
+// whose errors name the setting and never echo the key).
+func (s *Sandbox) provisionLegacy(repl *caddy.Replacer) error {
+	partner := strings.TrimSpace(repl.ReplaceKnown(s.Partner, ""))
+	md5Key := repl.ReplaceKnown(s.MD5Key, "")
+	switch {
+	case s.Partner == "" && s.MD5Key != "":
+		return caddyconf.SettingError("md5_key", errors.New("only with partner, which the legacy gateway serves"))
+	case s.Partner == "":
+		return nil
+	case partner == "":
+		return caddyconf.SettingError("partner", errors.New("empty (an unset environment variable or a missing {file.*}?)"))
+	case strings.TrimSpace(md5Key) == "":
+		return caddyconf.SettingError("md5_key", errors.New("required with partner: the partner's 32 letters and digits, or a file that holds them (an unset environment variable or a missing {file.*}?)"))
+	}
+	l, _, err := protocol.NewLegacy(protocol.LegacyConfig{Partner: partner, SignType: protocol.SignTypeMD5, MD5Key: md5Key})
+	if err != nil {
+		return err
+	}
+	g := &legacyGateway{partner: partner,
+		verifiers: map[string]protocol.Verifier{protocol.SignTypeMD5: l.Verifier},
+		signers:   map[string]protocol.Signer{protocol.SignTypeMD5: l.Signer},
+		sent:      &sentNotifyIDs{at: map[string]time.Time{}, max: maxSentNotifyIDs}}
+	if s.openAPI {
+		g.verifiers[protocol.SignTypeRSA] = s.verifiers[protocol.SignTypeRSA]
+		g.signers[protocol.SignTypeRSA] = s.signers[protocol.SignTypeRSA]
+	}
+	s.legacy = g
+	return nil
+}
+
+// legacyParam is a request parameter; when the parameters could not be
+// read, the query's.
+func legacyParam(r *http.Request, params map[string]string, key string) string {
+	if params == nil {
+		return r.URL.Query().Get(key)
+	}
+	return params[key]
+}
+
+// isLegacyRequest reports whether a gateway request is one of the legacy
+// protocol's: it names one of its services, or, without an OpenAPI
+// method, a service or an _input_charset (the action URL of a legacy POST
+// form carries it).
+func isLegacyRequest(r *http.Request, params map[string]string) bool {
+	service := legacyParam(r, params, "service")
+	switch service {
+	case "create_direct_pay_by_user", "notify_verify":
+		return true
+	}
+	return legacyParam(r, params, "method") == "" && (service != "" || legacyParam(r, params, "_input_charset") != "")
+}
+
+// serveLegacy answers a legacy request; perr is gatewayParams' error.
+func (s *Sandbox) serveLegacy(w http.ResponseWriter, r *http.Request, p map[string]string, perr error) {
+	if legacyParam(r, p, "service") == "notify_verify" {
+		s.serveNotifyVerify(w, r, p)
+		return
+	}
+	err := perr
+	if err == nil {
+		var t *trade
+		if t, err = s.openLegacyTrade(p); err == nil {
+			s.logger.Info("sandbox: legacy trade opened", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
+			http.Redirect(w, r, cashierPrefix+t.id, http.StatusFound)
+			return
+		}
+	}
+	var ge *gatewayError
+	if !errors.As(err, &ge) {
+		ge = &gatewayError{"ILLEGAL_ARGUMENT", err.Error()}
+	}
+	ge = legacyGatewayError(ge)
+	s.logger.Warn("sandbox: legacy request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
+	renderPage(w, http.StatusBadRequest, errorPageTemplate, ge)
+}
+
+// legacyGatewayError names an error as the legacy gateway names it: the
+// request parser's and the trade store's errors have OpenAPI's names.
+func legacyGatewayError(ge *gatewayError) *gatewayError {
+	code := ge.code
+	switch {
+	case strings.HasPrefix(code, "ILLEGAL_"):
+		return ge
+	case code == "ACQ.TRADE_HAS_SUCCESS":
+		code = "TRADE_HAS_SUCCESS"
+	case code == "ACQ.CONTEXT_INCONSISTENT":
+		code = "TRADE_DATA_MATCH_ERROR"
+	default:
+		code = "ILLEGAL_ARGUMENT"
+	}
+	return &gatewayError{code, ge.reason}
+}
+
+// openLegacyTrade checks a create_direct_pay_by_user request as the legacy
+// gateway does and returns its trade, new or (for the same order again)
+// the existing one. The signature is checked over the values as sent,
+// bytes in the request's _input_charset; they are converted to UTF-8
+// only once it holds, for the cashier and for the callbacks, which
+// EncodeLegacy encodes in that charset again.
+func (s *Sandbox) openLegacyTrade(p map[string]string) (*trade, error) {
+	g := s.legacy
+	if p["service"] != "create_direct_pay_by_user" {
+		return nil, &gatewayError{"ILLEGAL_SERVICE", "接口名称不正确: the sandbox's legacy gateway serves create_direct_pay_by_user and notify_verify"}
+	}
+	if p["partner"] != g.partner {
+		return nil, &gatewayError{"ILLEGAL_PARTNER", "合作伙伴ID不正确: partner is not the sandbox's " + g.partner}
+	}
+	var charset string
+	switch strings.ToLower(p["_input_charset"]) {
+	case "utf-8":
+		charset = "utf-8"
+	case "gbk":
+		charset = "gbk"
+	case "":
+		return nil, &gatewayError{"ILLEGAL_CHARSET", "_input_charset is required: utf-8 or gbk (in the action URL's query for a POST form)"}
+	default:
+		return nil, &gatewayError{"ILLEGAL_CHARSET", "_input_charset must be utf-8 or gbk"}
+	}
+	signType := p["sign_type"]
+	v, ok := g.verifiers[signType]
+	if !ok {
+		reason := "sign_type must be MD5"
+		if s.openAPI {
+			reason += " or RSA"
+		} else {
+			reason += " (RSA needs app_public_key and alipay_private_key in the sandbox)"
+		}
+		return nil, &gatewayError{"ILLEGAL_SIGN_TYPE", reason}
+	}
+	sign := p["sign"]
+	if sign == "" {
+		return nil, &gatewayError{"ILLEGAL_SIGN", "missing sign"}
+	}
+	if signType != protocol.SignTypeMD5 {
+		// A sign read from a query may have lost its + to a space
+		// (base64 has no spaces), as Alipay's own demos allow for.
+		sign = strings.ReplaceAll(sign, " ", "+")
+	}
+	if v.Verify(protocol.LegacyContent(p), sign) != nil {
+		reason := "签名不正确: the signature does not verify with md5_key"
+		if signType != protocol.SignTypeMD5 {
+			reason = "签名不正确: the signature does not verify with app_public_key (SHA1withRSA)"
+		}
+		return nil, &gatewayError{"ILLEGAL_SIGN", reason + "; sign the values as sent, in " + charset + ", sorted, without sign, sign_type and empty values"}
+	}
+	text := map[string]string{}
+	for _, k := range []string{"subject", "body", "extra_common_param", "seller_email"} {
+		t, err := protocol.DecodeCharset([]byte(p[k]), charset)
+		if err != nil {
+			return nil, &gatewayError{"ILLEGAL_ARGUMENT", k + " is not text in " + charset}
+		}
+		text[k] = t
+	}
+	amount, err := protocol.ParseAmount(p["total_fee"])
+	switch {
+	case p["payment_type"] != "1":
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "payment_type must be 1"}
+	case !protocol.ValidOutTradeNo(p["out_trade_no"]):
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "out_trade_no must be 1 to 64 letters, digits or _"}
+	case text["subject"] == "":
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "subject is required"}
+	case err != nil:
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "total_fee must be yuan with at most 2 decimals, from 0.01"}
+	case p["seller_id"] == "" && p["seller_email"] == "":
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_id or seller_email is required"}
+	case p["seller_id"] != "" && !legacySellerIDRE.MatchString(p["seller_id"]):
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_id must be 2088 and 12 digits"}
+	case p["seller_email"] != "" && !legacySellerEmailRE.MatchString(text["seller_email"]):
+		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_email is not an email address"}
+	}
+	for _, name := range []string{"notify_url", "return_url"} {
+		if ge := s.checkCallbackURL(name, p[name]); ge != nil {
+			return nil, &gatewayError{"ILLEGAL_ARGUMENT", ge.reason}
+		}
+	}
+	t, err := s.trades.open(&trade{
+		signType: signType, outTradeNo: p["out_trade_no"], amount: amount,
+		subject: text["subject"], body: text["body"],
+		notifyURL: p["notify_url"], returnURL: p["return_url"],
+		legacy: &legacyTrade{charset: charset, sellerID: p["seller_id"], sellerEmail: text["seller_email"],
+			extraCommonParam: text["extra_common_param"]},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// serveNotifyVerify answers service=notify_verify (GET, unsigned) as
+// Alipay does, in plain text: true for a notify_id that the sandbox sent
+// to this partner, in a notification or a return, within the last
+// minute; false for any other; invalid for another partner.
+func (s *Sandbox) serveNotifyVerify(w http.ResponseWriter, r *http.Request, p map[string]string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "notify_verify takes GET", http.StatusMethodNotAllowed)
+		return
+	}
+	answer := "false"
+	switch {
+	case p["partner"] != s.legacy.partner:
+		answer = "invalid"
+	case s.legacy.sent.confirm(p["notify_id"], now()):
+		answer = "true"
+	}
+	s.logger.Info("sandbox: notify_verify", zap.String("notify_id", p["notify_id"]), zap.String("answer", answer))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(answer))
+}
+
+// sentNotifyIDs are the notify_ids sent within the last minute, by the
+// time they were sent, for notify_verify. Older ones are pruned as new
+// ones come, and at most max are kept.
+type sentNotifyIDs struct {
+	mu    sync.Mutex
+	at    map[string]time.Time
+	order []sentNotifyID // oldest first
+	max   int
+}
+
+type sentNotifyID struct {
+	id string
+	at time.Time
+}
+
+// add remembers a fresh notify_id sent at at and returns it.
+func (n *sentNotifyIDs) add(at time.Time) string {
+	id := protocol.RandomID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.prune(at)
+	if len(n.order) >= n.max {
+		n.forgetOldest()
+	}
+	n.at[id] = at
+	n.order = append(n.order, sentNotifyID{id, at})
+	return id
+}
+
+// confirm reports whether id was sent within the minute before at.
+func (n *sentNotifyIDs) confirm(id string, at time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.prune(at)
+	sent, ok := n.at[id]
+	return ok && !at.Before(sent) && at.Sub(sent) <= notifyIDLifetime
+}
+
+// prune forgets the ids sent more than a minute before at.
+func (n *sentNotifyIDs) prune(at time.Time) {
+	for len(n.order) > 0 && at.Sub(n.order[0].at) > notifyIDLifetime {
+		n.forgetOldest()
+	}
+}
+
+func (n *sentNotifyIDs) forgetOldest() {
+	delete(n.at, n.order[0].id)
+	n.order[0] = sentNotifyID{}
+	n.order = n.order[1:]
+}
+
+// legacyNotification is the form body of a legacy trade_status_sync
+// notification, with the fields Alipay's legacy gateway sends, encoded
+// and signed in the trade's charset with its sign type. Each sending has
+// a fresh notify_id, remembered for notify_verify. It returns the body
+// and its charset.
+func (s *Sandbox) legacyNotification(t *trade, at time.Time) (form, charset string, err error) {
+	s.trades.mu.Lock()
+	p := s.legacyCallbackFields(t)
+	p["notify_time"], p["payment_type"] = protocol.Timestamp(at), "1"
+	p["price"], p["quantity"] = t.amount.String(), "1"
+	p["gmt_create"], p["gmt_payment"] = protocol.Timestamp(t.created), protocol.Timestamp(t.paid)
+	p["is_total_fee_adjust"], p["use_coupon"], p["discount"] = "N", "N", "0.00"
+	signType := t.signType
+	charset = t.legacy.charset
+	s.trades.mu.Unlock()
+	p["notify_id"] = s.legacy.sent.add(at)
+	form, err = s.signLegacy(p, charset, signType)
+	return form, charset, err
+}
+
+// legacyReturnQuery is the query of the legacy return, signed like the
+// notification, with a fresh notify_id of its own.
+func (s *Sandbox) legacyReturnQuery(t *trade) (string, error) {
+	at := now()
+	s.trades.mu.Lock()
+	p := s.legacyCallbackFields(t)
+	p["is_success"], p["exterface"], p["notify_time"] = "T", "create_direct_pay_by_user", protocol.Timestamp(at)
+	p["payment_type"] = "1"
+	signType, charset := t.signType, t.legacy.charset
+	s.trades.mu.Unlock()
+	p["notify_id"] = s.legacy.sent.add(at)
+	return s.signLegacy(p, charset, signType)
+}
+
+// legacyCallbackFields are the fields that the legacy notification and
+// return share. The seller is the request's own: the seller_id or
+// seller_email it named, the other one the sandbox's. The caller holds
+// the store's lock.
+func (s *Sandbox) legacyCallbackFields(t *trade) map[string]string {
+	sellerID, sellerEmail := t.legacy.sellerID, t.legacy.sellerEmail
+	if sellerID == "" {
+		sellerID = s.legacy.partner
+	}
+	if sellerEmail == "" {
+		sellerEmail = sandboxSellerEmail
+	}
+	return map[string]string{
+		"notify_type": "trade_status_sync", "out_trade_no": t.outTradeNo, "trade_no": t.tradeNo,
+		"trade_status": legacyPaidStatus, "total_fee": t.amount.String(),
+		"subject": t.subject, "body": t.body, "extra_common_param": t.legacy.extraCommonParam,
+		"seller_id": sellerID, "seller_email": sellerEmail,
+		"buyer_id": sandboxBuyerID, "buyer_email": sandboxBuyerEmail,
+	}
+}
+
+// signLegacy encodes p in charset and signs it as Alipay's legacy gateway
+// signs callbacks; empty values are neither signed nor sent.
+func (s *Sandbox) signLegacy(p map[string]string, charset, signType string) (string, error) {
+	signer := s.legacy.signers[signType]
+	if signer == nil {
+		return "", fmt.Errorf("no signer for sign_type %q", signType)
+	}
+	return protocol.EncodeLegacy(p, charset, signer)
+}
