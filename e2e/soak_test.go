@@ -86,6 +86,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	time.Sleep(5 * time.Second)
+	rssStart, sentStart := soakRSS(t, caddy), al.seq.Load()
 
 	al.begin("reload same config x4", soakSuccess)
 	for range 4 {
@@ -147,6 +148,10 @@ func TestSoak(t *testing.T) {
 	al.begin("shop back", soakSuccess)
 	time.Sleep(3 * time.Second)
 
+	// Memory: thousands of notifications later (every fault but the
+	// restart), Caddy's resident set has grown by a small constant at most.
+	rssEnd, sentEnd := soakRSS(t, caddy), al.seq.Load()
+
 	// Caddy is stopped gracefully (SIGTERM) with notifications held by a
 	// hanging shop, and started again on the same ports.
 	shop.setMode(soakHang)
@@ -176,6 +181,13 @@ func TestSoak(t *testing.T) {
 	for _, v := range verdicts {
 		t.Log(v)
 	}
+	memory := fmt.Sprintf("Caddy's resident memory: %d MiB after the first steady phase, %d MiB %d notifications later (%+d KiB)",
+		rssStart>>10, rssEnd>>10, sentEnd-sentStart, rssEnd-rssStart)
+	t.Log(memory)
+	fmt.Println(memory)
+	if rssEnd-rssStart > soakMaxGrowthKiB {
+		t.Errorf("Caddy's memory grew by %d KiB over %d notifications, more than %d KiB", rssEnd-rssStart, sentEnd-sentStart, soakMaxGrowthKiB)
+	}
 	for _, p := range soakFirst(problems, 10) {
 		t.Error(p)
 	}
@@ -187,6 +199,9 @@ func TestSoak(t *testing.T) {
 }
 
 const (
+	// soakMaxGrowthKiB bounds the growth of Caddy's resident memory over
+	// the run: far below what thousands of notifications kept would take.
+	soakMaxGrowthKiB  = 32 << 10
 	soakSenders       = 4
 	soakRate          = 60 // notifications a second, from all senders
 	soakClientTimeout = 15 * time.Second
@@ -788,4 +803,24 @@ func soakDurations(ds []time.Duration) string {
 		s = append(s, d.Round(time.Millisecond).String())
 	}
 	return strings.Join(s, ", ")
+}
+
+// soakRSS is the resident memory of p's process, in KiB.
+func soakRSS(t *testing.T, p *proc) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
 }
