@@ -7,9 +7,14 @@ shop=${SHOP_URL:-http://127.0.0.1:8080}
 sandbox=${SANDBOX_URL:-http://127.0.0.1:8081}
 fail() { echo "demo check: $*" >&2; exit 1; }
 location() { curl -s -o /dev/null -w '%{redirect_url}' "$@"; }
+jar=$(mktemp)
+trap 'rm -f "$jar"' EXIT
 
-curl -fs "$shop/" | grep -q 'id="buy-mug"' || fail "no product list at $shop/"
-order=$(location -X POST -d product=mug "$shop/orders")
+# As a browser: keep the shop's cookies, and send back the CSRF token that
+# the Django shop's forms carry (the other shops set none).
+curl -fs -c "$jar" "$shop/" | grep -q 'id="buy-mug"' || fail "no product list at $shop/"
+csrf=$(awk '$6 == "csrftoken" { print $7 }' "$jar")
+order=$(location -b "$jar" ${csrf:+-H "X-CSRFToken: $csrf"} -X POST -d product=mug "$shop/orders")
 [[ "$order" == "$shop/orders/"* ]] || fail "ordering answered $order"
 pay=$(curl -fs "$order" | grep -o 'href="/alipay/pay?token=[^"]*"' | sed 's/^href="//;s/"$//')
 [ -n "$pay" ] || fail "no pay link on $order"

@@ -3,6 +3,9 @@
 # Python demo shop on http://127.0.0.1:8080, and the local Alipay
 # (alipay_sandbox) on http://127.0.0.1:8081. Keys and the shared secret
 # are made on first run under .demo/ (never committed). Ctrl-C stops all.
+#
+# DEMO_PROTOCOL=legacy runs the legacy 即时到账 protocol instead (an MD5,
+# GBK partner) in front of the Django shop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo="$(pwd)/.demo"
@@ -22,13 +25,42 @@ if [ ! -f "$demo/secret" ]; then
   chmod 600 "$demo"/*.pem "$demo/secret"
 fi
 
+if [ ! -f "$demo/md5_key" ]; then
+  # The legacy protocol's 32-character partner key.
+  openssl rand -hex 16 | tr -d '\n' > "$demo/md5_key"
+  chmod 600 "$demo/md5_key"
+fi
+
 export DEMO_DIR="$demo"
 SHOP_SECRET=$(cat "$demo/secret")
-export SHOP_SECRET ALIPAY_APP_ID=2021000000000001 SHOP_PORT=8000 SHOP_DB="$demo/shop.db"
+export SHOP_SECRET SHOP_PORT=8000
 
-python3 examples/python-shop/shop.py &
+case ${DEMO_PROTOCOL:-openapi} in
+  openapi)
+    # The Python shop (standard library only), an OpenAPI (RSA2) app.
+    export ALIPAY_APP_ID=2021000000000001 SHOP_DB="$demo/shop.db"
+    config=demo/Caddyfile
+    python3 examples/python-shop/shop.py &
+    ;;
+  legacy)
+    # The Django shop (Debian's python3-django), a legacy 即时到账 partner
+    # with a GBK charset: the same shop code would run in front of either.
+    if ! /usr/bin/python3 -c 'import django' 2>/dev/null; then
+      echo "the legacy demo runs the Django shop: apt-get install python3-django" >&2
+      exit 1
+    fi
+    export ALIPAY_PARTNER=2088000000000001 SHOP_DB="$demo/django-shop.db"
+    export ALIPAY_APP_ID=$ALIPAY_PARTNER # the shop's name for the token's aud
+    config=demo/Caddyfile.legacy
+    /usr/bin/python3 examples/django-shop/serve.py &
+    ;;
+  *)
+    echo "DEMO_PROTOCOL is openapi (the default) or legacy" >&2
+    exit 2
+    ;;
+esac
 shop=$!
 trap 'kill $shop 2>/dev/null || true' EXIT INT TERM
 
 echo "open http://127.0.0.1:8080/ (the shop; Alipay is the sandbox on :8081; Ctrl-C stops)"
-"$demo/caddy" run --config demo/Caddyfile --adapter caddyfile
+"$demo/caddy" run --config "$config" --adapter caddyfile
