@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,8 +202,43 @@ func initCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
 	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
 	tester := caddytest.NewTester(t)
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.Client.Transport = &retryUnanswered{base: http.DefaultTransport.(*http.Transport).Clone()}
 	tester.InitServer(strings.TrimSuffix(strings.TrimSpace(globalOptions), "}")+options+"\n}\n"+sites, "caddyfile")
 	return tester
+}
+
+// retryUnanswered sends a request again when it got no answer at all:
+// when a test loads a config, Caddy replaces its servers and shuts the old
+// ones down in the background, so for a moment a new connection can be
+// taken by an old listener and dropped unanswered (EOF, a reset). Such a
+// request never reached a handler, so sending it again changes nothing
+// but the outcome. An answer, even a broken one, is never retried.
+type retryUnanswered struct {
+	base http.RoundTripper
+}
+
+func (rt *retryUnanswered) RoundTrip(req *http.Request) (*http.Response, error) {
+	for try := 1; ; try++ {
+		resp, err := rt.base.RoundTrip(req)
+		if err == nil || try == 5 || !unanswered(err) || (req.Body != nil && req.GetBody == nil) {
+			return resp, err
+		}
+		if req.GetBody != nil {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// unanswered reports whether err says the connection ended before any
+// answer: EOF, a reset, or a refused connection.
+func unanswered(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // sidecarKeys are the settings of the vectors' keys.

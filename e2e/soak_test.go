@@ -175,7 +175,8 @@ func TestSoak(t *testing.T) {
 
 	table, verdicts := al.report(ledger)
 	t.Logf("soak figures (%d notifications, %s):\n%s", len(al.results), time.Since(started).Round(time.Second), table)
-	fmt.Printf("--- TestSoak figures:\n%s", table)
+	// On stdout too, each line marked, for CI's log.
+	fmt.Printf("soak| TestSoak figures:\nsoak| %s\n", strings.ReplaceAll(strings.TrimRight(table, "\n"), "\n", "\nsoak| "))
 	t.Logf("POST /load took %s; Caddy stopped in %s, answered again %s after SIGTERM",
 		soakDurations(loads), stopped.Round(time.Millisecond), restarted.Round(time.Millisecond))
 	for _, v := range verdicts {
@@ -184,7 +185,7 @@ func TestSoak(t *testing.T) {
 	memory := fmt.Sprintf("Caddy's resident memory: %d MiB after the first steady phase, %d MiB %d notifications later (%+d KiB)",
 		rssStart>>10, rssEnd>>10, sentEnd-sentStart, rssEnd-rssStart)
 	t.Log(memory)
-	fmt.Println(memory)
+	fmt.Println("soak| " + memory)
 	if rssEnd-rssStart > soakMaxGrowthKiB {
 		t.Errorf("Caddy's memory grew by %d KiB over %d notifications, more than %d KiB", rssEnd-rssStart, sentEnd-sentStart, soakMaxGrowthKiB)
 	}

@@ -48,7 +48,7 @@ const (
 
 // The files that go verbatim into the README.
 var snippetFiles = []string{
-	"pay_token.php", "verify_token.php", "verify_token_firebase.php",
+	"pay_token.php", "verify_token.php",
 	"pay_token.py", "verify_token.py", "verify_token_pyjwt.py",
 	"pay_token.js", "verify_token.js",
 	"go/shoptoken/shoptoken.go",
@@ -79,7 +79,6 @@ type impl struct {
 func impls() []impl {
 	return []impl{
 		scriptImpl("php", phpBin, "drivers/driver.php", true),
-		phpFirebaseImpl(),
 		scriptImpl("python", pythonBin, "drivers/driver.py", true),
 		scriptImpl("python-pyjwt", pyjwtBin, "drivers/driver_pyjwt.py", false),
 		scriptImpl("node", nodeBin, "drivers/driver.js", true),
@@ -193,22 +192,6 @@ func scriptImpl(name string, bin func() string, driver string, makes bool) impl 
 			return []byte(out), err
 		},
 	}
-}
-
-// phpFirebaseImpl is verify_token_firebase.php. It runs only where
-// PHP_JWT_AUTOLOAD names a Composer vendor/autoload.php with
-// firebase/php-jwt, which this repository does not vendor; TestPHPLint
-// checks its syntax everywhere.
-func phpFirebaseImpl() impl {
-	im := scriptImpl("php-firebase", phpBin, "drivers/driver_firebase.php", false)
-	ready := im.ready
-	im.ready = func(t *testing.T) {
-		if os.Getenv("PHP_JWT_AUTOLOAD") == "" {
-			t.Skip("php-firebase: set PHP_JWT_AUTOLOAD to a vendor/autoload.php with firebase/php-jwt to run it")
-		}
-		ready(t)
-	}
-	return im
 }
 
 // newHandler is the real handler, provisioned with the repository's test keys.
@@ -527,14 +510,13 @@ func TestVerifyRealHeader(t *testing.T) {
 	})
 }
 
-// TestPHPLint checks the PHP snippets' syntax; verify_token_firebase.php
-// needs firebase/php-jwt, so this is all that is checked of it here.
+// TestPHPLint checks the PHP snippets' syntax.
 func TestPHPLint(t *testing.T) {
 	php := phpBin()
 	if php == "" {
 		missing(t, "php: interpreter not found")
 	}
-	for _, f := range []string{"verify_token_firebase.php", "pay_token.php", "verify_token.php", "drivers/driver.php", "drivers/driver_firebase.php", "api_call.php", "drivers/api_driver.php"} {
+	for _, f := range []string{"pay_token.php", "verify_token.php", "drivers/driver.php", "api_call.php", "drivers/api_driver.php"} {
 		out, err := exec.Command(php, "-l", f).CombinedOutput()
 		assert.NoError(t, err, "php -l %s: %s", f, out)
 	}
