@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
@@ -71,7 +72,7 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 		// Alipay hung up first: it will send the notification again, and
 		// the shop is not to blame.
 		return ev.reply(w, http.StatusBadGateway, outcomeAborted, "alipay closed the connection", "fail")
-	case accepted && !offered.done:
+	case accepted && !offered.done.Load():
 		ev.upstreamStatus = rec.status
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream answered 2xx before it was sent the whole notification", "fail")
 	case accepted:
@@ -233,17 +234,18 @@ func (h *Handler) forward(r *http.Request, path, token string) {
 }
 
 // offeredBody is the notification's body as the upstream reads it; done
-// once it was read to the end. It has Read only (no WriteTo, which io.Copy
-// would use instead), so every way of reading it is seen.
+// once it was read to the end (an atomic: reverse_proxy's transport reads
+// it in a goroutine of its own). It has Read only (no WriteTo, which
+// io.Copy would use instead), so every way of reading it is seen.
 type offeredBody struct {
 	r    *bytes.Reader
-	done bool
+	done atomic.Bool
 }
 
 func (b *offeredBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err == io.EOF {
-		b.done = true
+		b.done.Store(true)
 	}
 	return n, err
 }
