@@ -62,6 +62,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "data"))
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "config"))
+	// caddytest loads configs with a client of its own on the default
+	// transport, so the default transport is where loads learn to retry.
+	http.DefaultTransport = &retryUnanswered{base: http.DefaultTransport}
 	code := m.Run()
 	os.RemoveAll(tmp)
 	os.Exit(code)
@@ -202,7 +205,7 @@ func initCaddyWith(t *testing.T, options, sites string) *caddytest.Tester {
 	t.Setenv("TEST_ALIPAY_SECRET", testSecret)
 	tester := caddytest.NewTester(t)
 	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.Client.Transport = &retryUnanswered{base: http.DefaultTransport.(*http.Transport).Clone()}
+	tester.Client.Transport = &retryUnanswered{base: tester.Client.Transport}
 	tester.InitServer(strings.TrimSuffix(strings.TrimSpace(globalOptions), "}")+options+"\n}\n"+sites, "caddyfile")
 	return tester
 }

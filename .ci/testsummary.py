@@ -1,12 +1,17 @@
 """Reads `go test -json` on stdin, prints what `go test` would (the output
-of failed tests, a line per package, and, as they come, the lines that
-tests print themselves, such as the soak test's figures), then how many
-tests ran, passed, failed and were skipped, naming the skipped ones. Exits non-zero if any
-failed or, when CI is set, if any was skipped: CI installs every tool the
-tests need, so a skip there means a check that did not run."""
+of failed tests, a line per package), the figures that tests print as they
+come (lines that start with a tag and a bar, such as "soak| "; the logs of
+the Caddy instances under test stay in the failed tests' output), then how
+many tests ran, passed, failed and were skipped, naming the skipped ones.
+Exits non-zero if any failed or, when CI is set, if any was skipped: CI
+installs every tool the tests need, so a skip there means a check that did
+not run."""
 import json
 import os
+import re
 import sys
+
+FIGURES = re.compile(r"^[a-z0-9-]+\| ")
 
 out = {}  # (package, test) -> lines
 results = {}  # (package, test) -> pass/fail/skip
@@ -22,8 +27,8 @@ for line in sys.stdin:
     if action == "output":
         text = ev.get("Output", "")
         out.setdefault(key, []).append(text)
-        if key[1] is not None and not text.startswith(("=== ", "--- ", "    ", "PASS", "FAIL", "ok ")):
-            sys.stdout.write(text)  # printed by the test itself
+        if key[1] is not None and FIGURES.match(text):
+            sys.stdout.write(text)
             sys.stdout.flush()
         if key[1] is None and ev.get("Output", "").startswith(("ok ", "FAIL", "?", "--- FAIL")):
             packages.append(ev["Output"])
