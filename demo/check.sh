@@ -29,8 +29,18 @@ curl -fs -o /dev/null "$back" || fail "the return was refused"
 for _ in $(seq 50); do
   if curl -fs "$order.json" | grep -q '"status": *"paid"'; then
     curl -fs "$order.json" | grep -q '"notifications": *1' || fail "paid, but not by one notification"
-    echo "demo check: order ${order##*/} paid through the sandbox"
-    exit 0
+    # The sandbox's trade page has it delivered, with nothing left to send
+    # (it records the attempt once it has read the sidecar's success).
+    for _ in $(seq 50); do
+      trade=$(curl -fs -H 'Accept: application/json' "$sandbox/sandbox/trades/${order##*/}") \
+        || fail "the sandbox has no trade page for ${order##*/}"
+      if grep -q '"delivered": true' <<<"$trade" && grep -q '"next_attempt": null' <<<"$trade"; then
+        echo "demo check: order ${order##*/} paid through the sandbox, and delivered on its trade page"
+        exit 0
+      fi
+      sleep 0.2
+    done
+    fail "the sandbox's trade page does not have the notification delivered: $trade"
   fi
   sleep 0.2
 done

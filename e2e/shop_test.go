@@ -124,12 +124,31 @@ func needDjango(t *testing.T) {
 	t.Skip("/usr/bin/python3 has no Django (apt-get install python3-django): skipped")
 }
 
-func startShopEnv(t *testing.T, kind shopKind) *shopEnv {
+// shopKindNamed is the shop kind of that name.
+func shopKindNamed(t *testing.T, name string) shopKind {
+	t.Helper()
+	for _, k := range shopKinds {
+		if k.name == name {
+			return k
+		}
+	}
+	t.Fatalf("no shop kind %q", name)
+	return shopKind{}
+}
+
+// newShopEnv picks the ports and the database of a shop environment, for
+// t; nothing is started yet.
+func newShopEnv(t *testing.T, kind shopKind) *shopEnv {
 	e := &shopEnv{kind: kind, owner: t, shopPort: freePort(t), sitePort: freePort(t), gatewayPort: freePort(t)}
 	e.db = filepath.Join(t.TempDir(), "shop.db")
 	e.site = fmt.Sprintf("http://127.0.0.1:%d", e.sitePort)
 	e.gateway = fmt.Sprintf("http://127.0.0.1:%d", e.gatewayPort)
 	e.shopURL = fmt.Sprintf("http://127.0.0.1:%d", e.shopPort)
+	return e
+}
+
+func startShopEnv(t *testing.T, kind shopKind) *shopEnv {
+	e := newShopEnv(t, kind)
 	e.startShop(t)
 	if kind.legacy {
 		caddyfile := caddyGlobals + fmt.Sprintf(`

@@ -118,7 +118,9 @@ func invalidParameter(detail string) apiFields {
 	return bizFailed("ACQ.INVALID_PARAMETER", "参数无效: "+detail)
 }
 
-var errTradeNotExist = bizFailed("ACQ.TRADE_NOT_EXIST", "交易不存在")
+// tradeNotExist is a fresh answer for an unknown trade (apiQuery adds
+// fields to it).
+func tradeNotExist() apiFields { return bizFailed("ACQ.TRADE_NOT_EXIST", "交易不存在") }
 
 // gatewayFailure is an error_response: code 40001 for a missing common
 // parameter, 40002 for an invalid one.
@@ -158,8 +160,12 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 	if err := dec.Decode(&biz); err != nil || biz == nil || dec.More() {
 		f = invalidParameter("biz_content is not a JSON object")
 	} else {
+		at := now()
 		s.trades.mu.Lock()
-		f = sandboxAPI[method](s.trades, p["app_id"], biz, now())
+		f = sandboxAPI[method](s.trades, p["app_id"], biz, at)
+		if t, _ := s.trades.find(p["app_id"], biz); t != nil {
+			t.addEvent(apiEvent(method, "shop", biz, f, at))
+		}
 		s.trades.mu.Unlock()
 	}
 	s.logger.Info("sandbox: api call", zap.String("method", method), zap.String("out_trade_no", biz.str("out_trade_no")),
@@ -178,6 +184,28 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 	}
 	s.logger.Error("sandbox: api response", zap.Error(err))
 	writeErrorResponse(w, apiFields{"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error", "sub_msg": "系统繁忙"})
+}
+
+// apiEvent is an OpenAPI call's record in its trade's events: its code,
+// sub_code, and what it asked and was told.
+func apiEvent(method, source string, biz apiBiz, f apiFields, at time.Time) tradeEvent {
+	str := func(v any) string { s, _ := v.(string); return s }
+	var detail []string
+	for _, k := range []string{"refund_amount", "out_request_no"} {
+		if v := biz.str(k); v != "" {
+			detail = append(detail, k+" "+v)
+		}
+	}
+	for _, k := range []string{"trade_status", "refund_fee", "fund_change", "refund_status", "sub_msg"} {
+		if v := str(f[k]); v != "" {
+			detail = append(detail, k+" "+v)
+		}
+	}
+	if method == "alipay.trade.fastpay.refund.query" && str(f["code"]) == "10000" && f["refund_status"] == nil {
+		detail = append(detail, "no such refund")
+	}
+	return tradeEvent{at: at, kind: method, source: source, code: str(f["code"]), subCode: str(f["sub_code"]),
+		detail: strings.Join(detail, ", ")}
 }
 
 // checkAPIRequest makes the gateway's checks of an OpenAPI call, those of
@@ -270,7 +298,7 @@ func (ts *tradeStore) find(appID string, biz apiBiz) (*trade, apiFields) {
 		t = nil
 	}
 	if t == nil {
-		return nil, errTradeNotExist
+		return nil, tradeNotExist()
 	}
 	return t, nil
 }

@@ -172,7 +172,7 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 	assertAPIFields(t, map[string]any{"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"}, c)
 
 	// A retried notification still tells of the payment.
-	form, err := sb.notification(sb.trades.byKey[testAppID+"\x00API1"], time.Now())
+	form, _, err := sb.notification(sb.trades.byKey[testAppID+"\x00API1"], time.Now())
 	require.NoError(t, err)
 	assert.Contains(t, form, "trade_status=TRADE_SUCCESS")
 }

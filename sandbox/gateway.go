@@ -236,6 +236,7 @@ func (s *Sandbox) serveCashier(w http.ResponseWriter, r *http.Request) {
 			target = originOf(t.returnURL) + "/"
 		}
 		s.logger.Info("sandbox: buyer cancelled", zap.String("out_trade_no", t.outTradeNo))
+		s.trades.event(t, tradeEvent{at: now(), kind: "cancel", source: "buyer", detail: "sent back to " + target})
 		http.Redirect(w, r, target, http.StatusFound)
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -269,10 +270,10 @@ func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
 		renderPage(w, http.StatusOK, cashierTemplate, s.trades.view(t))
 		return
 	}
-	var q string
+	var q, notifyID string
 	var err error
 	if t.legacy != nil {
-		q, err = s.legacyReturnQuery(t)
+		q, notifyID, err = s.legacyReturnQuery(t)
 	} else {
 		q, err = s.returnQuery(t)
 	}
@@ -280,6 +281,11 @@ func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
 		http.Error(w, "signing the return failed", http.StatusInternalServerError)
 		return
 	}
+	detail := "sent back to " + t.returnURL
+	if notifyID != "" {
+		detail += ", notify_id " + notifyID
+	}
+	s.trades.event(t, tradeEvent{at: now(), kind: "return", source: "buyer", detail: detail})
 	sep := "?"
 	if strings.Contains(t.returnURL, "?") {
 		sep = "&"

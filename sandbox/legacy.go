@@ -328,9 +328,9 @@ func (n *sentNotifyIDs) forgetOldest() {
 // legacyNotification is the form body of a legacy trade_status_sync
 // notification, with the fields Alipay's legacy gateway sends, encoded
 // and signed in the trade's charset with its sign type. Each sending has
-// a fresh notify_id, remembered for notify_verify. It returns the body
-// and its charset.
-func (s *Sandbox) legacyNotification(t *trade, at time.Time) (form, charset string, err error) {
+// a fresh notify_id, remembered for notify_verify. It returns the body,
+// its charset and its notify_id.
+func (s *Sandbox) legacyNotification(t *trade, at time.Time) (form, charset, notifyID string, err error) {
 	s.trades.mu.Lock()
 	p := s.legacyCallbackFields(t)
 	p["notify_time"], p["payment_type"] = protocol.Timestamp(at), "1"
@@ -342,12 +342,12 @@ func (s *Sandbox) legacyNotification(t *trade, at time.Time) (form, charset stri
 	s.trades.mu.Unlock()
 	p["notify_id"] = s.legacy.sent.add(at)
 	form, err = s.signLegacy(p, charset, signType)
-	return form, charset, err
+	return form, charset, p["notify_id"], err
 }
 
 // legacyReturnQuery is the query of the legacy return, signed like the
-// notification, with a fresh notify_id of its own.
-func (s *Sandbox) legacyReturnQuery(t *trade) (string, error) {
+// notification, with a fresh notify_id of its own, which it returns too.
+func (s *Sandbox) legacyReturnQuery(t *trade) (query, notifyID string, err error) {
 	at := now()
 	s.trades.mu.Lock()
 	p := s.legacyCallbackFields(t)
@@ -356,7 +356,8 @@ func (s *Sandbox) legacyReturnQuery(t *trade) (string, error) {
 	signType, charset := t.signType, t.legacy.charset
 	s.trades.mu.Unlock()
 	p["notify_id"] = s.legacy.sent.add(at)
-	return s.signLegacy(p, charset, signType)
+	query, err = s.signLegacy(p, charset, signType)
+	return query, p["notify_id"], err
 }
 
 // legacyCallbackFields are the fields that the legacy notification and

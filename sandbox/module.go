@@ -28,7 +28,10 @@ func init() {
 
 // Sandbox is alipay_sandbox, a local stand-in for Alipay's gateway, for the
 // demo, for tests and for trying an integration offline. It serves the
-// gateway at /gateway.do and a cashier under /sandbox/, checks merchant
+// gateway at /gateway.do, a cashier under /sandbox/cashier/, and, for the
+// developer, the trades it keeps and what it did for each (every
+// notification attempt, returns, OpenAPI calls) at /sandbox/trades, as
+// HTML or JSON (tradepages.go). It checks merchant
 // signatures with the app's public key, and signs notifications and
 // returns with its own "Alipay" private key, as Alipay does. With partner
 // and md5_key it also plays the legacy gateway (即时到账,
@@ -79,7 +82,8 @@ type Sandbox struct {
 	CallbackHosts []string `json:"callback_hosts,omitempty"`
 
 	// The most trades kept in memory; beyond it the oldest is dropped.
-	// Default: 5000.
+	// Each keeps its latest 50 notification attempts and 50 other events
+	// for /sandbox/trades, which says how many were dropped. Default: 5000.
 	MaxTrades int `json:"max_trades,omitempty"`
 
 	certs     *sandboxCerts                // certificate mode, or nil
@@ -229,6 +233,9 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	case strings.HasPrefix(r.URL.Path, cashierPrefix):
 		s.serveCashier(w, r)
+		return nil
+	case isTradesPath(r.URL.Path):
+		s.serveTrades(w, r)
 		return nil
 	}
 	return next.ServeHTTP(w, r)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"html/template"
 	"net/http"
+
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 )
 
 // The sandbox's pages: plain HTML forms that work without JavaScript, with
@@ -21,8 +23,22 @@ main{max-width:480px;margin:32px auto;background:#fff;border-radius:8px;padding:
 button{font-size:16px;padding:10px 28px;border-radius:4px;border:1px solid #1677ff;cursor:pointer}
 #pay{background:#1677ff;color:#fff}#cancel{background:#fff;color:#1677ff}
 form{display:inline-block;margin:16px 8px 0 0}.muted{color:#888;font-size:13px}.error{color:#c00}
+.wide main{max-width:1100px;margin:16px auto;padding:18px 28px}
+.wide h1{font-size:22px;margin:2px 0 8px}.wide h2{font-size:18px;margin:18px 0 6px}.wide h3{font-size:15px;margin:18px 0 6px}
+.back{float:right;font-size:14px;font-weight:normal;margin-top:6px}
+.wide a{color:#1677ff;text-decoration:none}.wide a:hover{text-decoration:underline}
+table{border-collapse:collapse;width:100%;font-size:14px;margin:6px 0 4px}
+th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e8eaee;vertical-align:top}
+thead th{background:#f5f7fa;font-weight:600;white-space:nowrap}.scroll{overflow-x:auto}
+table.fields th{width:110px;color:#666;font-weight:normal;background:none}table.fields th,table.fields td{padding:4px 8px}
+td.num{text-align:right;white-space:nowrap}td.time{white-space:nowrap}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-all}
+.ok{color:#080}.bad{color:#c00}.tag{font-size:12px;color:#1677ff;border:1px solid #1677ff;border-radius:3px;padding:0 4px;margin-left:4px;white-space:nowrap}
+.wide button{font-size:14px;padding:7px 18px}.primary{background:#1677ff;color:#fff}.secondary{background:#fff;color:#1677ff}
+.actions{display:flex;gap:28px;align-items:flex-start;margin:12px 0 4px}.actions form{margin:0}
+.action{max-width:420px}.action .muted{display:block;margin-top:4px}.nowrap{white-space:nowrap}
 </style></head>
-<body><header>支付宝 Alipay <span class="muted" style="color:#dde">sandbox · 本地沙箱</span></header>
+<body class="{{block "bodyclass" .}}{{end}}"><header>支付宝 Alipay <span class="muted" style="color:#dde">sandbox · 本地沙箱</span>{{block "nav" .}}{{end}}</header>
 <main>{{block "main" .}}{{end}}</main></body></html>`
 
 var cashierTemplate = template.Must(template.Must(template.New("cashier").Parse(pageLayout)).Parse(`
@@ -49,7 +65,113 @@ var errorPageTemplate = template.Must(template.Must(template.New("error").Parse(
 <p>错误原因 Reason: <span id="error-reason">{{.Reason}}</span></p>
 {{end}}`))
 
-// renderPage writes a sandbox page; data is a tradeView or *gatewayError.
+var tradeFuncs = template.FuncMap{
+	// bj writes a time as Alipay does: Beijing time, yyyy-MM-dd HH:mm:ss.
+	"bj": protocol.Timestamp,
+}
+
+// tradePagesLayout is the layout of the trade pages: wide, for tables,
+// with a link to the list in the header.
+var tradePagesLayout = template.Must(template.Must(template.New("trades").Funcs(tradeFuncs).Parse(pageLayout)).Parse(`
+{{define "bodyclass"}}wide{{end}}
+{{define "nav"}} <a href="/sandbox/trades" style="color:#fff;float:right;font-size:15px">交易 Trades</a>{{end}}`))
+
+// tradeListTemplate is /sandbox/trades (a tradeListDoc).
+var tradeListTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Parse(`
+{{define "title"}}交易 Trades{{end}}
+{{define "main"}}
+<h1>交易 Trades</h1>
+<p class="muted" id="keeps">The sandbox keeps at most <b id="max-trades">{{.MaxTrades}}</b> trades in memory (max_trades), and drops the oldest first beyond that.
+Kept now: <b id="kept">{{.Kept}}</b>; dropped so far: <b id="dropped">{{.Dropped}}</b>.
+Newest first; times are Beijing time (UTC+8), as Alipay writes them. Also as JSON, with <code>Accept: application/json</code>.</p>
+{{if .Trades}}
+<div class="scroll"><table id="trades">
+<thead><tr><th>Created 创建时间</th><th>out_trade_no</th><th>Subject 商品</th><th class="num">Amount 金额</th><th>Status 状态</th><th>Protocol</th><th>Notification 通知</th></tr></thead>
+<tbody>
+{{range .Trades}}<tr id="row-{{.TradeNo}}">
+<td class="time">{{bj .CreatedAt}}</td>
+<td><a href="/sandbox/trades/{{.OutTradeNo}}"><code>{{.OutTradeNo}}</code></a></td>
+<td>{{.Subject}}</td>
+<td class="num">¥{{.Amount}}</td>
+<td>{{.Status}}</td>
+<td>{{if .Legacy}}legacy 即时到账{{else}}OpenAPI{{end}}</td>
+<td><span class="{{.DeliveryClass}}">{{.DeliveryShort}}</span>{{if .AttemptsTotal}}<br><span class="muted">{{.AttemptsTotal}} attempt{{if gt .AttemptsTotal 1}}s{{end}}</span>{{end}}</td>
+</tr>
+{{end}}</tbody>
+</table></div>
+{{else}}
+<p id="no-trades">No trades yet: the pay requests that reach /gateway.do appear here.</p>
+{{end}}
+{{end}}`))
+
+// tradePageTemplate is /sandbox/trades/<out_trade_no> (a tradePageDoc).
+var tradePageTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Parse(`
+{{define "title"}}交易 {{.OutTradeNo}}{{end}}
+{{define "main"}}
+<h1>交易 Trade <code>{{.OutTradeNo}}</code><a class="back" href="/sandbox/trades" id="all-trades">← 全部交易 All trades</a></h1>
+{{if gt (len .Trades) 1}}<p class="muted">{{len .Trades}} trades have this out_trade_no (other apps, or an OpenAPI and a legacy one): newest first.</p>{{end}}
+{{range .Trades}}{{$legacy := .Legacy}}
+<section id="trade{{.Suffix}}">
+<h2><span id="subject{{.Suffix}}">{{.Subject}}</span> · ¥<span id="amount{{.Suffix}}">{{.Amount}}</span></h2>
+<table class="fields">
+<tr><th>out_trade_no</th><td><code>{{.OutTradeNo}}</code></td><th>trade_no</th><td><code id="trade-no{{.Suffix}}">{{.TradeNo}}</code></td></tr>
+<tr><th>status</th><td><b id="status{{.Suffix}}">{{.Status}}</b></td><th>protocol</th><td id="protocol{{.Suffix}}">{{if .Legacy}}legacy 即时到账 ({{.Method}}, {{.Charset}}){{else}}OpenAPI ({{.Method}}){{end}}</td></tr>
+<tr>{{if .Legacy}}<th>partner</th><td><code>{{.Partner}}</code></td>{{else}}<th>app_id</th><td><code>{{.AppID}}</code></td>{{end}}<th>sign_type</th><td>{{.SignType}}</td></tr>
+<tr><th>created</th><td>{{bj .CreatedAt}}</td><th>paid</th><td>{{if .Paid}}{{bj .PaidAt}}{{else}}—{{end}}</td></tr>
+<tr><th>notify_url</th><td colspan="3">{{if .NotifyURL}}<code>{{.NotifyURL}}</code>{{else}}—{{end}}</td></tr>
+<tr><th>return_url</th><td colspan="3">{{if .ReturnURL}}<code>{{.ReturnURL}}</code>{{else}}—{{end}}</td></tr>
+{{if not .Legacy}}<tr><th>notify_id</th><td><code>{{.NotifyID}}</code></td><th>refunded</th><td>¥{{.Refunded}}</td></tr>{{end}}
+</table>
+{{if or .CanResend .CanRefund}}<div class="actions">
+{{if .CanResend}}<div class="action"><form method="post" action="/sandbox/trades/{{.OutTradeNo}}/resend"><input type="hidden" name="id" value="{{.ID}}"><button id="resend{{.Suffix}}" class="primary" type="submit">Send again 重新通知</button></form><span class="muted">{{.ResendNote}}</span></div>{{end}}
+{{if .CanRefund}}<div class="action"><form method="post" action="/sandbox/trades/{{.OutTradeNo}}/refund"><input type="hidden" name="id" value="{{.ID}}"><button id="refund{{.Suffix}}" class="secondary" type="submit">Refund in full 全额退款 ¥{{.RefundAmount}}</button></form><span class="muted">As alipay.trade.refund would refund it: the shop's queries then see it.</span></div>{{end}}
+</div>{{end}}
+
+<h3>异步通知 Notifications</h3>
+<p id="delivery{{.Suffix}}" class="{{.DeliveryClass}}">{{.Delivery}}{{if .NextAttempt}} <span id="next-attempt{{.Suffix}}" class="muted">{{bj .NextAt}}</span>{{end}}</p>
+{{if .Attempts}}
+{{if gt .AttemptsTotal (len .Attempts)}}<p class="muted">{{.AttemptsTotal}} attempts in all; the latest {{len .Attempts}} are kept.</p>{{end}}
+<div class="scroll"><table id="attempts{{.Suffix}}">
+<thead><tr><th>#</th><th>Sent 时间</th><th>URL</th><th>Status</th><th class="num">Took</th><th>Answer 应答</th><th>Result</th>{{if .Legacy}}<th>notify_id</th>{{end}}</tr></thead>
+<tbody>
+{{range .Attempts}}<tr class="attempt">
+<td class="nowrap">{{.Number}}{{if .Resend}}<span class="tag">send again</span>{{end}}</td>
+<td class="time">{{bj .AtTime}}</td>
+<td><code>{{.URL}}</code></td>
+<td>{{if .Status}}HTTP {{.Status}}{{else}}<span class="bad">{{.Error}}</span>{{end}}</td>
+<td class="num">{{.DurationMS}} ms</td>
+<td>{{if .Answer}}<code>{{.Answer}}</code>{{else if .Status}}<span class="muted">(empty)</span>{{end}}</td>
+<td>{{if .Accepted}}<span class="ok">✓ accepted</span>{{else}}<span class="bad">✗ not accepted</span>{{end}}</td>
+{{if $legacy}}<td><code>{{.NotifyID}}</code></td>{{end}}
+</tr>
+{{end}}</tbody>
+</table></div>
+<p class="muted">An attempt counts only if the shop's answer is <code>success</code>; any other answer, or none, is sent again on the schedule (notify_retry).</p>
+{{else}}
+<p class="muted">No attempt yet.</p>
+{{end}}
+
+<h3>同步返回与接口调用 Returns and API calls</h3>
+{{if .Events}}
+{{if gt .EventsTotal (len .Events)}}<p class="muted">{{.EventsTotal}} in all; the latest {{len .Events}} are kept.</p>{{end}}
+<div class="scroll"><table id="events{{.Suffix}}">
+<thead><tr><th>Time 时间</th><th>What</th><th>By</th><th>code</th><th>sub_code</th><th>Detail</th></tr></thead>
+<tbody>
+{{range .Events}}<tr class="event">
+<td class="time">{{bj .AtTime}}</td><td><code>{{.Kind}}</code></td><td>{{.Source}}</td>
+<td>{{.Code}}</td><td>{{.SubCode}}</td><td>{{.Detail}}</td>
+</tr>
+{{end}}</tbody>
+</table></div>
+{{else}}
+<p class="muted">None: no return to the shop, and no OpenAPI call about this trade.</p>
+{{end}}
+</section>
+{{end}}
+{{end}}`))
+
+// renderPage writes a sandbox page; data is a tradeView, a tradeListDoc, a
+// tradePageDoc or a *gatewayError.
 func renderPage(w http.ResponseWriter, status int, t *template.Template, data any) {
 	if ge, ok := data.(*gatewayError); ok {
 		data = struct{ Code, Reason string }{ge.code, ge.reason}

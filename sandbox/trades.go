@@ -26,6 +26,71 @@ type trade struct {
 	// TRADE_CLOSED; a trade refunded in full is TRADE_CLOSED too.
 	refunds  map[string]*sandboxRefund
 	refunded protocol.Amount
+
+	// What the sandbox did for the trade, for its page (tradepages.go):
+	// the latest maxTradeLog notification attempts and events, oldest
+	// first, and how many there were in all.
+	attempts                   []notifyAttempt
+	events                     []tradeEvent
+	attemptsTotal, eventsTotal int
+	// The retry loop (notify.go). next is when its next attempt is due,
+	// or was due while that attempt is being sent: zero before the trade
+	// is paid and once the loop has ended. nextNumber is that attempt's
+	// number on the schedule, from 1. wake is set while the loop waits,
+	// for a resend to take the wait's place.
+	next       time.Time
+	nextNumber int
+	wake       chan chan struct{}
+	delivered  bool // an attempt was accepted
+	gaveUp     bool // the schedule ended with no attempt accepted
+}
+
+// maxTradeLog is how many notification attempts, and how many events, a
+// trade keeps for its page: the latest ones. With max_trades it bounds
+// the sandbox's memory.
+const maxTradeLog = 50
+
+// A tradeEvent is something other than a notification that touched a
+// trade: the buyer sent back to return_url or to quit_url, or an OpenAPI
+// call about it.
+type tradeEvent struct {
+	at time.Time
+	// kind is "return", "cancel" or the OpenAPI method.
+	kind string
+	// source is who caused it: "buyer" (at the cashier), "shop" (an
+	// OpenAPI call signed with the app's key) or "page" (a button of the
+	// trade's page).
+	source        string
+	code, subCode string // an OpenAPI call's answer
+	detail        string
+}
+
+// addEvent records e, keeping the latest maxTradeLog. The caller holds
+// the store's lock.
+func (t *trade) addEvent(e tradeEvent) {
+	t.events = appendBounded(t.events, e)
+	t.eventsTotal++
+}
+
+// appendBounded appends v to a log of at most maxTradeLog entries,
+// forgetting the oldest.
+func appendBounded[T any](log []T, v T) []T {
+	if len(log) >= maxTradeLog {
+		n := copy(log, log[len(log)-maxTradeLog+1:])
+		var zero T
+		for i := n; i < len(log); i++ {
+			log[i] = zero
+		}
+		log = log[:n]
+	}
+	return append(log, v)
+}
+
+// event records e for t under the store's lock.
+func (ts *tradeStore) event(t *trade, e tradeEvent) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t.addEvent(e)
 }
 
 // key is the trade's key in byKey: app_id and out_trade_no. A legacy
@@ -142,6 +207,10 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 		t.status = legacyPaidStatus
 	}
 	t.paid = at
+	if t.notifyURL != "" {
+		// The first notification is due at once (deliver sends it).
+		t.next, t.nextNumber = at, 1
+	}
 	return nil
 }
 
