@@ -379,6 +379,48 @@ const caddyGlobals = `{
 }
 `
 
+// sidecarSite is a Caddyfile site on 127.0.0.1:port with the OpenAPI
+// sidecar, signing with this run's app key for the sandbox at gateway, in
+// front of upstream (host:port). Each extra line goes into the alipay
+// block.
+func sidecarSite(port int, gateway, upstream string, extra ...string) string {
+	return fmt.Sprintf(`
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	alipay {
+		app_id %s
+		app_private_key %s
+		alipay_public_key %s
+		secret {env.E2E_ALIPAY_SECRET}
+		gateway %s/gateway.do
+%s	}
+	reverse_proxy %s
+}
+`, port, appID, keys.AppPrivate, keys.AlipayPublic, gateway, blockLines(extra), upstream)
+}
+
+// sandboxSite is a Caddyfile site on 127.0.0.1:port with alipay_sandbox
+// and this run's keys. Each extra line goes into its block.
+func sandboxSite(port int, extra ...string) string {
+	return fmt.Sprintf(`
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	alipay_sandbox {
+		app_public_key %s
+		alipay_private_key %s
+%s	}
+}
+`, port, keys.AppPublic, keys.AlipayPrivate, blockLines(extra))
+}
+
+func blockLines(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("\t\t" + l + "\n")
+	}
+	return b.String()
+}
+
 // httpClient does not follow redirects: the tests look at each one.
 var httpClient = &http.Client{
 	Timeout:       stepTimeout,

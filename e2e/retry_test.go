@@ -55,31 +55,10 @@ func TestRetryStory(t *testing.T) {
 
 	link := newFaultyLink(t, e.shopURL)
 	t.Cleanup(link.srv.Close)
-	e.caddy = startCaddy(t, "caddy-retry", caddyGlobals+fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay {
-		app_id %s
-		app_private_key %s
-		alipay_public_key %s
-		secret {env.E2E_ALIPAY_SECRET}
-		gateway %s/gateway.do
-		notify_timeout 1s
-	}
-	reverse_proxy %s
-}
-
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay_sandbox {
-		app_public_key %s
-		alipay_private_key %s
-		notify_retry %s
-		max_trades 1000
-	}
-}
-`, e.sitePort, appID, keys.AppPrivate, keys.AlipayPublic, e.gateway, strings.TrimPrefix(link.srv.URL, "http://"),
-		e.gatewayPort, keys.AppPublic, keys.AlipayPrivate, retrySchedule), e.site+"/", e.gateway+"/")
+	e.caddy = startCaddy(t, "caddy-retry", caddyGlobals+
+		sidecarSite(e.sitePort, e.gateway, strings.TrimPrefix(link.srv.URL, "http://"), "notify_timeout 1s")+
+		sandboxSite(e.gatewayPort, "notify_retry "+retrySchedule, "max_trades 1000"),
+		e.site+"/", e.gateway+"/")
 
 	// The buyers; the shop restarts once half of them have paid. A buyer
 	// does not order while the shop is down (shopUp), but notifications

@@ -57,31 +57,9 @@ func TestSandboxPages(t *testing.T) {
 
 	e := newShopEnv(t, kind)
 	e.startShop(t)
-	caddyfile := caddyGlobals + fmt.Sprintf(`
-# The shop, behind the sidecar.
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay {
-		app_id %s
-		app_private_key %s
-		alipay_public_key %s
-		secret {env.E2E_ALIPAY_SECRET}
-		gateway %s/gateway.do
-	}
-	reverse_proxy 127.0.0.1:%d
-}
-
-# The local Alipay, on its own site: a retry only after an hour.
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay_sandbox {
-		app_public_key %s
-		alipay_private_key %s
-		notify_retry 1h
-	}
-}
-`, e.sitePort, appID, keys.AppPrivate, keys.AlipayPublic, e.gateway, e.shopPort,
-		e.gatewayPort, keys.AppPublic, keys.AlipayPrivate)
+	// The local Alipay on its own site, with a retry only after an hour.
+	caddyfile := caddyGlobals + sidecarSite(e.sitePort, e.gateway, fmt.Sprintf("127.0.0.1:%d", e.shopPort)) +
+		sandboxSite(e.gatewayPort, "notify_retry 1h")
 	e.caddy = startCaddy(t, "caddy-sandbox-pages", caddyfile, e.site+"/", e.gateway+"/")
 
 	// A purchase that goes well, for the list's sake.

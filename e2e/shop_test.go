@@ -178,31 +178,9 @@ http://127.0.0.1:%d {
 		e.caddy = startCaddy(t, "caddy-"+kind.name, caddyfile, e.site+"/", e.gateway+"/")
 		return e
 	}
-	caddyfile := caddyGlobals + fmt.Sprintf(`
-# The shop, behind the sidecar.
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay {
-		app_id %s
-		app_private_key %s
-		alipay_public_key %s
-		secret {env.E2E_ALIPAY_SECRET}
-		gateway %s/gateway.do
-	}
-	reverse_proxy 127.0.0.1:%d
-}
-
-# The local Alipay.
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay_sandbox {
-		app_public_key %s
-		alipay_private_key %s
-		notify_retry 1s 1s 2s 2s
-	}
-}
-`, e.sitePort, appID, keys.AppPrivate, keys.AlipayPublic, e.gateway, e.shopPort,
-		e.gatewayPort, keys.AppPublic, keys.AlipayPrivate)
+	// The shop behind the sidecar, and the local Alipay.
+	caddyfile := caddyGlobals + sidecarSite(e.sitePort, e.gateway, fmt.Sprintf("127.0.0.1:%d", e.shopPort)) +
+		sandboxSite(e.gatewayPort, "notify_retry 1s 1s 2s 2s")
 	e.caddy = startCaddy(t, "caddy-"+kind.name, caddyfile, e.site+"/", e.gateway+"/")
 	return e
 }

@@ -47,33 +47,11 @@ func TestTwoInstances(t *testing.T) {
 	for i := range 2 {
 		port := freePort(t)
 		site := fmt.Sprintf("http://127.0.0.1:%d", port)
-		startCaddy(t, fmt.Sprintf("caddy-instance-%d", i+1), caddyGlobals+fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay {
-		app_id %s
-		app_private_key %s
-		alipay_public_key %s
-		secret {env.E2E_ALIPAY_SECRET}
-		gateway %s/gateway.do
-		notify_url %s/alipay/notify
-		return_url %s/alipay/return
-	}
-	reverse_proxy %s
-}
-`, port, appID, keys.AppPrivate, keys.AlipayPublic, gateway, lb, lb, shop.Addr), site+"/")
+		startCaddy(t, fmt.Sprintf("caddy-instance-%d", i+1), caddyGlobals+sidecarSite(port, gateway, shop.Addr,
+			"notify_url "+lb+"/alipay/notify", "return_url "+lb+"/alipay/return"), site+"/")
 		backends = append(backends, must(url.Parse(site)))
 	}
-	startCaddy(t, "caddy-gateway", caddyGlobals+fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	alipay_sandbox {
-		app_public_key %s
-		alipay_private_key %s
-		notify_retry 1s 1s 2s
-	}
-}
-`, gatewayPort, keys.AppPublic, keys.AlipayPrivate), gateway+"/")
+	startCaddy(t, "caddy-gateway", caddyGlobals+sandboxSite(gatewayPort, "notify_retry 1s 1s 2s"), gateway+"/")
 
 	// The load balancer: round robin, and it counts what each instance
 	// served.
