@@ -339,5 +339,5 @@ for s in upstream node node_cluster; do
 	fi
 done
 echo "(expected: one warn notify/refused per Caddy from the tampered-body check, and a few"
-echo " warn notify/upstream_failed upstream_status=499: requests in flight when a wrk run stops)"
+echo " warn notify/aborted: requests in flight when a wrk run stops)"
 exit 0
