@@ -76,15 +76,17 @@ func serve(t testing.TB, h caddyhttp.MiddlewareHandler, r *http.Request) *httpte
 }
 
 // merchantShop is the shop's site on loopback: it verifies each
-// notification with Alipay's public key, keeps its parameters, and
-// answers as it is told.
+// notification as its merchant does (for the legacy protocol,
+// notify_verify included), keeps what verified, and answers as it is
+// told.
 type merchantShop struct {
-	api     *protocol.OpenAPI
-	mu      sync.Mutex
-	status  int
-	notify  []map[string]string // the verified notifications' parameters
-	refused []string            // why notifications did not verify
-	arrived chan struct{}
+	mu           sync.Mutex
+	merchant     protocol.Protocol
+	status       int
+	notify       []map[string]string // the verified notifications' parameters
+	contentTypes []string            // of every notification that came
+	refused      []string            // why notifications did not verify
+	arrived      chan struct{}
 }
 
 func (s *merchantShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -93,12 +95,16 @@ func (s *merchantShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	cb, err := s.api.ParseCallback(string(body))
+	s.mu.Lock()
+	m := s.merchant
+	s.mu.Unlock()
+	cb, err := m.ParseCallback(string(body))
 	if err == nil {
-		err = s.api.VerifyCallback(r.Context(), cb, protocol.EventNotify)
+		err = m.VerifyCallback(r.Context(), cb, protocol.EventNotify)
 	}
 	s.mu.Lock()
 	status := s.status
+	s.contentTypes = append(s.contentTypes, r.Header.Get("Content-Type"))
 	if err != nil {
 		s.refused = append(s.refused, err.Error())
 		status = http.StatusBadRequest
@@ -142,7 +148,7 @@ type sandboxWorld struct {
 func newSandboxWorld(t *testing.T, edit func(*Sandbox)) *sandboxWorld {
 	api := merchantAPI(t, protocol.SignTypeRSA2)
 	w := &sandboxWorld{sandbox: newTestSandbox(t, edit), api: api,
-		shop: &merchantShop{api: api, status: http.StatusOK, arrived: make(chan struct{}, 16)}}
+		shop: &merchantShop{merchant: api, status: http.StatusOK, arrived: make(chan struct{}, 16)}}
 	w.site = httptest.NewServer(w.shop)
 	t.Cleanup(w.site.Close)
 	return w

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ type legacyWorld struct {
 	vec     *testvec.LegacyVectors
 	sandbox *Sandbox
 	gateway *httptest.Server
-	shop    *legacyShop
+	shop    *merchantShop
 	site    *httptest.Server
 }
 
@@ -68,7 +67,7 @@ func newLegacyWorld(t *testing.T, edit func(*Sandbox)) *legacyWorld {
 		_ = w.sandbox.ServeHTTP(rw, r, upstream{})
 	}))
 	t.Cleanup(w.gateway.Close)
-	w.shop = &legacyShop{status: http.StatusOK, arrived: make(chan struct{}, 16)}
+	w.shop = &merchantShop{status: http.StatusOK, arrived: make(chan struct{}, 16)}
 	w.site = httptest.NewServer(w.shop)
 	t.Cleanup(w.site.Close)
 	return w
@@ -102,66 +101,6 @@ func (w *legacyWorld) merchant(t *testing.T, signType, charset string, keys lega
 	w.shop.merchant = m
 	w.shop.mu.Unlock()
 	return m
-}
-
-// legacyShop is the shop's notify_url: it verifies each notification
-// with its merchant (notify_verify included), keeps what verified, and
-// answers as it is told.
-type legacyShop struct {
-	mu           sync.Mutex
-	merchant     *protocol.Legacy
-	status       int
-	notify       []map[string]string
-	contentTypes []string
-	refused      []string
-	arrived      chan struct{}
-}
-
-func (s *legacyShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/alipay/notify" {
-		http.NotFound(w, r)
-		return
-	}
-	body, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	m := s.merchant
-	s.mu.Unlock()
-	cb, err := m.ParseCallback(string(body))
-	if err == nil {
-		err = m.VerifyCallback(r.Context(), cb, protocol.EventNotify)
-	}
-	s.mu.Lock()
-	status := s.status
-	s.contentTypes = append(s.contentTypes, r.Header.Get("Content-Type"))
-	if err != nil {
-		s.refused = append(s.refused, err.Error())
-		status = http.StatusBadRequest
-	} else {
-		s.notify = append(s.notify, cb.Params())
-	}
-	s.mu.Unlock()
-	w.WriteHeader(status)
-	if status == http.StatusOK {
-		_, _ = io.WriteString(w, "success")
-	} else {
-		_, _ = io.WriteString(w, "fail")
-	}
-	s.arrived <- struct{}{}
-}
-
-func (s *legacyShop) setStatus(code int) {
-	s.mu.Lock()
-	s.status = code
-	s.mu.Unlock()
-}
-
-func (s *legacyShop) waitNotify(t *testing.T) {
-	t.Helper()
-	select {
-	case <-s.arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no notification reached the shop")
-	}
 }
 
 // payURL is the gateway URL that m signs for claims, with the shop's
