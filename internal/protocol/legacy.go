@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -161,23 +160,7 @@ func (p *Legacy) params(o *Order, notifyURL, returnURL, signType string) (map[st
 // callback: every parameter but sign, sign_type and those with an empty
 // value, sorted by name, joined as k=v&k=v with the raw values.
 func LegacyContent(params map[string]string) []byte {
-	keys := make([]string, 0, len(params))
-	for k, v := range params {
-		if k != "sign" && k != "sign_type" && v != "" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b []byte
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, '&')
-		}
-		b = append(b, k...)
-		b = append(b, '=')
-		b = append(b, params[k]...)
-	}
-	return b
+	return sortedContent(params, func(k, v string) bool { return k == "sign" || k == "sign_type" || v == "" })
 }
 
 // EncodeLegacy signs params (UTF-8) with s as the legacy protocol signs:

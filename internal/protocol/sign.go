@@ -134,10 +134,17 @@ func RequestContentWithEmpty(params map[string]string) []byte {
 }
 
 func requestContent(params map[string]string, keepEmpty bool) []byte {
+	return sortedContent(params, func(k, v string) bool { return k == "sign" || (v == "" && !keepEmpty) })
+}
+
+// sortedContent joins the parameters that omit keeps, sorted by name, as
+// k=v&k=v with the raw values: the shape of every string that Alipay
+// signs or checks.
+func sortedContent(params map[string]string, omit func(k, v string) bool) []byte {
 	keys := make([]string, 0, len(params))
 	size := 0
 	for k, v := range params {
-		if k == "sign" || (v == "" && !keepEmpty) {
+		if omit(k, v) {
 			continue
 		}
 		keys = append(keys, k)
