@@ -129,6 +129,21 @@ func TestNotifySlowBody(t *testing.T) {
 	assert.Zero(t, next.calls)
 }
 
+// Where the connection has no read deadline (a ResponseWriter that
+// cannot set one), a body that came too late is still refused, once it
+// has been read.
+func TestNotifySlowBodyWithoutDeadline(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) { h.NotifyTimeout = caddy.Duration(50 * time.Millisecond) })
+	next := &upstream{status: 200}
+	body := testvec.Load(t).Notify.Cases[0].PostBody
+	r := httptest.NewRequest("POST", "http://127.0.0.1/alipay/notify", &slowBody{data: []byte(body[:20]), tick: 10 * time.Millisecond})
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	w := httptest.NewRecorder() // no SetReadDeadline
+	require.NoError(t, h.ServeHTTP(w, onSite(h, r, "127.0.0.1"), next))
+	assert.Equal(t, http.StatusRequestTimeout, w.Code)
+	assert.Zero(t, next.calls)
+}
+
 func TestNotifyTimeoutSetting(t *testing.T) {
 	var h Handler
 	require.NoError(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay {\n notify_timeout 2s\n}")))

@@ -259,7 +259,9 @@ var errTooSlow = errors.New("the body did not arrive in time")
 // server bounds only each read (read_idle_timeout, a minute by default),
 // so a client could dribble a body for hours; past d, the connection's
 // read deadline is set to the past, again and again, until the reading
-// stops (Caddy's own reader sets a deadline before each read).
+// stops (Caddy's own reader sets a deadline before each read). Where the
+// connection has no read deadline to set, the body is read to its end
+// (within read_idle_timeout per read) and is still too late.
 func readWithin(w http.ResponseWriter, r *http.Request, limit int64, d time.Duration) ([]byte, error) {
 	var (
 		mu          sync.Mutex
@@ -276,8 +278,9 @@ func readWithin(w http.ResponseWriter, r *http.Request, limit int64, d time.Dura
 			return
 		}
 		late = true
-		_ = rc.SetReadDeadline(time.Now())
-		cutOffTimer = time.AfterFunc(10*time.Millisecond, cutOff)
+		if rc.SetReadDeadline(time.Now()) == nil {
+			cutOffTimer = time.AfterFunc(10*time.Millisecond, cutOff)
+		}
 	}
 	cutOffTimer = time.AfterFunc(d, cutOff)
 	var buf bytes.Buffer
