@@ -94,7 +94,7 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 	if !ok1 || !ok2 || strings.Contains(sig, ".") {
 		return nil, fmt.Errorf("%w: not a compact JWS", ErrTokenInvalid)
 	}
-	hb, err := base64.RawURLEncoding.Strict().DecodeString(header)
+	hb, err := decodeSegment(header)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header encoding", ErrTokenInvalid)
 	}
@@ -111,11 +111,11 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 	if _, ok := h["crit"]; ok {
 		return nil, fmt.Errorf("%w: crit header not supported", ErrTokenInvalid)
 	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	got, err := decodeSegment(sig)
 	if err != nil || !hmac.Equal(got, k.mac([]byte(token[:len(header)+1+len(payload)]))) {
 		return nil, fmt.Errorf("%w: signature", ErrTokenInvalid)
 	}
-	pb, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	pb, err := decodeSegment(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload encoding", ErrTokenInvalid)
 	}
@@ -134,6 +134,19 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 		return nil, fmt.Errorf("%w: not valid yet (nbf)", ErrTokenInvalid)
 	}
 	return claims, nil
+}
+
+// decodeSegment decodes one segment of a compact JWS: unpadded base64url
+// and nothing else. Go's decoder skips \r and \n, even in Strict mode,
+// which would accept one token in many spellings.
+func decodeSegment(seg string) ([]byte, error) {
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, errors.New("not base64url")
+		}
+	}
+	return base64.RawURLEncoding.Strict().DecodeString(seg)
 }
 
 // The names of RFC 7515's header parameters and RFC 7519's registered
