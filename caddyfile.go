@@ -63,6 +63,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    alipay_cert        <file or inline PEM>
 //	    alipay_root_cert   <file or inline PEM>
 //	    notify_timeout     <duration>
+//	    notify_ack         success | status
 //	}
 //
 // or, for the legacy protocol (即时到账), partner in place of app_id:
@@ -78,7 +79,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    notify_verify      [on|off]
 //	    app_private_key, alipay_public_key (sign_type RSA), secret, prefix,
 //	    notify_url, return_url, forward_notify, forward_return,
-//	    notify_timeout: as above
+//	    notify_timeout, notify_ack: as above
 //	}
 //
 // Each subdirective may appear once; all but api_methods,
@@ -104,6 +105,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"md5_key":           &h.MD5Key,
 		"input_charset":     &h.InputCharset,
 		"seller_email":      &h.SellerEmail,
+		"notify_ack":        &h.NotifyAck,
 	}, map[string]func([]string) error{
 		"api_methods": func(args []string) error {
 			if len(args) == 0 {

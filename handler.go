@@ -14,6 +14,11 @@ import (
 // the upstream.
 const TokenHeader = "X-Alipay-Token"
 
+// AckHeader is the response header by which the upstream may acknowledge
+// a notification, with the token's jti as its value, instead of
+// answering the body success.
+const AckHeader = "X-Alipay-Ack"
+
 // TokenIssuer is the iss claim of every X-Alipay-Token.
 const TokenIssuer = protocol.TokenIssuer
 
@@ -34,9 +39,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	stripAlipayHeaders(r.Header)
 	stripAlipayTrailers(r)
 	h.site.check(r, h)
-	ep, method := h.router.match(r.URL.Path)
+	ep, method := h.route(r)
 	if ep == notAnEndpoint {
 		return next.ServeHTTP(w, r)
+	}
+	if ep == endpointForward {
+		// Only the handler's own forward of a verified callback may reach
+		// the shop's callback view.
+		h.logger.Warn("refused: the path is the one that verified callbacks are forwarded to (forward_notify, forward_return); only the sidecar's own forward may reach it",
+			zap.String("path", r.URL.Path))
+		http.Error(w, "not found", http.StatusNotFound)
+		return nil
 	}
 	if h.matchers != nil {
 		matched, err := h.matchers.AnyMatchWithError(r)
@@ -64,9 +77,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 }
 
+// route tells which endpoint r is for: its path's, or else the one that
+// an X-Original-URL or X-Rewrite-URL header names, since a shop behind
+// IIS's URL Rewrite or a PHP framework that reads them routes by that
+// header. A request served for a header's path is treated as one for
+// that path, and the headers never travel on with a callback.
+func (h *Handler) route(r *http.Request) (endpoint, string) {
+	if ep, method := h.router.match(r.URL.Path); ep != notAnEndpoint {
+		return ep, method
+	}
+	for _, name := range rewriteHeaders {
+		for _, v := range r.Header.Values(name) {
+			p := headerPath(v)
+			if ep, method := h.router.match(p); ep != notAnEndpoint {
+				r.URL.Path, r.URL.RawPath = p, ""
+				return ep, method
+			}
+		}
+	}
+	return notAnEndpoint, ""
+}
+
 // stripAlipayHeaders deletes every header that a CGI or PHP upstream would
-// read as X-Alipay-*: the name compared case-insensitively, with _ and .
-// standing for -. It allocates nothing.
+// read as X-Alipay-*: the name compared case-insensitively, with any
+// character but a letter or digit standing for - (CGI gateways such as
+// lighttpd's and Apache 2.2's turn each into _). It allocates nothing.
 func stripAlipayHeaders(hdr http.Header) {
 	for name := range hdr {
 		if isAlipayHeader(name) {
@@ -115,10 +150,10 @@ func isAlipayHeader(name string) bool {
 	for i := 0; i < len(prefix); i++ {
 		c := name[i]
 		switch {
-		case c == '_' || c == '.':
-			c = '-'
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
+		case !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9'):
+			c = '-'
 		}
 		if c != prefix[i] {
 			return false

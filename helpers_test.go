@@ -80,13 +80,16 @@ func payToken(t testing.TB, claims map[string]any) string {
 	return tok
 }
 
-// upstream is a fake next handler that remembers what reached it.
+// upstream is a fake next handler that remembers what reached it. It
+// answers a notification (a POST with a token) success, as a shop
+// acknowledges one, and anything else "upstream says hi".
 type upstream struct {
 	calls  int
 	req    *http.Request
 	body   string
-	status int   // 0: write nothing
-	err    error // returned instead of answering
+	status int    // 0: write nothing
+	err    error  // returned instead of answering
+	answer string // instead of the answer above
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
@@ -100,7 +103,14 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if u.status != 0 {
 		w.Header().Set("X-Upstream", "1")
 		w.WriteHeader(u.status)
-		_, _ = io.WriteString(w, "upstream says hi")
+		answer := u.answer
+		if answer == "" {
+			answer = "upstream says hi"
+			if r.Method == http.MethodPost && r.Header.Get(TokenHeader) != "" {
+				answer = "success"
+			}
+		}
+		_, _ = io.WriteString(w, answer)
 	}
 	return nil
 }

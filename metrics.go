@@ -19,13 +19,14 @@ const (
 	outcomeInvalid        = "invalid"         // a claim out of range, wrong method, malformed or oversized
 	outcomeRefused        = "refused"         // callback: signature, app_id or seller_id
 	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx; api: the gateway failed
+	outcomeUnacknowledged = "unacknowledged"  // notify: the upstream answered 2xx without acknowledging the notification
 	outcomeAborted        = "aborted"         // notify: Alipay closed the connection before the upstream answered
 	outcomeUnconfirmed    = "unconfirmed"     // legacy callback: notify_verify gave no answer
 )
 
 var (
 	allEvents   = []string{eventPay, eventNotify, eventReturn, eventAPI}
-	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeAborted, outcomeUnconfirmed}
+	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeUnacknowledged, outcomeAborted, outcomeUnconfirmed}
 )
 
 // eventsTotal lives for the process, so counts survive config reloads; each

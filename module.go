@@ -135,6 +135,14 @@ type Handler struct {
 	// body) and the request to the upstream is cancelled. Default: 5s.
 	NotifyTimeout caddy.Duration `json:"notify_timeout,omitempty"`
 
+	// What makes Alipay hear success for a notification: success (the
+	// default), the shop's 2xx answer acknowledges it, with the body
+	// success (what a shop answers Alipay itself) or the header
+	// X-Alipay-Ack: <the token's jti>; status, any 2xx, for a shop that
+	// cannot change its answer (a misrouted 2xx, such as a catch-all
+	// page, then loses the notification).
+	NotifyAck string `json:"notify_ack,omitempty"`
+
 	// Limits the endpoints to the requests that these matcher sets match
 	// (the Caddyfile's "alipay <matcher>" puts its matcher here, not on
 	// the handler's route). Every request is still stripped of X-Alipay-*
@@ -177,6 +185,12 @@ const defaultAPITimeout = 15 * time.Second
 // that timed out.
 const defaultNotifyTimeout = 5 * time.Second
 
+// The values of notify_ack.
+const (
+	notifyAckSuccess = "success"
+	notifyAckStatus  = "status"
+)
+
 // notifyTimeout is notify_timeout, or its default.
 func (h *Handler) notifyTimeout() time.Duration {
 	if h.NotifyTimeout > 0 {
@@ -193,14 +207,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, f := range []*string{&h.AppID, &h.AppPrivateKey, &h.AlipayPublicKey, &h.Secret,
 		&h.SignType, &h.Gateway, &h.Prefix, &h.NotifyURL, &h.ReturnURL, &h.SellerID,
 		&h.ForwardNotify, &h.ForwardReturn, &h.AppCert, &h.AlipayCert, &h.AlipayRootCert,
-		&h.Partner, &h.MD5Key, &h.InputCharset, &h.SellerEmail} {
+		&h.Partner, &h.MD5Key, &h.InputCharset, &h.SellerEmail, &h.NotifyAck} {
 		*f = strings.TrimSpace(repl.ReplaceKnown(*f, ""))
 	}
 	if h.Prefix == "" {
 		h.Prefix = "/alipay"
 	}
 	h.Prefix = strings.TrimRight(h.Prefix, "/")
-	h.router = newRouter(h.Prefix)
+	h.router = newRouter(h.Prefix, h.ForwardNotify, h.ForwardReturn)
 	h.site = &site{}
 	if h.MatcherSetsRaw != nil {
 		mods, err := ctx.LoadModule(h, "MatcherSetsRaw")
@@ -312,6 +326,9 @@ func (h *Handler) Validate() error {
 	if h.NotifyTimeout < 0 {
 		return configError("notify_timeout", fmt.Errorf("%v: must be positive", time.Duration(h.NotifyTimeout)))
 	}
+	if h.NotifyAck != "" && h.NotifyAck != notifyAckSuccess && h.NotifyAck != notifyAckStatus {
+		return configError("notify_ack", fmt.Errorf("%q: want success or status", h.NotifyAck))
+	}
 	if !prefixRE.MatchString(h.Prefix) || len(h.router.prefix) > maxPrefixSegments {
 		return configError("prefix", fmt.Errorf("%q must be a path like /alipay: at most %d segments of letters, digits, -, _ and ~", h.Prefix, maxPrefixSegments))
 	}
@@ -328,9 +345,21 @@ func (h *Handler) Validate() error {
 			return configError("api_methods", fmt.Errorf("%q is not an OpenAPI method name like alipay.trade.query", m))
 		}
 	}
-	for _, p := range []struct{ setting, value string }{{"forward_notify", h.ForwardNotify}, {"forward_return", h.ForwardReturn}} {
-		if p.value != "" && (!strings.HasPrefix(p.value, "/") || strings.ContainsAny(p.value, "?#")) {
-			return configError(p.setting, fmt.Errorf("%q must be a path starting with / and without a query", p.value))
+	endpoints := newRouter(h.Prefix)
+	for _, p := range []struct {
+		setting, value string
+		own            endpoint
+	}{{"forward_notify", h.ForwardNotify, endpointNotify}, {"forward_return", h.ForwardReturn, endpointReturn}} {
+		if p.value == "" {
+			continue
+		}
+		if !strings.HasPrefix(p.value, "/") || strings.ContainsAny(p.value, "?#") || len(pathSegments(p.value)) == 0 {
+			return configError(p.setting, fmt.Errorf("%q must be a path below / without a query", p.value))
+		}
+		// Requests for the path are refused, so it must not be the path
+		// of another endpoint.
+		if ep, _ := endpoints.match(p.value); ep != notAnEndpoint && ep != p.own {
+			return configError(p.setting, fmt.Errorf("%q is the path of another of the handler's endpoints under %s", p.value, h.Prefix))
 		}
 	}
 	return nil

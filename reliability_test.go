@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,20 +30,25 @@ func TestNotifyShopFailures(t *testing.T) {
 		status  int
 		outcome string
 	}{
-		"200 after reading it all": {func(w http.ResponseWriter, r *http.Request) error {
+		"200 success after reading it all": {func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.ReadAll(r.Body)
+			_, _ = io.WriteString(w, "success")
+			return nil
+		}, 200, outcomeOK},
+		"200 success after reading part": {func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = r.Body.Read(make([]byte, 10))
+			_, _ = io.WriteString(w, "success")
+			return nil
+		}, 502, outcomeUpstreamFailed},
+		"200 success without reading (respond)": {func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.WriteString(w, "success")
+			return nil
+		}, 502, outcomeUpstreamFailed},
+		"200 with nothing (a misrouted site)": {func(w http.ResponseWriter, r *http.Request) error {
 			_, _ = io.ReadAll(r.Body)
 			w.WriteHeader(200)
 			return nil
-		}, 200, outcomeOK},
-		"200 after reading part": {func(w http.ResponseWriter, r *http.Request) error {
-			_, _ = r.Body.Read(make([]byte, 10))
-			w.WriteHeader(200)
-			return nil
-		}, 502, outcomeUpstreamFailed},
-		"200 without reading (respond)": {func(w http.ResponseWriter, r *http.Request) error {
-			w.WriteHeader(200)
-			return nil
-		}, 502, outcomeUpstreamFailed},
+		}, 502, outcomeUnacknowledged},
 		"500": {func(w http.ResponseWriter, r *http.Request) error {
 			_, _ = io.ReadAll(r.Body)
 			w.WriteHeader(500)
@@ -82,6 +89,71 @@ func TestNotifyShopFailures(t *testing.T) {
 			assert.Less(t, time.Since(start), 5*time.Second)
 			if name == "hangs" {
 				assert.Contains(t, lastEvent(t, logs)["reason"], "notify_timeout")
+			}
+		})
+	}
+}
+
+// Alipay hears success only when the shop acknowledges the notification:
+// a 2xx whose body is success, or that carries X-Alipay-Ack with the
+// token's jti; notify_ack status takes any 2xx.
+func TestNotifyAcknowledgement(t *testing.T) {
+	body := testvec.Load(t).Notify.Cases[0].PostBody
+	form, err := url.ParseQuery(body)
+	require.NoError(t, err)
+	jti := form.Get("notify_id")
+	require.NotEmpty(t, jti)
+	answer := func(status int, ack, text string) caddyhttp.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.ReadAll(r.Body)
+			if ack != "" {
+				w.Header().Set(AckHeader, ack)
+			}
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, text)
+			return nil
+		}
+	}
+	for _, c := range []struct {
+		name          string
+		ackSetting    string
+		next          caddyhttp.HandlerFunc
+		success       bool
+		reasonMissing string
+	}{
+		{"success", "", answer(200, "", "success"), true, ""},
+		{"success and a newline", "", answer(200, "", "success\n"), true, ""},
+		{"success with spaces and a BOM (a PHP file saved so)", "", answer(200, "", "\uFEFF  success \r\n"), true, ""},
+		{"204 and X-Alipay-Ack", "", answer(204, jti, ""), true, ""},
+		{"201 page and X-Alipay-Ack", "", answer(201, jti, "<html>saved</html>"), true, ""},
+		{"an empty 200", "", answer(200, "", ""), false, "its body is not success"},
+		{"the seeds' fail, as a 200", "", answer(200, "", "fail"), false, "its body is not success"},
+		{"SUCCESS in capitals", "", answer(200, "", "SUCCESS"), false, "its body is not success"},
+		{"a page that says success", "", answer(200, "", "<html><p>success</p></html>"), false, "its body is not success"},
+		{"success after a long page", "", answer(200, "", strings.Repeat(" ", 300)+"success"), false, "its body is not success"},
+		{"an SPA fallback page", "", answer(200, "", "<!doctype html><div id=app></div>"), false, "X-Alipay-Ack"},
+		{"X-Alipay-Ack of another notification", "", answer(200, "other-notify-id", "success"), false, "not this notification's jti"},
+		{"a 500 that says success", "", answer(500, jti, "success"), false, ""},
+		{"status: an empty 200", notifyAckStatus, answer(200, "", ""), true, ""},
+		{"status: a catch-all page", notifyAckStatus, answer(200, "", "<html>"), true, ""},
+		{"status: a 500", notifyAckStatus, answer(500, "", "success"), false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newTestHandler(t, func(h *Handler) { h.NotifyAck = c.ackSetting })
+			logs := observe(h)
+			w := serve(t, h, c.next, notifyRequest(body))
+			ev := lastEvent(t, logs)
+			if c.success {
+				assert.Equal(t, 200, w.Code)
+				assert.Equal(t, "success", w.Body.String())
+				assert.Equal(t, outcomeOK, ev["outcome"])
+				return
+			}
+			assert.Equal(t, 502, w.Code)
+			assert.Equal(t, "fail", w.Body.String())
+			if c.reasonMissing != "" {
+				assert.Equal(t, outcomeUnacknowledged, ev["outcome"])
+				assert.Contains(t, ev["reason"], c.reasonMissing)
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,28 +56,34 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	r.Header.Del("Content-Length")
 	h.forward(r, h.ForwardNotify, token)
 
-	// The upstream's answer is Alipay's business only as a status: its
-	// headers and body go nowhere. No answer at all counts as failure, so
-	// a site without an upstream never tells Alipay success; nor does one
-	// that answers without being offered the whole notification (respond).
+	// The upstream's answer is Alipay's business only as an
+	// acknowledgement: its headers and body go nowhere. No answer at all
+	// counts as failure, so a site without an upstream never tells Alipay
+	// success; nor does one that answers without being offered the whole
+	// notification (respond), nor a 2xx that does not acknowledge it (a
+	// catch-all page, an SPA fallback, a default vhost).
 	// The wait is bounded: past notify_timeout the request to the upstream
 	// is cancelled and Alipay hears fail, so a hanging shop cannot hold
 	// Alipay's connections.
 	alipay := r.Context()
 	ctx, cancel := context.WithTimeout(alipay, h.notifyTimeout())
 	defer cancel()
-	rec := &statusRecorder{header: make(http.Header)}
+	rec := &ackRecorder{header: make(http.Header)}
 	err, brokeOff := serveUpstream(next, rec, r.WithContext(ctx))
-	accepted := err == nil && !brokeOff && rec.status >= 200 && rec.status <= 299
+	answered2xx := err == nil && !brokeOff && rec.status >= 200 && rec.status <= 299
 	switch {
 	case alipay.Err() != nil:
 		// Alipay hung up first: it will send the notification again, and
 		// the shop is not to blame.
 		return ev.reply(w, http.StatusBadGateway, outcomeAborted, "alipay closed the connection", "fail")
-	case accepted && !offered.done.Load():
+	case answered2xx && !offered.done.Load():
 		ev.upstreamStatus = rec.status
 		return ev.reply(w, http.StatusBadGateway, outcomeUpstreamFailed, "upstream answered 2xx before it was sent the whole notification", "fail")
-	case accepted:
+	case answered2xx:
+		if missing := h.acknowledgement(rec, cb.Get("notify_id")); missing != "" {
+			ev.upstreamStatus = rec.status
+			return ev.reply(w, http.StatusBadGateway, outcomeUnacknowledged, missing, "fail")
+		}
 	case ctx.Err() != nil:
 		return ev.reply(w, http.StatusGatewayTimeout, outcomeUpstreamFailed,
 			"upstream did not answer within notify_timeout ("+h.notifyTimeout().String()+"); its request was cancelled", "fail")
@@ -223,12 +231,15 @@ func (h *Handler) callbackToken(event, id string, cb *protocol.Callback, tradeSt
 	return h.tokens.SignCallback(cc, cb)
 }
 
-// forward readies r for the upstream: its path replaced if configured
-// and the token set.
+// forward readies r for the upstream: its path replaced if configured,
+// the token set, and no header left that would route it elsewhere.
 func (h *Handler) forward(r *http.Request, path, token string) {
 	if path != "" {
 		r.URL.Path = path
 		r.URL.RawPath = ""
+	}
+	for _, name := range rewriteHeaders {
+		r.Header.Del(name)
 	}
 	r.Header.Set(TokenHeader, token)
 }
@@ -297,27 +308,70 @@ func readWithin(w http.ResponseWriter, r *http.Request, limit int64, d time.Dura
 	return buf.Bytes(), err
 }
 
-// statusRecorder takes the upstream's answer to a notification: it keeps
-// the status and drops headers and body.
-type statusRecorder struct {
-	header http.Header
-	status int
+// acknowledgement says what the upstream's 2xx answer rec lacks to
+// acknowledge the notification whose notify_id is id ("" if nothing):
+// with notify_ack success (the default), a body that is success, as a
+// shop answers Alipay itself, or the header X-Alipay-Ack: <id>; with
+// notify_ack status, nothing.
+func (h *Handler) acknowledgement(rec *ackRecorder, id string) string {
+	if h.NotifyAck == notifyAckStatus {
+		return ""
+	}
+	ack := rec.header.Values(AckHeader)
+	switch {
+	case len(ack) == 1 && strings.TrimSpace(ack[0]) == id:
+		return ""
+	case len(ack) > 0:
+		return "upstream answered " + strconv.Itoa(rec.status) + " with an " + AckHeader + " that is not this notification's jti"
+	case !rec.overflow && isSuccess(rec.body):
+		return ""
+	}
+	return "upstream answered " + strconv.Itoa(rec.status) + " without acknowledging the notification: its body is not success and it has no " +
+		AckHeader + " header with the token's jti (a misrouted request? notify_ack status accepts any 2xx)"
 }
 
-func (s *statusRecorder) Header() http.Header { return s.header }
+// isSuccess reports whether body is success, whitespace (and the byte
+// order mark that some PHP editors write) around it aside.
+func isSuccess(body []byte) bool {
+	body = bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\uFEFF"))
+	return string(bytes.TrimSpace(body)) == "success"
+}
 
-func (s *statusRecorder) WriteHeader(status int) {
+// maxAckBody bounds the part of the upstream's answer that is kept: an
+// acknowledgement is seven bytes and some whitespace.
+const maxAckBody = 256
+
+// ackRecorder takes the upstream's answer to a notification: it keeps
+// the status, the headers and the start of the body, and sends nothing
+// on. (Caddy's caddyhttp.NewResponseRecorder wraps a writer that the
+// answer would reach; this one has none.)
+type ackRecorder struct {
+	header   http.Header
+	status   int
+	body     []byte
+	overflow bool // the body was longer than maxAckBody
+}
+
+func (s *ackRecorder) Header() http.Header { return s.header }
+
+func (s *ackRecorder) WriteHeader(status int) {
 	if s.status == 0 && status >= 200 {
 		s.status = status
 	}
 }
 
-func (s *statusRecorder) Write(p []byte) (int, error) {
+func (s *ackRecorder) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
+	}
+	if room := maxAckBody - len(s.body); len(p) > room {
+		s.body = append(s.body, p[:max(room, 0)]...)
+		s.overflow = true
+	} else {
+		s.body = append(s.body, p...)
 	}
 	return len(p), nil
 }
 
 // Flush lets an upstream handler flush; there is nothing to flush.
-func (s *statusRecorder) Flush() {}
+func (s *ackRecorder) Flush() {}
