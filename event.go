@@ -11,15 +11,20 @@ import (
 
 // event is one pay, notify or return, for its log line and counter.
 type event struct {
-	name           string
-	method         string // api: the OpenAPI method
-	outcome        string
-	reason         string
-	outTradeNo     string
-	tradeNo        string
-	tradeStatus    string
-	totalAmount    string
+	name    string
+	method  string // api: the OpenAPI method
+	outcome string
+	reason  string
+	tradeFields
+	// unverified: what a refused callback claims, logged under names
+	// that say so.
+	unverified     tradeFields
 	upstreamStatus int
+}
+
+// tradeFields are the trade an event is about.
+type tradeFields struct {
+	outTradeNo, tradeNo, tradeStatus, totalAmount string
 }
 
 // reply records the outcome and writes a short answer. reason goes to the
@@ -59,12 +64,15 @@ func (h *Handler) log(ev *event) {
 	if ce == nil {
 		return
 	}
-	fields := make([]zap.Field, 0, 8)
+	fields := make([]zap.Field, 0, 12)
 	fields = append(fields, zap.String("event", ev.name), zap.String("outcome", ev.outcome))
 	for _, f := range []struct{ k, v string }{
 		{"method", ev.method},
 		{"out_trade_no", ev.outTradeNo}, {"trade_no", ev.tradeNo},
-		{"trade_status", ev.tradeStatus}, {"total_amount", ev.totalAmount}, {"reason", ev.reason},
+		{"trade_status", ev.tradeStatus}, {"total_amount", ev.totalAmount},
+		{"unverified_out_trade_no", ev.unverified.outTradeNo}, {"unverified_trade_no", ev.unverified.tradeNo},
+		{"unverified_trade_status", ev.unverified.tradeStatus}, {"unverified_total_amount", ev.unverified.totalAmount},
+		{"reason", ev.reason},
 	} {
 		if f.v != "" {
 			fields = append(fields, zap.String(f.k, f.v))

@@ -429,3 +429,46 @@ func TestRewriteHeaders(t *testing.T) {
 	require.Equal(t, 1, next.calls)
 	assert.Equal(t, "/products/42", next.req.Header.Get("X-Original-URL"))
 }
+
+// A token past 8 KiB, which common servers refuse as a header, is
+// logged; a real notification's is far below.
+func TestLargeTokenLogged(t *testing.T) {
+	h := newTestHandler(t, nil)
+	logs := observe(h)
+	c := testvec.Load(t).Notify.Cases[0]
+	w := serve(t, h, &upstream{status: 200}, notifyRequest(c.PostBody))
+	require.Equal(t, "success", w.Body.String())
+	assert.Zero(t, logs.FilterMessageSnippet("larger than 8 KiB").Len())
+
+	params := maps.Clone(c.Params)
+	params["body"] = strings.Repeat("长", 3000) // 9 KB of UTF-8, as the token carries it
+	w = serve(t, h, &upstream{status: 200}, notifyRequest(protocoltest.SignedCallback(t, params)))
+	require.Equal(t, "success", w.Body.String())
+	warned := logs.FilterMessageSnippet("larger than 8 KiB").All()
+	require.Len(t, warned, 1)
+	assert.Greater(t, warned[0].ContextMap()["token_bytes"], int64(8<<10))
+	assert.Equal(t, "notify", warned[0].ContextMap()["event"])
+}
+
+// A refused callback's fields are logged as unverified, never under the
+// names of a verified one's.
+func TestRefusedFieldsLoggedAsUnverified(t *testing.T) {
+	h := newTestHandler(t, nil)
+	logs := observe(h)
+	forged := strings.Replace(testvec.Load(t).Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	w := serve(t, h, &upstream{status: 200}, notifyRequest(forged))
+	require.Equal(t, 400, w.Code)
+	ev := lastEvent(t, logs)
+	assert.Equal(t, outcomeRefused, ev["outcome"])
+	for _, k := range []string{"out_trade_no", "trade_no", "trade_status", "total_amount"} {
+		assert.NotContains(t, ev, k)
+		assert.NotEmpty(t, ev["unverified_"+k], k)
+	}
+	assert.Equal(t, "0.01", ev["unverified_total_amount"])
+
+	w = serve(t, h, &upstream{status: 200}, notifyRequest(testvec.Load(t).Notify.Cases[0].PostBody))
+	require.Equal(t, 200, w.Code)
+	ev = lastEvent(t, logs)
+	assert.Equal(t, "88.88", ev["total_amount"])
+	assert.NotContains(t, ev, "unverified_total_amount")
+}

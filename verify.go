@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 // serveNotify verifies an asynchronous notification, hands it to the
@@ -191,17 +192,20 @@ var returnErrorPage = `<!doctype html><meta charset="utf-8"><title>Payment not c
 
 // verifyCallback parses and verifies a callback as the protocol does:
 // signature, merchant, confirmation. It fills ev for the log from what
-// the callback says, verified or not.
+// the callback says: its trade fields once verified, and otherwise the
+// same fields as unverified ones, which the log names so, lest a search
+// for a trade take a forgery for Alipay's word.
 func (h *Handler) verifyCallback(ctx context.Context, raw, event string, ev *event) (*protocol.Callback, error) {
 	cb, err := h.protocol.ParseCallback(raw)
 	if err != nil {
 		return nil, err
 	}
-	ev.outTradeNo, ev.tradeNo = cb.Get("out_trade_no"), cb.Get("trade_no")
-	ev.tradeStatus, ev.totalAmount = cb.Get("trade_status"), cb.Amount()
+	fields := tradeFields{cb.Get("out_trade_no"), cb.Get("trade_no"), cb.Get("trade_status"), cb.Amount()}
 	if err := h.protocol.VerifyCallback(ctx, cb, event); err != nil {
+		ev.unverified = fields
 		return nil, err
 	}
+	ev.tradeFields = fields
 	return cb, nil
 }
 
@@ -228,8 +232,19 @@ func (h *Handler) callbackToken(event, id string, cb *protocol.Callback, tradeSt
 	if name := h.protocol.Name(); name != "openapi" {
 		cc.Protocol = name
 	}
-	return h.tokens.SignCallback(cc, cb)
+	token := h.tokens.SignCallback(cc, cb)
+	if len(token) > largeToken {
+		h.logger.Warn("X-Alipay-Token is larger than 8 KiB: servers that bound a request header to 8 KiB (nginx, Apache, gunicorn) or all of them to 16 KiB (Node.js) refuse it, and the callback fails until the shop's server accepts larger headers",
+			zap.String("event", event), zap.Int("token_bytes", len(token)))
+	}
+	return token
 }
+
+// largeToken is the size past which a token is logged: real callbacks
+// make tokens of about 3 KiB; 8 KiB is the header limit of nginx's
+// large_client_header_buffers, Apache's LimitRequestFieldSize and
+// gunicorn's limit_request_field_size.
+const largeToken = 8 << 10
 
 // forward readies r for the upstream: its path replaced if configured,
 // the token set, and no header left that would route it elsewhere.

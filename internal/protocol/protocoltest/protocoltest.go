@@ -61,3 +61,21 @@ func RawToken(secret, header, payload string) string {
 	m.Write([]byte(in))
 	return in + "." + enc.EncodeToString(m.Sum(nil))
 }
+
+// SignedCallback is the form of an OpenAPI callback with params, signed
+// as Alipay signs trade notifications and returns (sign_type left out of
+// the string to sign) with the test Alipay key.
+func SignedCallback(t testing.TB, params map[string]string) string {
+	t.Helper()
+	p := make(map[string]string, len(params)+2)
+	for k, v := range params {
+		if k != "sign" && k != "sign_type" {
+			p[k] = v
+		}
+	}
+	if err := protocol.SignParams(Signer(t, "alipay_private_key_pkcs1.pem", protocol.SignTypeRSA2), p); err != nil {
+		t.Fatal(err)
+	}
+	p["sign_type"] = protocol.SignTypeRSA2
+	return protocol.Encode(p)
+}
