@@ -57,7 +57,7 @@ func (ev *event) replyJSON(w http.ResponseWriter, status int, outcome, reason st
 func (h *Handler) log(ev *event) {
 	h.metrics.count(ev.name, ev.outcome)
 	level := zapcore.InfoLevel
-	if ev.outcome != outcomeOK {
+	if ev.outcome != outcomeOK || ev.reason != "" {
 		level = zapcore.WarnLevel
 	}
 	ce := h.logger.Check(level, ev.name)

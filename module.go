@@ -155,6 +155,7 @@ type Handler struct {
 	site       *site
 	protocol   protocol.Protocol
 	client     *protocol.Client // the OpenAPI gateway, for the API and query_on_return
+	queries    *returnQueries   // query_on_return's calls
 	tokens     *protocol.TokenKey
 	notifyPath string
 	returnPath string
@@ -275,6 +276,7 @@ func (h *Handler) provisionOpenAPI() error {
 		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
 	}
 	h.protocol = api
+	h.queries = newReturnQueries()
 	h.client = &protocol.Client{
 		API:     api,
 		Timeout: defaultAPITimeout,

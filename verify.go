@@ -122,7 +122,7 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 	if h.QueryOnReturn {
 		// Without an answer the claim is left out: the shop must not take
 		// its absence for anything but "not known".
-		if tradeStatus, err = h.client.TradeStatus(r.Context(), cb.Get("out_trade_no")); err != nil {
+		if tradeStatus, err = h.queries.tradeStatus(r.Context(), h, cb.Get("out_trade_no"), cb.Get("trade_no")); err != nil {
 			ev.reason = "query_on_return: " + err.Error()
 		}
 		ev.tradeStatus = tradeStatus

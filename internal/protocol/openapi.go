@@ -256,26 +256,37 @@ func (c *Client) Call(ctx context.Context, method string, bizContent []byte) (*R
 	return resp, nil
 }
 
-// TradeStatus asks alipay.trade.query for a trade's status. It returns an
-// error when there is no verified answer with code 10000.
-func (c *Client) TradeStatus(ctx context.Context, outTradeNo string) (string, error) {
+// TradeStatus asks alipay.trade.query for the status of the trade
+// outTradeNo (with Alipay's tradeNo, when known). It returns an error
+// when there is no verified answer with code 10000 about that trade: its
+// out_trade_no must be outTradeNo, and its trade_no tradeNo where both
+// have one.
+func (c *Client) TradeStatus(ctx context.Context, outTradeNo, tradeNo string) (string, error) {
 	biz, _ := MarshalJSON(map[string]string{"out_trade_no": outTradeNo})
 	resp, err := c.Call(ctx, "alipay.trade.query", biz)
 	if err != nil {
 		return "", err
 	}
-	var v struct {
-		Code        string `json:"code"`
-		SubCode     string `json:"sub_code"`
-		TradeStatus string `json:"trade_status"`
-	}
-	if err := json.Unmarshal(resp.Raw, &v); err != nil {
+	// Read by exact name, as Alipay writes them: encoding/json's struct
+	// fields would match any case.
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(resp.Raw, &raw); err != nil {
 		return "", err
 	}
-	if v.Code != "10000" {
-		return "", fmt.Errorf("alipay.trade.query: %s %s", v.Code, v.SubCode)
+	get := func(k string) string {
+		var s string
+		_ = json.Unmarshal(raw[k], &s)
+		return s
 	}
-	return v.TradeStatus, nil
+	switch {
+	case get("code") != "10000":
+		return "", fmt.Errorf("alipay.trade.query: %s %s", get("code"), get("sub_code"))
+	case get("out_trade_no") != outTradeNo:
+		return "", errors.New("alipay.trade.query answered about another trade (out_trade_no)")
+	case tradeNo != "" && get("trade_no") != "" && get("trade_no") != tradeNo:
+		return "", errors.New("alipay.trade.query answered about another trade (trade_no)")
+	}
+	return get("trade_status"), nil
 }
 
 // MarshalJSON encodes v as compact JSON as Alipay writes it: without HTML
