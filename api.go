@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -43,25 +44,15 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, segment strin
 		w.Header().Set("WWW-Authenticate", `Bearer realm="caddy-alipay", error="invalid_token"`)
 		return ev.replyJSON(w, http.StatusUnauthorized, outcomeForbidden, err.Error(), map[string]string{"error": "invalid or expired bearer token"})
 	}
-	biz, err := readBizContent(w, r)
-	if err == nil && method == "alipay.trade.refund" {
+	biz, fields, err := readBizContent(w, r)
+	if err == nil && method == "alipay.trade.refund" && stringField(fields, "out_request_no") == "" {
 		// Without it a retried call could refund twice.
-		var f struct {
-			OutRequestNo string `json:"out_request_no"`
-		}
-		if json.Unmarshal(biz, &f) != nil || f.OutRequestNo == "" {
-			err = errors.New("alipay.trade.refund needs an out_request_no, so that a retry cannot refund twice")
-		}
+		err = errors.New("alipay.trade.refund needs an out_request_no, so that a retry cannot refund twice")
 	}
 	if err != nil {
 		return ev.replyJSON(w, http.StatusBadRequest, outcomeInvalid, err.Error(), map[string]string{"error": err.Error()})
 	}
-	var ids struct {
-		OutTradeNo string `json:"out_trade_no"`
-		TradeNo    string `json:"trade_no"`
-	}
-	_ = json.Unmarshal(biz, &ids)
-	ev.outTradeNo, ev.tradeNo = ids.OutTradeNo, ids.TradeNo
+	ev.outTradeNo, ev.tradeNo = stringField(fields, "out_trade_no"), stringField(fields, "trade_no")
 
 	resp, err := h.client.Call(r.Context(), method, biz)
 	if err != nil {
@@ -96,19 +87,33 @@ func bearerToken(header string) (string, bool) {
 	return token, true
 }
 
-// readBizContent reads the request body, a JSON object, as compact JSON.
-func readBizContent(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBizContent reads the request body, a JSON object, as compact JSON
+// and as its members. A name given twice, even in another case, is
+// refused: the guards here read names exactly, as Alipay does, and must
+// see what Alipay will.
+func readBizContent(w http.ResponseWriter, r *http.Request) ([]byte, map[string]json.RawMessage, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, protocol.MaxCallbackSize))
 	if err != nil {
-		return nil, errors.New("body too large or unreadable")
+		return nil, nil, errors.New("body too large or unreadable")
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
-		return nil, errors.New("the body must be the method's biz_content, a JSON object")
+		return nil, nil, errors.New("the body must be the method's biz_content, a JSON object")
+	}
+	if err := protocol.CheckJSONNames(body); err != nil {
+		return nil, nil, fmt.Errorf("the body's names: %w", err)
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, body); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return compact.Bytes(), nil
+	return compact.Bytes(), obj, nil
+}
+
+// stringField is the string member name of fields, by its exact name, or
+// "" when it is absent or not a string.
+func stringField(fields map[string]json.RawMessage, name string) string {
+	var s string
+	_ = json.Unmarshal(fields[name], &s)
+	return s
 }

@@ -177,6 +177,16 @@ func TestAPIRefused(t *testing.T) {
 		"body not an object":            {"POST", "/alipay/api/alipay.trade.query", good, `["A1"]`, 400},
 		"body not JSON":                 {"POST", "/alipay/api/alipay.trade.query", good, `out_trade_no=A1`, 400},
 		"refund without out_request_no": {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00"}`, 400},
+		// Alipay reads names exactly; Go's decoder would take these for
+		// out_request_no, and the last of two names wins in it.
+		"OUT_REQUEST_NO":                 {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","OUT_REQUEST_NO":"R1"}`, 400},
+		"Out_Request_No":                 {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","Out_Request_No":"R1"}`, 400},
+		"out_request_no empty":           {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":""}`, 400},
+		"out_request_no a number":        {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":1}`, 400},
+		"out_request_no twice":           {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":"R1","out_request_no":""}`, 400},
+		"out_request_no in two cases":    {"POST", "/alipay/api/alipay.trade.refund", good, `{"out_trade_no":"A1","refund_amount":"1.00","out_request_no":"R1","OUT_REQUEST_NO":""}`, 400},
+		"a name twice, deeper":           {"POST", "/alipay/api/alipay.trade.query", good, `{"out_trade_no":"A1","extend_params":{"a":1,"A":2}}`, 400},
+		"out_trade_no twice, in a query": {"POST", "/alipay/api/alipay.trade.query", good, `{"out_trade_no":"A1","out_trade_no":"A2"}`, 400},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -164,7 +164,7 @@ var (
 // none of the names may be a spelling of one of registered in another
 // case. Nothing may follow the object.
 func strictObject(data []byte, registered []string) (map[string]json.RawMessage, error) {
-	if err := checkNames(data); err != nil {
+	if err := CheckJSONNames(data); err != nil {
 		return nil, err
 	}
 	var obj map[string]json.RawMessage
@@ -181,9 +181,11 @@ func strictObject(data []byte, registered []string) (map[string]json.RawMessage,
 	return obj, nil
 }
 
-// checkNames refuses JSON in which an object has a member name twice,
-// compared case-insensitively.
-func checkNames(data []byte) error {
+// CheckJSONNames refuses JSON in which an object has a member name twice,
+// compared case-insensitively: decoders differ in which of two they keep,
+// and Go's matches struct fields in any case, while Alipay reads names
+// exactly.
+func CheckJSONNames(data []byte) error {
 	type frame struct {
 		object, wantName bool
 		names            map[string]bool
