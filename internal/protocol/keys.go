@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -23,8 +24,8 @@ var errNotKey = errors.New("not a PEM or base64-encoded RSA key")
 // KeyMaterial returns the bytes of a key or certificate setting: the
 // value itself when it is inline key material (PEM, or the bare base64
 // that Alipay's key tool writes), otherwise the contents of the file it
-// names. The value is never echoed in an error unless it is a plausible
-// file name, so a mistyped inline key does not end up in a log.
+// names. The value is never echoed in an error, so that a mistyped
+// inline key does not end up in a log.
 func KeyMaterial(value string) ([]byte, error) {
 	v := strings.TrimSpace(value)
 	if v == "" {
@@ -38,19 +39,39 @@ func KeyMaterial(value string) ([]byte, error) {
 	if len(v) > 256 || strings.ContainsAny(v, "\r\n") {
 		return nil, errNotKey
 	}
-	f, err := os.Open(v)
+	data, err := readSecretFile(v, maxKeyFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("reading key file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading key file: %w", err)
+		return nil, err
 	}
 	if len(data) > maxKeyFileSize {
-		return nil, fmt.Errorf("key file %q is larger than %d bytes", v, maxKeyFileSize)
+		return nil, fmt.Errorf("the key file is larger than %d bytes", maxKeyFileSize)
 	}
 	return data, nil
+}
+
+// readSecretFile reads at most limit+1 bytes of the file that a secret
+// setting names. Its errors never hold the name: a value that is not a
+// file may be a mistyped key.
+func readSecretFile(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("neither a key nor a file that can be read (%w)", pathless(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the key file: %w", pathless(err))
+	}
+	return data, nil
+}
+
+// pathless is err without the file name that an *fs.PathError carries.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // looksLikeBase64Key reports whether s is long enough and made only of the

@@ -85,6 +85,9 @@ func TestKeyMaterialErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "empty")
 	_, err = KeyMaterial("/nonexistent/app.pem")
 	assert.ErrorContains(t, err, "no such file")
+	assert.NotContains(t, err.Error(), "nonexistent", "a secret setting's value is never echoed, path or not")
+	_, err = KeyMaterial("MIIEvQIBADAN.BgkqhkiG9w0")
+	assert.NotContains(t, err.Error(), "MIIEvQ")
 
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.pem")

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -519,14 +518,9 @@ func loadMD5Key(value string) (*MD5Key, error) {
 		if !strings.ContainsAny(v, "/.") || len(v) > 256 || strings.ContainsAny(v, "\r\n") {
 			return nil, errors.New("must be the partner's 32 letters and digits, or a file that holds them")
 		}
-		f, err := os.Open(v)
+		data, err := readSecretFile(v, maxMD5KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("reading the key file: %w", err)
-		}
-		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, maxMD5KeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("reading the key file: %w", err)
+			return nil, err
 		}
 		v = strings.TrimSpace(string(data))
 	}

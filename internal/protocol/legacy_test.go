@@ -360,6 +360,16 @@ func TestNewLegacyErrors(t *testing.T) {
 		assert.True(t, strings.HasPrefix(err.Error(), c.setting+": "), "%s: %v", name, err)
 		assert.NotContains(t, err.Error(), v.MD5Key[:20], "%s: the key is never echoed", name)
 	}
+
+	// A value with . or / that is not a file (a key mistyped, pasted with
+	// a stray character) is not echoed either, whole or in part.
+	for _, value := range []string{v.MD5Key[:16] + "." + v.MD5Key[16:], v.MD5Key + "/", "./" + v.MD5Key[:30], "/nonexistent/" + v.MD5Key} {
+		_, _, err := NewLegacy(LegacyConfig{Partner: v.Partner, MD5Key: value})
+		require.Error(t, err, value)
+		assert.True(t, strings.HasPrefix(err.Error(), "md5_key: "), err.Error())
+		assert.NotContains(t, err.Error(), v.MD5Key[:12], "the value is never echoed")
+		assert.NotContains(t, err.Error(), "nonexistent", "the value is never echoed")
+	}
 }
 
 // DecodeCharset gives the vectors' strings to sign back from their bytes,
