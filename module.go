@@ -268,6 +268,7 @@ func (h *Handler) provisionOpenAPI() error {
 		AppID: h.AppID, SellerID: h.SellerID, SignType: h.SignType, Gateway: h.Gateway,
 		AppPrivateKey: h.AppPrivateKey, AlipayPublicKey: h.AlipayPublicKey,
 		AppCert: h.AppCert, AlipayCert: h.AlipayCert, AlipayRootCert: h.AlipayRootCert,
+		Now: now(),
 	})
 	if err != nil {
 		return err

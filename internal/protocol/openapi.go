@@ -311,6 +311,9 @@ type OpenAPIConfig struct {
 	AlipayPublicKey string // not in certificate mode
 	// Certificate mode: all three, and no AlipayPublicKey.
 	AppCert, AlipayCert, AlipayRootCert string
+	// Now is the time that certificates' dates are checked against;
+	// zero is time.Now().
+	Now time.Time
 }
 
 // A Warning is a setting that works but should change.
@@ -349,8 +352,9 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 		return nil, nil, settingError("sign_type", err)
 	}
 	var alipayKey *rsa.PublicKey
+	var warnings []Warning
 	if cfg.AppCert != "" || cfg.AlipayCert != "" || cfg.AlipayRootCert != "" {
-		if alipayKey, err = p.loadCerts(cfg, &appKey.PublicKey); err != nil {
+		if alipayKey, warnings, err = p.loadCerts(cfg, &appKey.PublicKey); err != nil {
 			return nil, nil, err
 		}
 	} else if alipayKey, err = loadPublicKey("alipay_public_key", cfg.AlipayPublicKey); err != nil {
@@ -366,10 +370,11 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 	if !appIDRE.MatchString(cfg.AppID) {
 		return nil, nil, settingError("app_id", fmt.Errorf("%q is not an Alipay APPID (digits)", cfg.AppID))
 	}
-	warnings, err := checkKeySizes(appKey, alipayKey, cfg.SignType == SignTypeRSA)
+	sizeWarnings, err := checkKeySizes(appKey, alipayKey, cfg.SignType == SignTypeRSA)
 	if err != nil {
 		return nil, nil, err
 	}
+	warnings = append(sizeWarnings, warnings...)
 	if alipayKey.Equal(&appKey.PublicKey) {
 		if cfg.AlipayCert != "" {
 			return nil, nil, settingError("alipay_cert", errors.New("certifies the app's own key, not Alipay's"))
@@ -387,51 +392,87 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 
 // loadCerts reads the three certificates of certificate mode: the serial
 // numbers into p, and Alipay's public key from alipay_cert, which it
-// returns.
-func (p *OpenAPI) loadCerts(cfg OpenAPIConfig, appKey *rsa.PublicKey) (*rsa.PublicKey, error) {
+// returns with warnings about the certificates' dates and issuers.
+func (p *OpenAPI) loadCerts(cfg OpenAPIConfig, appKey *rsa.PublicKey) (*rsa.PublicKey, []Warning, error) {
 	if cfg.AlipayPublicKey != "" {
-		return nil, settingError("alipay_public_key", errors.New("not used in certificate mode: Alipay's key comes from alipay_cert; remove one"))
+		return nil, nil, settingError("alipay_public_key", errors.New("not used in certificate mode: Alipay's key comes from alipay_cert; remove one"))
 	}
 	const together = "required in certificate mode (app_cert, alipay_cert and alipay_root_cert go together)"
 	certs := map[string]*x509.Certificate{}
 	for _, c := range []struct{ setting, value string }{{"app_cert", cfg.AppCert}, {"alipay_cert", cfg.AlipayCert}} {
 		if c.value == "" {
-			return nil, settingError(c.setting, errors.New(together))
+			return nil, nil, settingError(c.setting, errors.New(together))
 		}
 		material, err := KeyMaterial(c.value)
 		if err != nil {
-			return nil, settingError(c.setting, err)
+			return nil, nil, settingError(c.setting, err)
 		}
 		cert, err := ParseCertificate(material)
 		if err != nil {
-			return nil, settingError(c.setting, err)
+			return nil, nil, settingError(c.setting, err)
 		}
 		certs[c.setting] = cert
 	}
 	if cfg.AlipayRootCert == "" {
-		return nil, settingError("alipay_root_cert", errors.New(together))
+		return nil, nil, settingError("alipay_root_cert", errors.New(together))
 	}
 	material, err := KeyMaterial(cfg.AlipayRootCert)
 	if err != nil {
-		return nil, settingError("alipay_root_cert", err)
+		return nil, nil, settingError("alipay_root_cert", err)
 	}
 	if p.RootCertSN, err = RootCertSN(material); err != nil {
-		return nil, settingError("alipay_root_cert", err)
+		return nil, nil, settingError("alipay_root_cert", err)
 	}
 	if p.AppCertSN, err = CertSN(certs["app_cert"]); err != nil {
-		return nil, settingError("app_cert", err)
+		return nil, nil, settingError("app_cert", err)
 	}
 	if p.AlipayCertSN, err = CertSN(certs["alipay_cert"]); err != nil {
-		return nil, settingError("alipay_cert", err)
+		return nil, nil, settingError("alipay_cert", err)
 	}
 	if k, ok := certs["app_cert"].PublicKey.(*rsa.PublicKey); !ok || !k.Equal(appKey) {
-		return nil, settingError("app_cert", errors.New("does not certify the public key of app_private_key"))
+		return nil, nil, settingError("app_cert", errors.New("does not certify the public key of app_private_key: it is another app's certificate, or the key is"))
 	}
 	alipayKey, ok := certs["alipay_cert"].PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return nil, settingError("alipay_cert", errors.New("does not hold an RSA key"))
+		return nil, nil, settingError("alipay_cert", errors.New("does not hold an RSA key"))
 	}
-	return alipayKey, nil
+	now := cfg.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var warnings []Warning
+	for _, setting := range []string{"app_cert", "alipay_cert"} {
+		if msg := certProblem(certs[setting], now); msg != "" {
+			warnings = append(warnings, Warning{setting, msg})
+		}
+	}
+	return alipayKey, warnings, nil
+}
+
+// certExpiryWarning is how long before a certificate expires a warning
+// says so.
+const certExpiryWarning = 30 * 24 * time.Hour
+
+// certProblem says what is wrong with a certificate of Alipay's at now
+// ("" if nothing). These are warnings, not errors: refusing to start
+// would take the site down on the day a certificate expires, and the
+// answers' alipay_cert_sn check already refuses a rotated key. The chain
+// is not checked: Alipay's files hold the leaf alone, without the "Class
+// 2 R1" CA that issued it.
+func certProblem(c *x509.Certificate, now time.Time) string {
+	const day = "2006-01-02"
+	switch {
+	case now.After(c.NotAfter):
+		return "the certificate expired on " + c.NotAfter.UTC().Format(day) + ": download the current one from Alipay's open platform"
+	case now.Before(c.NotBefore):
+		return "the certificate is not valid until " + c.NotBefore.UTC().Format(day) + ": is this machine's clock right?"
+	case bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil:
+		return "the certificate is self-signed, and Alipay issues its certificates from its own CA: is this the file that Alipay's open platform gave?"
+	case c.NotAfter.Sub(now) < certExpiryWarning:
+		return fmt.Sprintf("the certificate expires on %s, in %d days: download the new one from Alipay's open platform before then",
+			c.NotAfter.UTC().Format(day), int(c.NotAfter.Sub(now).Hours()/24))
+	}
+	return ""
 }
 
 // checkKeySizes wants 2048-bit keys; with allow1024 (sign_type RSA, as old
