@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -31,48 +32,12 @@ func (s *site) check(r *http.Request, h *Handler) {
 		if srv == nil {
 			return
 		}
-		found, bound, scoped := locate(srv.Routes, h, false, false)
+		found, bound, scoped := caddyconf.Locate(srv.Routes, h)
 		s.hostBound = found && bound
 		if scoped {
 			h.logger.Warn("alipay runs inside a route with a matcher: requests that the route does not match reach the upstream with any X-Alipay-* headers the client sent; put alipay at the top of the site block and give the matcher to alipay itself")
 		}
 	})
-}
-
-// locate finds h among routes and the subroutes of their handlers. bound
-// reports whether each matcher set of some route on the way to h has a
-// host matcher; scoped, whether some route on the way has another
-// matcher.
-func locate(routes caddyhttp.RouteList, h *Handler, bound, scoped bool) (found, isBound, isScoped bool) {
-	for _, rt := range routes {
-		b, s := bound, scoped
-		if len(rt.MatcherSets) > 0 {
-			allHost := true
-			for _, set := range rt.MatcherSets {
-				hasHost := false
-				for _, m := range set {
-					if _, ok := m.(*caddyhttp.MatchHost); ok {
-						hasHost = true
-					} else {
-						s = true
-					}
-				}
-				allHost = allHost && hasHost
-			}
-			b = b || allHost
-		}
-		for _, hd := range rt.Handlers {
-			if hd == caddyhttp.MiddlewareHandler(h) {
-				return true, b, s
-			}
-			if sr, ok := hd.(*caddyhttp.Subroute); ok {
-				if f, fb, fs := locate(sr.Routes, h, b, s); f {
-					return f, fb, fs
-				}
-			}
-		}
-	}
-	return false, false, false
 }
 
 // Why a callback URL cannot be built from the request.

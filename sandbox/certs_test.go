@@ -44,7 +44,7 @@ func TestSandboxCertificateMode(t *testing.T) {
 
 	w.api.Gateway = gateway.URL + "/gateway.do"
 	client := &protocol.Client{API: w.api, HTTP: http.DefaultClient, Timeout: 10 * time.Second, Now: time.Now}
-	status, err := client.TradeStatus(context.Background(), "CM1")
+	status, err := client.TradeStatus(context.Background(), "CM1", "")
 	require.NoError(t, err)
 	assert.Equal(t, "TRADE_SUCCESS", status)
 

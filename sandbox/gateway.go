@@ -220,6 +220,13 @@ func (s *Sandbox) serveCashier(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusNotFound, errorPageTemplate, &gatewayError{"TRADE_NOT_EXIST", "no such cashier"})
 		return
 	}
+	if r.Method == http.MethodPost && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// The cashier's own page posts its buttons; a page of another
+		// site that learnt a cashier id must not pay or cancel for the
+		// buyer.
+		renderPage(w, http.StatusForbidden, errorPageTemplate, &gatewayError{"FORBIDDEN", "a form from another site"})
+		return
+	}
 	switch {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		v := s.trades.view(t)

@@ -68,11 +68,25 @@ func (upstream) ServeHTTP(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
+// serve runs h for r as on a site whose host matcher admits r's host
+// name, as Caddy does for a site block.
 func serve(t testing.TB, h caddyhttp.MiddlewareHandler, r *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
-	require.NoError(t, h.ServeHTTP(w, r, upstream{}))
+	require.NoError(t, h.ServeHTTP(w, onSite(h, r, r.Host), upstream{}))
 	return w
+}
+
+// onSite puts into r's context a Caddy server whose one route matches
+// hosts (none: any host) and runs h.
+func onSite(h caddyhttp.MiddlewareHandler, r *http.Request, hosts ...string) *http.Request {
+	route := caddyhttp.Route{Handlers: []caddyhttp.MiddlewareHandler{h}}
+	if len(hosts) > 0 {
+		mh := caddyhttp.MatchHost(hosts)
+		route.MatcherSets = caddyhttp.MatcherSets{{&mh}}
+	}
+	srv := &caddyhttp.Server{Routes: caddyhttp.RouteList{route}}
+	return r.WithContext(context.WithValue(r.Context(), caddyhttp.ServerCtxKey, srv))
 }
 
 // merchantShop is the shop's site on loopback: it verifies each

@@ -64,7 +64,8 @@ func newLegacyWorld(t *testing.T, edit func(*Sandbox)) *legacyWorld {
 		}
 	})}
 	w.gateway = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		_ = w.sandbox.ServeHTTP(rw, r, upstream{})
+		// As on a site for sandbox.test and this server's loopback address.
+		_ = w.sandbox.ServeHTTP(rw, onSite(w.sandbox, r, "sandbox.test", r.Host), upstream{})
 	}))
 	t.Cleanup(w.gateway.Close)
 	w.shop = &merchantShop{status: http.StatusOK, arrived: make(chan struct{}, 16)}

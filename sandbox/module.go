@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
@@ -100,6 +101,11 @@ type Sandbox struct {
 	client        *http.Client
 	ctx           context.Context
 	logger        *zap.Logger
+	// hostBound: the sandbox's site has host names, so every request's
+	// Host is one that the operator configured; learnt on the first
+	// request.
+	placement sync.Once
+	hostBound bool
 }
 
 // alipayRetrySchedule is the waits between notifications in Alipay's
@@ -222,11 +228,37 @@ func (s *Sandbox) provisionKeys(repl *caddy.Replacer) (*rsa.PublicKey, *rsa.Priv
 	return appKey, alipayKey, nil
 }
 
+// loopbackHost reports whether a request's Host (with or without a port)
+// names this machine: localhost, a name under .localhost, 127.0.0.0/8 or
+// ::1.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	return protocol.IsLoopback(host) || strings.HasSuffix(host, ".localhost")
+}
+
 // now is the clock; tests replace it.
 var now = time.Now
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s.placement.Do(func() {
+		if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil {
+			found, bound, _ := caddyconf.Locate(srv.Routes, s)
+			s.hostBound = found && bound
+		}
+	})
+	if !s.hostBound && !loopbackHost(r.Host) {
+		// A page of another site could otherwise drive the sandbox from
+		// the developer's browser through DNS rebinding: its name
+		// resolving to 127.0.0.1, its Host its own.
+		renderPage(w, http.StatusMisdirectedRequest, errorPageTemplate, &gatewayError{"HOST_NOT_ALLOWED",
+			"this sandbox answers only loopback host names (localhost, 127.0.0.1, [::1]); to serve another, give its site block that host name"})
+		return nil
+	}
 	switch {
 	case r.URL.Path == "/gateway.do":
 		s.serveGateway(w, r)

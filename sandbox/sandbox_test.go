@@ -238,6 +238,62 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 	assert.Equal(t, "https://shop.example.com/notify", s.trades.byCash[strings.TrimPrefix(first.Header().Get("Location"), cashierPrefix)].notifyURL)
 }
 
+// On a site without host names, the sandbox answers only loopback host
+// names, so that a page of another site cannot drive it from the
+// developer's browser through DNS rebinding; a site with host names
+// answers those.
+func TestSandboxHostNames(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	// As on a site that answers any host name (:8081).
+	catchAll := func(host, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://x"+path, nil)
+		r.Host = host
+		rec := httptest.NewRecorder()
+		require.NoError(t, s.ServeHTTP(rec, onSite(s, r), upstream{}))
+		return rec
+	}
+	for _, host := range []string{"attacker.example", "attacker.example:8081", "127.0.0.1.nip.io", "localhost.attacker.example", "10.0.0.1", "[::2]:8081", ""} {
+		for _, path := range []string{"/sandbox/trades", "/sandbox/trades/H1", "/gateway.do", "/sandbox/cashier/x"} {
+			rec := catchAll(host, path)
+			assert.Equal(t, http.StatusMisdirectedRequest, rec.Code, "%s %s", host, path)
+			assert.Contains(t, rec.Body.String(), "loopback host names")
+		}
+	}
+	for _, host := range []string{"localhost", "localhost:8081", "LOCALHOST.", "127.0.0.1:8081", "127.1.2.3", "[::1]:8081", "dev.localhost:8081"} {
+		assert.Equal(t, http.StatusOK, catchAll(host, "/sandbox/trades").Code, host)
+	}
+	// A site with a host name: the site's own matcher decides.
+	bound := newTestSandbox(t, nil)
+	r := httptest.NewRequest("GET", "http://sandbox.example.test/sandbox/trades", nil)
+	rec := httptest.NewRecorder()
+	require.NoError(t, bound.ServeHTTP(rec, onSite(bound, r, "sandbox.example.test"), upstream{}))
+	assert.Equal(t, http.StatusOK, rec.Code)
+}
+
+// The cashier's buttons take only their own page's forms: a page of
+// another site that learnt a cashier id cannot pay or cancel.
+func TestSandboxCashierCrossSite(t *testing.T) {
+	w := newSandboxWorld(t, nil)
+	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "X1", "total_amount": "1.00", "subject": "s"}))
+	for _, action := range []string{"pay", "cancel"} {
+		r := httptest.NewRequest("POST", "http://sandbox.test"+forms[action], nil)
+		r.Header.Set("Sec-Fetch-Site", "cross-site")
+		rec := serve(t, w.sandbox, r)
+		assert.Equal(t, http.StatusForbidden, rec.Code, action)
+		assert.Contains(t, rec.Body.String(), "another site")
+	}
+	assert.Equal(t, "WAIT_BUYER_PAY", w.sandbox.trades.view(w.sandbox.trades.byCash[strings.TrimPrefix(strings.TrimSuffix(forms["pay"], "/pay"), cashierPrefix)]).Status)
+	for _, site := range []string{"same-origin", "none", ""} {
+		r := httptest.NewRequest("GET", "http://sandbox.test"+strings.TrimSuffix(forms["pay"], "/pay"), nil)
+		r.Header.Set("Sec-Fetch-Site", site)
+		assert.Equal(t, http.StatusOK, serve(t, w.sandbox, r).Code, "the page itself opens from anywhere: %q", site)
+	}
+	r := httptest.NewRequest("POST", "http://sandbox.test"+forms["pay"], nil)
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	assert.Equal(t, http.StatusFound, serve(t, w.sandbox, r).Code)
+	w.shop.waitNotify(t)
+}
+
 // The sandbox keeps max_trades trades and drops the oldest.
 func TestSandboxMaxTrades(t *testing.T) {
 	s := newTestSandbox(t, func(s *Sandbox) { s.MaxTrades = 2 })

@@ -1,6 +1,6 @@
 // Package caddyconf is the Caddy configuration glue that the alipay and
-// alipay_sandbox modules share: the Caddyfile block parser and errors
-// that name a setting.
+// alipay_sandbox modules share: the Caddyfile block parser, errors that
+// name a setting, and where a handler sits in its server's routes.
 package caddyconf
 
 import (
