@@ -24,6 +24,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		seller_id         2088000000000001
 		forward_notify    /notify.php
 		forward_return    /return.php
+		notify_ack        status
 	}`)
 	var h Handler
 	require.NoError(t, h.UnmarshalCaddyfile(d))
@@ -31,7 +32,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		AppID: "2021000000000001", AppPrivateKey: "/etc/caddy/app.pem", AlipayPublicKey: "{env.ALIPAY_PUBLIC_KEY}",
 		Secret: "{env.ALIPAY_SECRET}", SignType: "RSA", Gateway: "http://127.0.0.1:8080/gateway.do",
 		Prefix: "/pay/alipay", NotifyURL: "https://shop.example.com/n", ReturnURL: "https://shop.example.com/r",
-		SellerID: "2088000000000001", ForwardNotify: "/notify.php", ForwardReturn: "/return.php",
+		SellerID: "2088000000000001", ForwardNotify: "/notify.php", ForwardReturn: "/return.php", NotifyAck: "status",
 	}, h)
 }
 

@@ -79,6 +79,8 @@ func TestProvisionErrors(t *testing.T) {
 		"forward_notify":        {func(h *Handler) { h.ForwardNotify = "notify.php" }, "forward_notify"},
 		"forward_return query":  {func(h *Handler) { h.ForwardReturn = "/r?x=1" }, "forward_return"},
 		"api method name":       {func(h *Handler) { h.APIMethods = []string{"alipay.trade.query", "../admin"} }, "api_methods"},
+		"notify_ack":            {func(h *Handler) { h.NotifyAck = "2xx" }, "notify_ack"},
+		"forward_notify is pay": {func(h *Handler) { h.ForwardNotify = "/Alipay/Pay/" }, "forward_notify"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
