@@ -2,7 +2,7 @@
 # End-to-end load comparison, loopback only:
 #
 #   sidecar  wrk -> Caddy (alipay handler verifies, signs X-Alipay-Token)
-#                -> reverse_proxy -> Node upstream that answers 200
+#                -> reverse_proxy -> Node upstream that answers 200 success
 #   node     wrk -> Node shop that verifies in-app with the official
 #                   alipay-sdk (checkNotifySignV2) and answers `success`
 #

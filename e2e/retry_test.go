@@ -41,8 +41,9 @@ const (
 // TestRetryStory shows that Alipay's retries are the delivery guarantee:
 // a few hundred purchases through the sandbox, paid at its cashier, while
 // the link between Caddy and the Python shop fails at random (a 500 before
-// the shop sees the notification, a reset, a hang past notify_timeout, and
-// a 500 after the shop has saved it) and the shop restarts once. At the end
+// the shop sees the notification, a reset, a hang past notify_timeout, a
+// 500 after the shop has saved it, and a 200 page that is not the shop's,
+// as from a misrouted request) and the shop restarts once. At the end
 // every paid trade is in the shop's database exactly once, and the sandbox
 // has nothing left to send.
 func TestRetryStory(t *testing.T) {
@@ -168,7 +169,7 @@ func TestRetryStory(t *testing.T) {
 	}
 
 	// The link saw each of the sandbox's attempts, and every one failed
-	// but the last, which the shop answered 2xx.
+	// but the last, which the shop acknowledged (the body success).
 	for _, tr := range trades {
 		out := link.outcomesOf(tr.OutTradeNo)
 		if len(out) != tr.AttemptsTotal || slices.Index(out, linkOK) != len(out)-1 {
@@ -185,6 +186,7 @@ func TestRetryStory(t *testing.T) {
 		failed += c[kind]
 	}
 	assert.Positive(t, c[linkShopDown], "notifications came while the shop was down")
+	assert.Zero(t, c[linkShopNoAck], "the shop acknowledges what it accepts: the body success")
 	assert.GreaterOrEqual(t, calls, retryPurchases+c[faultAfterSave], "the shop saw the repeats of what it had saved")
 
 	var dist []string
@@ -203,8 +205,8 @@ func TestRetryStory(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", kind, c[kind]))
 	}
 	fmt.Printf("retry| failed on purpose: %d (%s)\n", failed, strings.Join(kinds, ", "))
-	fmt.Printf("retry| shop restarted once: %d attempts found it down; %d answered after notify_timeout, %d answered an error\n",
-		c[linkShopDown], c[linkShopLate], c[linkShopFailed])
+	fmt.Printf("retry| shop restarted once: %d attempts found it down; %d answered after notify_timeout, %d answered an error, %d a 2xx without acknowledging\n",
+		c[linkShopDown], c[linkShopLate], c[linkShopFailed], c[linkShopNoAck])
 	fmt.Printf("retry| shop's database: %d orders, %d paid by one notification each; %d notify requests reached the shop\n",
 		len(rows), paidRows, calls)
 }
@@ -314,16 +316,20 @@ const (
 	faultReset     = "reset"
 	faultHang      = "hang past notify_timeout"
 	faultAfterSave = "500 after the shop saved it"
+	// A 200 that acknowledges nothing, in place of the shop: what a
+	// catch-all site answers a misrouted notification.
+	faultPage = "200 page, not the shop's"
 )
 
-var faultKinds = []string{fault500, faultReset, faultHang, faultAfterSave}
+var faultKinds = []string{fault500, faultReset, faultHang, faultAfterSave, faultPage}
 
 // What else can become of a notification on the link.
 const (
-	linkOK         = "shop answered 2xx"
+	linkOK         = "shop acknowledged"
 	linkShopDown   = "shop down"
 	linkShopLate   = "shop answered after Caddy gave up"
 	linkShopFailed = "shop answered an error"
+	linkShopNoAck  = "shop answered 2xx without acknowledging"
 )
 
 // faultyLink stands between Caddy and the shop. Everything but
@@ -364,9 +370,9 @@ func newFaultyLink(t *testing.T, shop string) *faultyLink {
 }
 
 func (l *faultyLink) serve(w http.ResponseWriter, r *http.Request) {
-	no := ""
+	no, jti := "", ""
 	if r.URL.Path == "/alipay/notify" {
-		no = notifiedTrade(r.Header.Get("X-Alipay-Token"))
+		no, jti = notifiedTrade(r.Header.Get("X-Alipay-Token"))
 	}
 	if no == "" {
 		l.proxy.ServeHTTP(w, r)
@@ -390,10 +396,10 @@ func (l *faultyLink) serve(w http.ResponseWriter, r *http.Request) {
 	l.mu.Unlock()
 
 	var out string
-	forward := func(w http.ResponseWriter) int {
+	forward := func(w http.ResponseWriter) *statusWriter {
 		sw := &statusWriter{ResponseWriter: w}
 		l.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &out)))
-		return sw.status
+		return sw
 	}
 	switch kind {
 	case fault500:
@@ -417,20 +423,28 @@ func (l *faultyLink) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case faultAfterSave:
 		rec := httptest.NewRecorder()
-		if forward(rec) == http.StatusBadGateway { // the shop was down or late: out says which
+		if forward(rec).status == http.StatusBadGateway { // the shop was down or late: out says which
 			w.WriteHeader(http.StatusBadGateway)
 			break
 		}
 		http.Error(w, "the shop answered "+rec.Result().Status+"; the link lost it", http.StatusInternalServerError)
 		out = kind
+	case faultPage:
+		// Read first, as a site does; then a page of its own.
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><title>Welcome</title><p>It works!</p>\n")
+		out = kind
 	default:
-		status := forward(w)
+		sw := forward(w)
 		switch {
 		case out != "": // the proxy's error handler: down or late
 		case r.Context().Err() != nil:
 			out = linkShopLate
-		case status/100 != 2:
+		case sw.status/100 != 2:
 			out = linkShopFailed
+		case !acknowledges(sw.status, w.Header(), sw.body, jti):
+			out = linkShopNoAck
 		default:
 			out = linkOK
 		}
@@ -440,37 +454,67 @@ func (l *faultyLink) serve(w http.ResponseWriter, r *http.Request) {
 	l.mu.Unlock()
 }
 
-// statusWriter remembers the status of the answer.
+// statusWriter remembers the status of the answer and the start of its
+// body.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   []byte // the first maxAckBody bytes
 }
+
+// maxAckBody is as much of an answer as an acknowledgement needs.
+const maxAckBody = 256
 
 func (w *statusWriter) WriteHeader(status int) {
 	w.status = status
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// notifiedTrade is the out_trade_no that a notify token names; the link
-// only routes on it, the shop verifies the token.
-func notifiedTrade(token string) string {
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, p[:min(len(p), max(maxAckBody+1-len(w.body), 0))]...)
+	return w.ResponseWriter.Write(p)
+}
+
+// acknowledges tells whether a shop's answer acknowledges the
+// notification whose jti (notify_id) is jti, as the sidecar's default
+// notify_ack success reads it: a 2xx whose body is success (surrounding
+// whitespace and a UTF-8 BOM aside), or that carries X-Alipay-Ack with
+// the jti.
+func acknowledges(status int, h http.Header, body []byte, jti string) bool {
+	if status < 200 || status > 299 {
+		return false
+	}
+	if ack := h.Values("X-Alipay-Ack"); len(ack) == 1 && strings.TrimSpace(ack[0]) == jti && jti != "" {
+		return true
+	}
+	trimmed := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(body)), "\uFEFF"))
+	return len(body) <= maxAckBody && trimmed == "success"
+}
+
+// notifiedTrade is the out_trade_no and the jti that a notify token names;
+// the link only routes on them, the shop verifies the token.
+func notifiedTrade(token string) (outTradeNo, jti string) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return ""
+		return "", ""
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	var c struct {
+		Jti    string `json:"jti"`
 		Params struct {
 			OutTradeNo string `json:"out_trade_no"`
 		} `json:"params"`
 	}
 	if json.Unmarshal(payload, &c) != nil {
-		return ""
+		return "", ""
 	}
-	return c.Params.OutTradeNo
+	return c.Params.OutTradeNo, c.Jti
 }
 
 // outcomesOf is what became of each notification of trade no.

@@ -332,12 +332,14 @@ func (e *shopEnv) testBuy(t *testing.T) {
 	assert.Equal(t, 1, o.NotifyCalls)
 	assert.NotNil(t, o.PaidAt)
 
-	// The shop answered at once, so the sandbox sends no repeat (its first
-	// retry would come after 1 s).
+	// The shop acknowledged at once (the body success), so the sandbox
+	// sends no repeat (its first retry would come after 1 s).
 	time.Sleep(2500 * time.Millisecond)
 	o = e.order(t, no)
 	assert.Equal(t, 1, o.Notifications, "still paid once")
 	assert.Equal(t, 1, o.NotifyCalls, "no repeat of an accepted notification")
+	assert.NotContains(t, e.caddy.log(), `"outcome":"unacknowledged"`,
+		"the shop's answer to a notification is an acknowledgement (the body success)")
 
 	if e.kind.legacy {
 		// The legacy protocol has no refund API: no button.

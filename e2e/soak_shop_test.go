@@ -30,15 +30,47 @@ import (
 type soakMode int32
 
 const (
-	soakOK    soakMode = iota // 200 at once
-	soakFail                  // 500 at once
-	soakHang                  // no answer until the request is given up
-	soakSlow                  // 200 after 1 to 2.5 s
-	soakReset                 // the connection cut mid-answer
+	soakOK      soakMode = iota // an acknowledgement at once (soakAcks, in turn)
+	soakFail                    // 500 at once
+	soakHang                    // no answer until the request is given up
+	soakSlow                    // an acknowledgement after 1 to 2.5 s
+	soakReset                   // the connection cut mid-answer
+	soakUnacked                 // a 2xx that does not acknowledge (soakNoAcks, in turn)
 )
 
 func (m soakMode) String() string {
-	return [...]string{"ok", "500", "hang", "slow", "reset"}[m]
+	return [...]string{"ok", "500", "hang", "slow", "reset", "unacked"}[m]
+}
+
+// A soakAnswer is a complete answer of the shop. In body, {id} is the
+// notification's id; ack is the X-Alipay-Ack header ("" none, "jti" the
+// notification's own id).
+type soakAnswer struct {
+	kind   string
+	status int
+	ack    string
+	body   string
+	acked  bool // an acknowledgement, as the README defines it (notify_ack success)
+}
+
+// soakAcks are the ways the shop acknowledges a notification: the body
+// success (as a shop answers Alipay itself; whitespace and a BOM around it
+// do not matter), or X-Alipay-Ack with the token's jti, whatever the body.
+var soakAcks = []soakAnswer{
+	{kind: "200 success", status: http.StatusOK, body: "success", acked: true},
+	{kind: "200 page, X-Alipay-Ack", status: http.StatusOK, ack: "jti", body: "<p>order {id} saved</p>\n", acked: true},
+	{kind: "204, X-Alipay-Ack", status: http.StatusNoContent, ack: "jti", acked: true},
+	{kind: "200 BOM success CRLF", status: http.StatusOK, body: "\uFEFFsuccess\r\n", acked: true},
+}
+
+// soakNoAcks are 2xx answers that acknowledge nothing: what a catch-all
+// site, a misrouted request or a shop of the old rule answers.
+var soakNoAcks = []soakAnswer{
+	{kind: "200 empty", status: http.StatusOK},
+	{kind: "200 ok", status: http.StatusOK, body: "ok\n"}, // the demo shops' answer before the rule
+	{kind: "200 html page", status: http.StatusOK, body: "<!doctype html><title>Shop</title><div id=app></div>\n"},
+	{kind: "200 Success", status: http.StatusOK, body: "Success"}, // not exactly lower case
+	{kind: "200, X-Alipay-Ack of another", status: http.StatusOK, ack: "another", body: "order saved\n"},
 }
 
 // soakHangMax bounds a hanging answer: longer than any client's timeout.
@@ -47,11 +79,14 @@ const soakHangMax = 40 * time.Second
 // A soakEntry is one answer of the shop to a notification. Status is the
 // HTTP status that went out complete (headers and body written and
 // flushed), or 0 when no complete answer went out: a hang, a cut
-// connection (even one cut after a "200" status line: the shop's answer
-// never finished), a request given up while the shop was slow.
+// connection (even one cut after a "200" status line and "success": the
+// shop's answer never finished), a request given up while the shop was
+// slow. Acked says that the complete answer acknowledged the notification
+// (a soakAcks answer).
 type soakEntry struct {
 	Status   int
-	Kind     string // what the shop did: "200", "500", "slow 200", "hung", "cut: ...", "bad token: ..."
+	Acked    bool
+	Kind     string // what the shop did: "200 success", "500", "slow 204, X-Alipay-Ack", "200 empty", "hung", "cut: ...", "bad token: ..."
 	Path     string
 	Received time.Time // when the request came in
 	At       time.Time // when the shop was done with it
@@ -66,6 +101,7 @@ type soakShop struct {
 
 	mode     atomic.Int32
 	cutSeq   atomic.Int64
+	ackSeq   atomic.Int64  // turns through soakAcks and soakNoAcks
 	closing  chan struct{} // closed by close: ends hanging and slow answers
 	closeOne sync.Once
 
@@ -185,16 +221,18 @@ func (s *soakShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := claims.Jti
 	switch soakMode(s.mode.Load()) {
 	case soakOK:
-		s.answer(w, r, id, http.StatusOK, "200")
+		s.answer(w, r, id, s.next(soakAcks), "")
 	case soakFail:
-		s.answer(w, r, id, http.StatusInternalServerError, "500")
+		s.answer(w, r, id, soakAnswer{kind: "500", status: http.StatusInternalServerError, body: "order {id}: 500\n"}, "")
+	case soakUnacked:
+		s.answer(w, r, id, s.next(soakNoAcks), "")
 	case soakSlow:
 		d := time.Second + rand.N(1500*time.Millisecond)
 		if !s.wait(r.Context(), d) {
 			s.record(r, id, soakEntry{Kind: "given up while slow"})
 			panic(http.ErrAbortHandler)
 		}
-		s.answer(w, r, id, http.StatusOK, "slow 200")
+		s.answer(w, r, id, s.next(soakAcks), "slow ")
 	case soakHang:
 		s.wait(r.Context(), soakHangMax)
 		s.record(r, id, soakEntry{Kind: "hung"})
@@ -218,11 +256,27 @@ func (s *soakShop) wait(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
+// next is the next of the answers, in turn.
+func (s *soakShop) next(answers []soakAnswer) soakAnswer {
+	return answers[int(s.ackSeq.Add(1))%len(answers)]
+}
+
 // answer writes a complete answer, then records it.
-func (s *soakShop) answer(w http.ResponseWriter, r *http.Request, id string, status int, kind string) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(status)
-	_, err := io.WriteString(w, "order "+id+": "+kind+"\n")
+func (s *soakShop) answer(w http.ResponseWriter, r *http.Request, id string, a soakAnswer, prefix string) {
+	kind := prefix + a.kind
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch a.ack {
+	case "":
+	case "jti":
+		w.Header().Set("X-Alipay-Ack", id)
+	default:
+		w.Header().Set("X-Alipay-Ack", a.ack+"-"+id)
+	}
+	w.WriteHeader(a.status)
+	var err error
+	if a.body != "" {
+		_, err = io.WriteString(w, strings.ReplaceAll(a.body, "{id}", id))
+	}
 	if err == nil {
 		err = http.NewResponseController(w).Flush()
 	}
@@ -230,12 +284,13 @@ func (s *soakShop) answer(w http.ResponseWriter, r *http.Request, id string, sta
 		s.record(r, id, soakEntry{Kind: kind + ", not delivered: " + err.Error()})
 		return
 	}
-	s.record(r, id, soakEntry{Status: status, Kind: kind})
+	s.record(r, id, soakEntry{Status: a.status, Acked: a.acked, Kind: kind})
 }
 
 // cut breaks the connection mid-answer, in turn: a reset before any
-// status line; "200 OK" and part of the body, then FIN; the same, then a
-// reset. None is a complete answer, so none is recorded as 2xx.
+// status line; "200 OK" with X-Alipay-Ack and the first bytes of a body
+// that begins with success, then FIN; the same, then a reset. None is a
+// complete answer, so none is recorded as 2xx or as an acknowledgement.
 func (s *soakShop) cut(w http.ResponseWriter, r *http.Request, id string) {
 	conn, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -243,7 +298,7 @@ func (s *soakShop) cut(w http.ResponseWriter, r *http.Request, id string) {
 		panic(http.ErrAbortHandler)
 	}
 	defer conn.Close()
-	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\norder saved, "
+	head := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Alipay-Ack: " + id + "\r\nContent-Length: 64\r\n\r\nsuccess"
 	rst := func() {
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)

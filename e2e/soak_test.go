@@ -30,10 +30,13 @@ import (
 )
 
 // TestSoak measures the notify promise while things go wrong: Caddy
-// answers Alipay "success" only for a notification that the shop answered
-// 2xx. "Alipay" sends signed notifications at a steady rate through a real
-// Caddy to a shop in this process while the test reloads Caddy, breaks the
-// shop in every way a shop breaks, and restarts Caddy. See README.md.
+// answers Alipay "success" only for a notification that the shop
+// acknowledged, with a 2xx whose body is success or that carries
+// X-Alipay-Ack with the token's jti. "Alipay" sends signed notifications
+// at a steady rate through a real Caddy to a shop in this process while
+// the test reloads Caddy, breaks the shop in every way a shop breaks
+// (a 2xx that acknowledges nothing included), and restarts Caddy. See
+// README.md.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: about a minute; skipped with -short")
@@ -64,6 +67,7 @@ func TestSoak(t *testing.T) {
 	t.Cleanup(shop.close)
 
 	caddy := startCaddy(t, "soak-caddy", cfg, site+"/soak-health")
+	caddys := []*proc{caddy} // whose logs say each notification's outcome
 
 	// "Alipay" sends from here on; every step below is bounded.
 	ctx, stop := context.WithCancel(context.Background())
@@ -117,6 +121,15 @@ func TestSoak(t *testing.T) {
 	al.begin("steady", soakSuccess)
 	time.Sleep(2 * time.Second)
 
+	// A 2xx that is not the shop's acknowledgement (an empty 200, a
+	// catch-all page, the old "ok"): Alipay must hear fail, and retry.
+	shop.setMode(soakUnacked)
+	al.begin("shop 2xx, no ack", soakFailed)
+	time.Sleep(3 * time.Second)
+	shop.setMode(soakOK)
+	al.begin("steady", soakSuccess)
+	time.Sleep(2 * time.Second)
+
 	shop.setMode(soakSlow)
 	al.begin("shop slow 1-2.5s", soakSuccess)
 	time.Sleep(4 * time.Second)
@@ -163,6 +176,7 @@ func TestSoak(t *testing.T) {
 	stopped := time.Since(t0)
 	shop.setMode(soakOK)
 	caddy = startCaddy(t, "soak-caddy-2", cfg, site+"/soak-health")
+	caddys = append(caddys, caddy)
 	restarted := time.Since(t0)
 	al.begin("after restart", soakSuccess)
 	time.Sleep(5 * time.Second)
@@ -172,8 +186,9 @@ func TestSoak(t *testing.T) {
 	al.drain(t, &senders)
 	shop.close()
 	ledger, problems := shop.snapshot()
+	logged := soakOutcomes(t, caddys...)
 
-	table, verdicts := al.report(ledger)
+	table, verdicts := al.report(ledger, logged)
 	t.Logf("soak figures (%d notifications, %s):\n%s", len(al.results), time.Since(started).Round(time.Second), table)
 	// On stdout too, each line marked, for CI's log.
 	fmt.Printf("soak| TestSoak figures:\nsoak| %s\n", strings.ReplaceAll(strings.TrimRight(table, "\n"), "\n", "\nsoak| "))
@@ -195,7 +210,7 @@ func TestSoak(t *testing.T) {
 	if len(problems) > 10 {
 		t.Errorf("... %d such problems of the shop in all", len(problems))
 	}
-	al.check(t, ledger)
+	al.check(t, ledger, logged)
 	t.Logf("TestSoak took %s", time.Since(started).Round(100*time.Millisecond))
 }
 
@@ -438,7 +453,7 @@ func soakNotification(run string, seq int64, now time.Time) map[string]string {
 		"charset":          "utf-8",
 		"version":          "1.0",
 		"trade_no":         fmt.Sprintf("%s22001446880%08d", now.Format("20060102"), seq),
-		"out_trade_no":     fmt.Sprintf("SOAK%s%08d", run[len(run)-6:], seq),
+		"out_trade_no":     soakOutTradeNo(run, seq),
 		"trade_status":     "TRADE_SUCCESS",
 		"total_amount":     amount,
 		"receipt_amount":   amount,
@@ -458,6 +473,11 @@ func soakNotification(run string, seq int64, now time.Time) map[string]string {
 		p["passback_params"] = "" // an empty value: sent, not signed
 	}
 	return p
+}
+
+// soakOutTradeNo is the out_trade_no of notification seq of the run.
+func soakOutTradeNo(run string, seq int64) string {
+	return fmt.Sprintf("SOAK%s%08d", run[len(run)-6:], seq)
 }
 
 // soakSignString is the string Alipay signs: every field but sign and
@@ -582,29 +602,69 @@ func soakLoad(admin, caddyfile string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// soakTwoXX tells whether the shop answered the notification 2xx at least
-// once, and what its last answer was.
-func soakTwoXX(entries []soakEntry) (any2xx bool, last soakEntry) {
+// soakShopAnswers tells whether the shop answered the notification 2xx
+// at least once, whether it acknowledged it at least once, and what its
+// last answer was.
+func soakShopAnswers(entries []soakEntry) (any2xx, anyAck bool, last soakEntry) {
 	for _, e := range entries {
 		if e.Status >= 200 && e.Status <= 299 {
 			any2xx = true
+			anyAck = anyAck || e.Acked
 		}
 	}
 	if len(entries) > 0 {
 		last = entries[len(entries)-1]
 	}
-	return any2xx, last
+	return any2xx, anyAck, last
+}
+
+// soakUnacked2xx tells whether the shop's last answer was a complete 2xx
+// that did not acknowledge the notification.
+func soakUnacked2xx(entries []soakEntry) bool {
+	_, _, last := soakShopAnswers(entries)
+	return last.Status >= 200 && last.Status <= 299 && !last.Acked
+}
+
+// A soakLogged is the line that Caddy logged for a notification.
+type soakLogged struct {
+	Outcome        string `json:"outcome"`
+	UpstreamStatus int    `json:"upstream_status"`
+}
+
+// soakOutcomes reads Caddy's logs (JSON, one line an entry) for the
+// notify events, by out_trade_no; forged ones name it only as
+// unverified_out_trade_no and are left out.
+func soakOutcomes(t *testing.T, caddys ...*proc) map[string][]soakLogged {
+	t.Helper()
+	out := map[string][]soakLogged{}
+	for _, p := range caddys {
+		for _, line := range strings.Split(p.log(), "\n") {
+			if !strings.Contains(line, `"event":"notify"`) {
+				continue
+			}
+			var l struct {
+				soakLogged
+				Event      string `json:"event"`
+				OutTradeNo string `json:"out_trade_no"`
+			}
+			if json.Unmarshal([]byte(line), &l) != nil || l.Event != "notify" || l.OutTradeNo == "" {
+				continue
+			}
+			out[l.OutTradeNo] = append(out[l.OutTradeNo], l.soakLogged)
+		}
+	}
+	return out
 }
 
 // report is the table of figures per phase and lines about the whole run.
-func (a *soakAlipay) report(ledger map[string][]soakEntry) (string, []string) {
+func (a *soakAlipay) report(ledger map[string][]soakEntry, logged map[string][]soakLogged) (string, []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	type row struct {
-		sent, success, fail, noAnswer, other, shop2xx, forged int
-		lat                                                   []time.Duration
-		noAnswers                                             map[string]int
-		failStatus                                            map[int]int
+		sent, success, fail, noAnswer, other, shop2xx, shopAck, forged int
+		lat                                                            []time.Duration
+		noAnswers                                                      map[string]int
+		failStatus                                                     map[int]int
 	}
 	rows := make([]row, len(a.phases))
 	var total row
@@ -635,22 +695,26 @@ func (a *soakAlipay) report(ledger map[string][]soakEntry) (string, []string) {
 			default:
 				x.other++
 			}
-			if ok, _ := soakTwoXX(ledger[r.id]); ok {
+			any2xx, anyAck, _ := soakShopAnswers(ledger[r.id])
+			if any2xx {
 				x.shop2xx++
+			}
+			if anyAck {
+				x.shopAck++
 			}
 		}
 	}
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "phase\tsecs\tsent\tsuccess\tfail\tno answer\tother\tshop 2xx\tforged\tp50 ms\tmax ms\texpected\t")
+	fmt.Fprintln(w, "phase\tsecs\tsent\tsuccess\tfail\tno answer\tother\tshop 2xx\tshop ack\tforged\tp50 ms\tmax ms\texpected\t")
 	line := func(name string, secs float64, x row, expected string) {
 		slices.Sort(x.lat)
 		p50, maxLat := time.Duration(0), time.Duration(0)
 		if n := len(x.lat); n > 0 {
 			p50, maxLat = x.lat[n/2], x.lat[n-1]
 		}
-		fmt.Fprintf(w, "%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, secs, x.sent, x.success, x.fail,
-			x.noAnswer, x.other, x.shop2xx, x.forged, p50.Milliseconds(), maxLat.Milliseconds(), expected)
+		fmt.Fprintf(w, "%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, secs, x.sent, x.success, x.fail,
+			x.noAnswer, x.other, x.shop2xx, x.shopAck, x.forged, p50.Milliseconds(), maxLat.Milliseconds(), expected)
 	}
 	var lines []string
 	for i, ph := range a.phases {
@@ -663,17 +727,17 @@ func (a *soakAlipay) report(ledger map[string][]soakEntry) (string, []string) {
 	_ = w.Flush()
 	var lies, forgedOK int
 	for _, r := range a.results {
-		if ok, _ := soakTwoXX(ledger[r.id]); r.class == soakSuccess && (r.forged || !ok) {
+		if _, acked, _ := soakShopAnswers(ledger[r.id]); r.class == soakSuccess && (r.forged || !acked) {
 			lies++
 		}
 		if r.forged && len(ledger[r.id]) == 0 && r.class == soakFailed && r.status == http.StatusBadRequest {
 			forgedOK++
 		}
 	}
-	fmt.Fprintf(&b, "success without a 2xx from the shop: %d (must be 0); forged answered 400 fail, unseen by the shop: %d of %d\n",
+	fmt.Fprintf(&b, "success without the shop's acknowledgement: %d (must be 0); forged answered 400 fail, unseen by the shop: %d of %d\n",
 		lies, forgedOK, total.forged)
 
-	var twice, saw2xxNotTold int
+	var twice, ackedNotTold, unacked, unackedFail, unackedLogged int
 	for _, r := range a.results {
 		if r.forged {
 			continue
@@ -681,12 +745,25 @@ func (a *soakAlipay) report(ledger map[string][]soakEntry) (string, []string) {
 		if len(ledger[r.id]) > 1 {
 			twice++
 		}
-		if ok, _ := soakTwoXX(ledger[r.id]); ok && r.class != soakSuccess {
-			saw2xxNotTold++
+		if _, acked, _ := soakShopAnswers(ledger[r.id]); acked && r.class != soakSuccess {
+			ackedNotTold++
+		}
+		if soakUnacked2xx(ledger[r.id]) {
+			unacked++
+			if r.class == soakFailed {
+				unackedFail++
+			}
+		}
+		for _, l := range logged[soakOutTradeNo(a.run, r.seq)] {
+			if l.Outcome == "unacknowledged" {
+				unackedLogged++
+			}
 		}
 	}
+	fmt.Fprintf(&b, "shop answered 2xx without acknowledging: %d; Alipay heard fail for %d; Caddy logged unacknowledged: %d\n",
+		unacked, unackedFail, unackedLogged)
 	lines = append(lines,
-		fmt.Sprintf("shop answered 2xx but Alipay did not hear success: %d (Alipay retries them; a shop dedupes by jti)", saw2xxNotTold),
+		fmt.Sprintf("shop acknowledged but Alipay did not hear success: %d (Alipay retries them; a shop dedupes by jti)", ackedNotTold),
 		fmt.Sprintf("notifications the shop received more than once from one send: %d", twice),
 		fmt.Sprintf("notifications not sent because %d were in flight: %d", cap(a.limit), a.skipped()))
 	return b.String(), lines
@@ -695,7 +772,7 @@ func (a *soakAlipay) report(ledger map[string][]soakEntry) (string, []string) {
 func (a *soakAlipay) skipped() int64 { return a.skips.Load() }
 
 // check fails the test on any broken promise.
-func (a *soakAlipay) check(t *testing.T, ledger map[string][]soakEntry) {
+func (a *soakAlipay) check(t *testing.T, ledger map[string][]soakEntry, logged map[string][]soakLogged) {
 	t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -720,7 +797,7 @@ func (a *soakAlipay) check(t *testing.T, ledger map[string][]soakEntry) {
 		}
 		desc := fmt.Sprintf("notification %d (%s, phase %q, +%s): %s %q %s", r.seq, r.id, ph.name,
 			r.sent.Sub(ph.start).Round(time.Millisecond), r.class, soakShort(r.body), soakLedgerText(ledger[r.id]))
-		any2xx, last := soakTwoXX(ledger[r.id])
+		_, acked, last := soakShopAnswers(ledger[r.id])
 		if r.forged {
 			ok400 := r.class == soakFailed && r.status == http.StatusBadRequest
 			switch {
@@ -733,11 +810,11 @@ func (a *soakAlipay) check(t *testing.T, ledger map[string][]soakEntry) {
 			}
 			continue
 		}
-		// The key invariant: success only for what the shop answered 2xx.
-		if r.class == soakSuccess && !any2xx {
-			fail("SUCCESS WITHOUT A 2xx FROM THE SHOP: %s", desc)
-		} else if r.class == soakSuccess && (last.Status < 200 || last.Status > 299) {
-			fail("SUCCESS, BUT THE SHOP'S LAST ANSWER WAS NOT 2xx: %s", desc)
+		// The key invariant: success only for what the shop acknowledged.
+		if r.class == soakSuccess && !acked {
+			fail("SUCCESS WITHOUT THE SHOP'S ACKNOWLEDGEMENT: %s", desc)
+		} else if r.class == soakSuccess && !last.Acked {
+			fail("SUCCESS, BUT THE SHOP'S LAST ANSWER WAS NOT AN ACKNOWLEDGEMENT: %s", desc)
 		}
 		if r.class == soakFailed && r.status < 500 {
 			fail("a genuine notification got fail with status %d (not 5xx): %s", r.status, desc)
@@ -747,6 +824,22 @@ func (a *soakAlipay) check(t *testing.T, ledger map[string][]soakEntry) {
 		}
 		if core && r.class&ph.allowed == 0 {
 			fail("expected %s: %s", ph.allowed, desc)
+		}
+		// Caddy's log names a 2xx without an acknowledgement as such, and
+		// only that.
+		var unackedLog *soakLogged
+		for _, l := range logged[soakOutTradeNo(a.run, r.seq)] {
+			if l.Outcome == "unacknowledged" {
+				unackedLog = &l
+			}
+		}
+		switch {
+		case soakUnacked2xx(ledger[r.id]) && r.class == soakFailed && unackedLog == nil:
+			fail("the shop's 2xx acknowledged nothing, but Caddy's log has no outcome unacknowledged for it: %s %v", desc, logged[soakOutTradeNo(a.run, r.seq)])
+		case unackedLog != nil && !soakUnacked2xx(ledger[r.id]):
+			fail("Caddy logged outcome unacknowledged, but the shop's last answer was no 2xx without an acknowledgement: %s", desc)
+		case unackedLog != nil && unackedLog.UpstreamStatus != last.Status:
+			fail("Caddy logged outcome unacknowledged with upstream_status %d, the shop answered %d: %s", unackedLog.UpstreamStatus, last.Status, desc)
 		}
 		if r.phase == afterRestart && firstAfterRestart < soakFirstAfterRestart {
 			firstAfterRestart++

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -23,10 +24,12 @@ func TestTwoInstances(t *testing.T) {
 	lb := fmt.Sprintf("http://127.0.0.1:%d", lbPort)
 	gateway := fmt.Sprintf("http://127.0.0.1:%d", gatewayPort)
 
-	// The shop: it counts the verified tokens it gets, by event.
+	// The shop: it counts the verified tokens it gets, by event, and
+	// acknowledges each notification with the body success.
 	var mu sync.Mutex
 	seen := map[string][]string{} // event: out_trade_no
 	shop := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		claims, err := soakVerifyToken(r.Header.Get("X-Alipay-Token"), secret, appID, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
@@ -36,6 +39,9 @@ func TestTwoInstances(t *testing.T) {
 		seen[claims.Event] = append(seen[claims.Event], claims.Params["out_trade_no"])
 		mu.Unlock()
 		w.WriteHeader(http.StatusOK)
+		if claims.Event == "notify" {
+			_, _ = io.WriteString(w, "success")
+		}
 	})}
 	go func() { _ = shop.ListenAndServe() }()
 	t.Cleanup(func() { _ = shop.Close() })
@@ -114,8 +120,14 @@ func TestTwoInstances(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Acknowledged at once: the sandbox sends no repeat (its first retry
+	// would come after 1 s).
+	time.Sleep(1500 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
+	if len(seen["notify"]) != orders {
+		t.Errorf("notifications: %d, want %d (one each: the shop acknowledged every one)", len(seen["notify"]), orders)
+	}
 	if len(seen["return"]) != orders {
 		t.Errorf("returns: %d, want %d", len(seen["return"]), orders)
 	}

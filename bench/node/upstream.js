@@ -1,7 +1,9 @@
 'use strict';
 // The shop behind the sidecar: the same business work as shop.js (none),
 // but no verification, since Caddy's alipay handler did it. It answers 200
-// to whatever it gets on /alipay/notify, after reading the body.
+// and the body success (the acknowledgement that Caddy needs to answer
+// Alipay success) to whatever it gets on /alipay/notify, after reading the
+// body.
 //
 // Environment: PORT (required), NODE_WORKERS (1 by default; N > 1 uses
 // node:cluster), REQUIRE_TOKEN=1 to answer 403 when X-Alipay-Token is
@@ -40,7 +42,7 @@ if (workers > 1 && cluster.isPrimary) {
         return;
       }
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('ok');
+      res.end('success');
     });
   });
   server.keepAliveTimeout = 75_000;

@@ -109,8 +109,14 @@ func newAPIWorld(t *testing.T, appPrivateKey string) *apiWorld {
 	t.Cleanup(w.gateway.Close)
 
 	h := &alipay.Handler{}
+	// The shop reads what it is sent and acknowledges a notification with
+	// the body success, as the README tells a shop to.
 	shop := caddyhttp.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) error {
+		_, _ = io.Copy(io.Discard, r.Body)
 		rw.WriteHeader(http.StatusOK)
+		if r.URL.Path == "/alipay/notify" {
+			_, _ = io.WriteString(rw, "success")
+		}
 		w.notified <- r.URL.Path
 		return nil
 	})

@@ -212,7 +212,9 @@ func newHandler(t *testing.T) *alipay.Handler {
 	return h
 }
 
-// upstream stands for the shop behind the handler.
+// upstream stands for the shop behind the handler. It answers as the
+// README tells a shop to: a notification with the body success, which
+// the handler takes for the shop's acknowledgement.
 type upstream struct {
 	calls int
 	req   *http.Request
@@ -223,6 +225,7 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	u.req = r
 	_, _ = io.Copy(io.Discard, r.Body) // as reverse_proxy does
 	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "success")
 	return nil
 }
 

@@ -298,6 +298,10 @@ function order_json(PDO $pdo, string $no): void
     ], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR), 'application/json');
 }
 
+// The notification. Answers the body success only once the order is saved (or the
+// notification is a repeat of one already done): Caddy then answers Alipay success.
+// Any other answer makes Caddy answer fail (a 2xx without success too), and Alipay
+// sends the notification again.
 function notify(PDO $pdo, array $conf): void
 {
     $c = token_claims($conf, 'notify'); // the raw form body is ignored: only the token counts
@@ -319,7 +323,7 @@ function notify(PDO $pdo, array $conf): void
         $seen->execute([$c['jti']]);
         if ($seen->fetchColumn()) {
             $pdo->exec('COMMIT');
-            send(200, "ok\n", 'text/plain'); // a repeat: already done
+            send(200, 'success', 'text/plain'); // a repeat: already done
             return;
         }
         if (!$o) {
@@ -348,11 +352,11 @@ function notify(PDO $pdo, array $conf): void
         throw $e;
     }
     if ($outcome === 'unknown_order' || $outcome === 'amount_mismatch') {
-        // Answered 200 all the same: a retry would not change it. Someone must look.
+        // Answered success all the same: a retry would not change it. Someone must look.
         shop_log(sprintf('notify %s: %s: out_trade_no=%s total_amount=%s trade_status=%s',
             $c['jti'], $outcome, json_encode($no), json_encode($amount), json_encode($status)));
     }
-    send(200, "ok\n", 'text/plain');
+    send(200, 'success', 'text/plain'); // Caddy answers Alipay success: no more retries
 }
 
 // Refunds a paid order in full. The out_request_no is fixed per order, so Alipay

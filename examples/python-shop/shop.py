@@ -383,6 +383,10 @@ class Shop(BaseHTTPRequestHandler):
         self.send(200, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), "application/json")
 
     def notify(self):
+        """The notification. Answers the body success only once the order is saved
+        (or the notification is a repeat of one already done): Caddy then answers
+        Alipay success. Any other answer makes Caddy answer fail (a 2xx without
+        success too), and Alipay sends the notification again."""
         c = self.claims("notify")
         if c is None:
             return self.send(403, b"forbidden\n", "text/plain")
@@ -398,7 +402,7 @@ class Shop(BaseHTTPRequestHandler):
                 conn.execute("UPDATE orders SET notify_calls = notify_calls + 1 WHERE out_trade_no = ?", (no,))
             if conn.execute("SELECT 1 FROM notifications WHERE jti = ?", (c["jti"],)).fetchone():
                 conn.execute("COMMIT")
-                return self.send(200, b"ok\n", "text/plain")  # a repeat: already done
+                return self.send(200, b"success", "text/plain")  # a repeat: already done
             if not o:
                 outcome = "unknown_order"
             elif normalize_amount(amount) != normalize_amount(o["total_amount"]):
@@ -427,10 +431,10 @@ class Shop(BaseHTTPRequestHandler):
         finally:
             conn.close()
         if outcome in ("unknown_order", "amount_mismatch"):
-            # Answered 200 all the same: a retry would not change it. Someone must look.
+            # Answered success all the same: a retry would not change it. Someone must look.
             log(f"notify {c['jti']}: {outcome}: out_trade_no={json.dumps(no)}"
                 f" total_amount={json.dumps(amount)} trade_status={json.dumps(status)}")
-        self.send(200, b"ok\n", "text/plain")
+        self.send(200, b"success", "text/plain")  # Caddy answers Alipay success: no more retries
 
     def refund(self, no: str):
         """Refunds a paid order in full. The out_request_no is fixed per order, so Alipay

@@ -204,8 +204,10 @@ class AlipayView(View):
     """
 
     def post(self, request):
-        """The notification. Answers 2xx only once the order is saved: Caddy
-        then answers Alipay "success"; anything else makes it answer "fail",
+        """The notification. Answers the body "success" only once the order is
+        saved (or the notification is a repeat of one already done), as seed
+        002's view answered Alipay: Caddy then answers Alipay "success". Any
+        other answer makes Caddy answer "fail" (a 2xx without "success" too),
         and Alipay sends the notification again."""
         c = token_claims(request, "notify")  # the raw form body is ignored: only the token counts
         if c is None:
@@ -221,7 +223,7 @@ class AlipayView(View):
         with transaction.atomic():
             Order.objects.filter(pk=no).update(notify_calls=F("notify_calls") + 1)
             if Notification.objects.filter(pk=c["jti"]).exists():
-                return text(200, "ok\n")  # a repeat (same notify_id): already done
+                return text(200, "success")  # a repeat (same notify_id): already done
             o = Order.objects.filter(pk=no).first()
             if not o:
                 outcome = "unknown_order"
@@ -241,10 +243,10 @@ class AlipayView(View):
                 jti=c["jti"], out_trade_no=no, outcome=outcome, protocol=protocol, trade_status=status,
                 total_amount=amount, received_at=timezone.now(), exp=int(c.get("exp", 0)))
         if outcome in ("unknown_order", "amount_mismatch"):
-            # Answered 200 all the same: a retry would not change it. Someone must look.
+            # Answered "success" all the same: a retry would not change it. Someone must look.
             log.warning("notify %s: %s: out_trade_no=%s %s=%s trade_status=%s", c["jti"], outcome,
                         json.dumps(no), AMOUNT_FIELD[protocol], json.dumps(amount), json.dumps(status))
-        return text(200, "ok\n")
+        return text(200, "success")  # Caddy answers Alipay "success": no more retries
 
     def get(self, request):
         """The buyer back from Alipay. The return proves only that: it changes
