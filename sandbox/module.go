@@ -101,10 +101,14 @@ type Sandbox struct {
 	client        *http.Client
 	ctx           context.Context
 	logger        *zap.Logger
-	// hostBound: the sandbox's site has host names, so every request's
-	// Host is one that the operator configured; learnt on the first
-	// request.
-	placement sync.Once
+	site          *site // where the sandbox sits, learnt on its first request
+}
+
+// site is what the sandbox learns, on its first request, of its site:
+// whether it has host names, so that every request's Host is one that
+// the operator configured.
+type site struct {
+	once      sync.Once
 	hostBound bool
 }
 
@@ -136,6 +140,7 @@ func (Sandbox) CaddyModule() caddy.ModuleInfo {
 func (s *Sandbox) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	s.ctx = ctx
+	s.site = &site{}
 	repl := caddy.NewReplacer()
 	s.verifiers = map[string]protocol.Verifier{}
 	s.signers = map[string]protocol.Signer{}
@@ -245,13 +250,13 @@ var now = time.Now
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s.placement.Do(func() {
+	s.site.once.Do(func() {
 		if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil {
 			found, bound, _ := caddyconf.Locate(srv.Routes, s)
-			s.hostBound = found && bound
+			s.site.hostBound = found && bound
 		}
 	})
-	if !s.hostBound && !loopbackHost(r.Host) {
+	if !s.site.hostBound && !loopbackHost(r.Host) {
 		// A page of another site could otherwise drive the sandbox from
 		// the developer's browser through DNS rebinding: its name
 		// resolving to 127.0.0.1, its Host its own.
