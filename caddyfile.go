@@ -85,28 +85,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 // Each subdirective may appear once; all but api_methods,
 // query_on_return and notify_verify take exactly one argument.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyconf.UnmarshalBlock(d, map[string]*string{
-		"app_id":            &h.AppID,
-		"app_private_key":   &h.AppPrivateKey,
-		"alipay_public_key": &h.AlipayPublicKey,
-		"secret":            &h.Secret,
-		"sign_type":         &h.SignType,
-		"gateway":           &h.Gateway,
-		"prefix":            &h.Prefix,
-		"notify_url":        &h.NotifyURL,
-		"return_url":        &h.ReturnURL,
-		"seller_id":         &h.SellerID,
-		"forward_notify":    &h.ForwardNotify,
-		"forward_return":    &h.ForwardReturn,
-		"app_cert":          &h.AppCert,
-		"alipay_cert":       &h.AlipayCert,
-		"alipay_root_cert":  &h.AlipayRootCert,
-		"partner":           &h.Partner,
-		"md5_key":           &h.MD5Key,
-		"input_charset":     &h.InputCharset,
-		"seller_email":      &h.SellerEmail,
-		"notify_ack":        &h.NotifyAck,
-	}, map[string]func([]string) error{
+	return caddyconf.UnmarshalBlock(d, h.stringSettings(), map[string]func([]string) error{
 		"api_methods": func(args []string) error {
 			if len(args) == 0 {
 				return errors.New("api_methods takes one or more method names")

@@ -11,7 +11,6 @@ package alipay
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -171,6 +170,34 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// stringSettings are the handler's string settings, by the name that the
+// Caddyfile and JSON share: the Caddyfile parser reads each as one
+// argument, and Provision resolves the placeholders in each.
+func (h *Handler) stringSettings() []caddyconf.StringSetting {
+	return []caddyconf.StringSetting{
+		{Name: "app_id", Field: &h.AppID},
+		{Name: "app_private_key", Field: &h.AppPrivateKey},
+		{Name: "alipay_public_key", Field: &h.AlipayPublicKey},
+		{Name: "app_cert", Field: &h.AppCert},
+		{Name: "alipay_cert", Field: &h.AlipayCert},
+		{Name: "alipay_root_cert", Field: &h.AlipayRootCert},
+		{Name: "secret", Field: &h.Secret},
+		{Name: "sign_type", Field: &h.SignType},
+		{Name: "gateway", Field: &h.Gateway},
+		{Name: "prefix", Field: &h.Prefix},
+		{Name: "notify_url", Field: &h.NotifyURL},
+		{Name: "return_url", Field: &h.ReturnURL},
+		{Name: "seller_id", Field: &h.SellerID},
+		{Name: "forward_notify", Field: &h.ForwardNotify},
+		{Name: "forward_return", Field: &h.ForwardReturn},
+		{Name: "partner", Field: &h.Partner},
+		{Name: "md5_key", Field: &h.MD5Key},
+		{Name: "input_charset", Field: &h.InputCharset},
+		{Name: "seller_email", Field: &h.SellerEmail},
+		{Name: "notify_ack", Field: &h.NotifyAck},
+	}
+}
+
 // configError names the setting that is wrong.
 var configError = caddyconf.SettingError
 
@@ -204,13 +231,7 @@ func (h *Handler) notifyTimeout() time.Duration {
 // once for the life of the config.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	repl := caddy.NewReplacer()
-	for _, f := range []*string{&h.AppID, &h.AppPrivateKey, &h.AlipayPublicKey, &h.Secret,
-		&h.SignType, &h.Gateway, &h.Prefix, &h.NotifyURL, &h.ReturnURL, &h.SellerID,
-		&h.ForwardNotify, &h.ForwardReturn, &h.AppCert, &h.AlipayCert, &h.AlipayRootCert,
-		&h.Partner, &h.MD5Key, &h.InputCharset, &h.SellerEmail, &h.NotifyAck} {
-		*f = strings.TrimSpace(repl.ReplaceKnown(*f, ""))
-	}
+	caddyconf.ResolvePlaceholders(h.stringSettings())
 	if h.Prefix == "" {
 		h.Prefix = "/alipay"
 	}
@@ -282,8 +303,7 @@ func (h *Handler) provisionOpenAPI() error {
 		API:     api,
 		Timeout: defaultAPITimeout,
 		Now:     func() time.Time { return now() },
-		// No redirects: the gateway answers, or the call failed.
-		HTTP: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		HTTP:    protocol.NoRedirectClient(0),
 	}
 	return nil
 }
@@ -312,8 +332,7 @@ func (h *Handler) provisionLegacy() error {
 	for _, w := range warnings {
 		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
 	}
-	// No redirects: the gateway answers, or there is no answer.
-	legacy.HTTP = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	legacy.HTTP = protocol.NoRedirectClient(0)
 	h.protocol = legacy
 	return nil
 }

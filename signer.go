@@ -3,11 +3,10 @@ package alipay
 import (
 	"encoding/json"
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 )
 
@@ -68,7 +67,7 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	ev.outcome = outcomeOK
 
 	w.Header().Set("Cache-Control", "no-store")
-	if acceptsJSON(r) {
+	if caddyconf.AcceptsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")
 		return json.NewEncoder(w).Encode(struct {
 			URL string `json:"url"`
@@ -76,14 +75,4 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, target, http.StatusFound)
 	return nil
-}
-
-// acceptsJSON reports whether the client asked for application/json.
-func acceptsJSON(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/json" {
-			return true
-		}
-	}
-	return false
 }

@@ -41,13 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_trades          <n>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyconf.UnmarshalBlock(d, map[string]*string{
-		"app_public_key":     &s.AppPublicKey,
-		"alipay_private_key": &s.AlipayPrivateKey,
-		"partner":            &s.Partner,
-		"md5_key":            &s.MD5Key,
-		"certificates":       &s.Certificates,
-	}, map[string]func([]string) error{
+	return caddyconf.UnmarshalBlock(d, s.stringSettings(), map[string]func([]string) error{
 		"notify_retry": func(args []string) error {
 			if len(args) == 0 {
 				return errors.New("notify_retry takes one or more durations")
@@ -77,6 +71,19 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return nil
 		},
 	})
+}
+
+// stringSettings are the sandbox's string settings, by the name that the
+// Caddyfile and JSON share: the Caddyfile parser reads each as one
+// argument, and Provision resolves the placeholders in each.
+func (s *Sandbox) stringSettings() []caddyconf.StringSetting {
+	return []caddyconf.StringSetting{
+		{Name: "app_public_key", Field: &s.AppPublicKey},
+		{Name: "alipay_private_key", Field: &s.AlipayPrivateKey},
+		{Name: "partner", Field: &s.Partner},
+		{Name: "md5_key", Field: &s.MD5Key},
+		{Name: "certificates", Field: &s.Certificates},
+	}
 }
 
 // Interface guards.

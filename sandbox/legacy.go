@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -57,8 +56,6 @@ const notifyIDLifetime = time.Minute
 const maxSentNotifyIDs = 10000
 
 var (
-	legacySellerIDRE    = regexp.MustCompile(`^2088[0-9]{12}$`)
-	legacySellerEmailRE = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
 // provisionLegacy sets up the legacy gateway when partner is set. The
@@ -228,9 +225,9 @@ func (s *Sandbox) openLegacyTrade(p map[string]string) (*trade, error) {
 		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "total_fee must be yuan with at most 2 decimals, from 0.01"}
 	case p["seller_id"] == "" && p["seller_email"] == "":
 		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_id or seller_email is required"}
-	case p["seller_id"] != "" && !legacySellerIDRE.MatchString(p["seller_id"]):
+	case p["seller_id"] != "" && !protocol.ValidAlipayID(p["seller_id"]):
 		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_id must be 2088 and 12 digits"}
-	case p["seller_email"] != "" && !legacySellerEmailRE.MatchString(text["seller_email"]):
+	case p["seller_email"] != "" && !protocol.ValidEmail(text["seller_email"]):
 		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_email is not an email address"}
 	}
 	for _, name := range []string{"notify_url", "return_url"} {

@@ -193,11 +193,8 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 		s.callbackHosts[host] = true
 	}
 	s.trades = newTradeStore(s.MaxTrades)
-	s.client = &http.Client{
-		Timeout: 15 * time.Second,
-		// Alipay does not follow redirects from notify_url.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// Alipay does not follow redirects from notify_url.
+	s.client = protocol.NoRedirectClient(15 * time.Second)
 	return nil
 }
 

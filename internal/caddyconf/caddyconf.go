@@ -16,10 +16,14 @@ func SettingError(setting string, err error) error {
 }
 
 // UnmarshalBlock parses a directive with no inline arguments and a block
-// of subdirectives, each given at most once: those in one take exactly
-// one argument, stored as it is; those in many get all their arguments.
-// Anything else is an error, never ignored.
-func UnmarshalBlock(d *caddyfile.Dispenser, one map[string]*string, many map[string]func(args []string) error) error {
+// of subdirectives, each given at most once: the string settings take
+// exactly one argument, stored as it is; those in many get all their
+// arguments. Anything else is an error, never ignored.
+func UnmarshalBlock(d *caddyfile.Dispenser, settings []StringSetting, many map[string]func(args []string) error) error {
+	one := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		one[s.Name] = s.Field
+	}
 	d.Next() // the directive name
 	if d.NextArg() {
 		return d.ArgErr()

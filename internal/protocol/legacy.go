@@ -423,14 +423,12 @@ type LegacyConfig struct {
 }
 
 var (
-	partnerRE = regexp.MustCompile(`^2088[0-9]{12}$`)
-	emailRE   = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
 // NewLegacy checks cfg, reads its keys and returns the protocol. Every
 // error names the setting at fault.
 func NewLegacy(cfg LegacyConfig) (*Legacy, []Warning, error) {
-	if !partnerRE.MatchString(cfg.Partner) {
+	if !ValidAlipayID(cfg.Partner) {
 		return nil, nil, settingError("partner", fmt.Errorf("%q is not an Alipay partner id (2088 and 12 digits)", cfg.Partner))
 	}
 	p := &Legacy{Partner: cfg.Partner, SellerID: cfg.SellerID, SellerEmail: cfg.SellerEmail, NotifyVerify: cfg.NotifyVerify}
@@ -481,9 +479,9 @@ func NewLegacy(cfg LegacyConfig) (*Legacy, []Warning, error) {
 	switch {
 	case cfg.SellerID != "" && cfg.SellerEmail != "":
 		return nil, nil, settingError("seller_email", errors.New("give seller_id or seller_email, not both"))
-	case cfg.SellerEmail != "" && !emailRE.MatchString(cfg.SellerEmail):
+	case cfg.SellerEmail != "" && !ValidEmail(cfg.SellerEmail):
 		return nil, nil, settingError("seller_email", fmt.Errorf("%q is not an email address", cfg.SellerEmail))
-	case cfg.SellerID != "" && !partnerRE.MatchString(cfg.SellerID):
+	case cfg.SellerID != "" && !ValidAlipayID(cfg.SellerID):
 		return nil, nil, settingError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", cfg.SellerID))
 	case cfg.SellerID == "" && cfg.SellerEmail == "":
 		p.SellerID = cfg.Partner

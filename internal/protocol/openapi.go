@@ -323,7 +323,6 @@ type Warning struct {
 
 var (
 	appIDRE    = regexp.MustCompile(`^[0-9]{1,32}$`)
-	sellerIDRE = regexp.MustCompile(`^2088[0-9]{12}$`)
 )
 
 // NewOpenAPI checks cfg, reads its keys (or certificates) and returns the
@@ -384,7 +383,7 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 	if err := CheckGateway(p.Gateway); err != nil {
 		return nil, nil, settingError("gateway", err)
 	}
-	if cfg.SellerID != "" && !sellerIDRE.MatchString(cfg.SellerID) {
+	if cfg.SellerID != "" && !ValidAlipayID(cfg.SellerID) {
 		return nil, nil, settingError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", cfg.SellerID))
 	}
 	return p, warnings, nil
