@@ -1,14 +1,10 @@
 package protocol
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
-
-	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // A Callback is a notification (the form body of the POST to notify_url)
@@ -39,8 +35,9 @@ const MaxCallbackSize = 64 << 10
 
 // ParseForm parses raw, an application/x-www-form-urlencoded string,
 // strictly: every escape must be valid, a key may appear once only, and
-// keys are printable ASCII. The values stay bytes, decoded from their
-// escapes once, in whatever charset they were sent; setCharset names it.
+// keys are printable ASCII without spaces. The values stay bytes, decoded
+// from their escapes once, in whatever charset they were sent; setCharset
+// names it.
 func ParseForm(raw string) (*Callback, error) {
 	if len(raw) > MaxCallbackSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxCallbackSize)
@@ -100,7 +97,8 @@ func (c *Callback) setCharset(cs string) error {
 }
 
 // validKey accepts the names Alipay uses (and any printable ASCII, so that
-// an unknown field still verifies); it refuses control and non-ASCII bytes.
+// an unknown field still verifies); it refuses spaces, control and
+// non-ASCII bytes.
 func validKey(k []byte) bool {
 	if len(k) == 0 {
 		return false
@@ -113,8 +111,9 @@ func validKey(k []byte) bool {
 	return true
 }
 
-// formUnescape decodes one form field: '+' is a space, %XX is the byte XX.
-// Unlike url.QueryUnescape it returns bytes, so GBK survives untouched.
+// formUnescape decodes one form field as url.QueryUnescape does: '+' is a
+// space, %XX is the byte XX, a bad escape is an error. ParseForm decodes
+// every field of a callback into one buffer with appendFormUnescaped.
 func formUnescape(s string) ([]byte, error) {
 	return appendFormUnescaped(nil, s)
 }
@@ -185,15 +184,35 @@ func (c *Callback) Charset() string { return c.charset }
 // Amount is the callback's amount field, as sent.
 func (c *Callback) Amount() string { return c.Get(c.amountKey) }
 
-// A signedString is one of the forms of a callback's string to sign.
+// A signedString is one of the forms of a callback's string to sign: its
+// parameters sorted by name and joined as k=v&k=v with the values as sent,
+// sign always left out, sign_type and the empty values kept or not.
 type signedString struct {
 	withSignType, withEmpty bool
 }
 
+// The forms that Alipay signs callbacks with; each protocol's
+// VerifyCallback names those it accepts.
+var (
+	// signedV1, "V1", leaves sign_type out and keeps empty values: the
+	// string of OpenAPI trade notifications (notify_url) and returns
+	// (return_url), as the Node.js SDK's checkNotifySign checks them.
+	signedV1 = signedString{withSignType: false, withEmpty: true}
+	// signedV1NoEmpty is V1 with the empty values left out too: V1 as
+	// current Java and Go SDKs compute it, and the only string of the
+	// legacy protocol's notifications and returns (as LegacyContent).
+	signedV1NoEmpty = signedString{withSignType: false, withEmpty: false}
+	// signedV2, "V2", keeps sign_type and empty values: the string of the
+	// OpenAPI callbacks that Alipay signs with sign_type in it, as the
+	// Node.js SDK's checkNotifySignV2 checks them.
+	signedV2 = signedString{withSignType: true, withEmpty: true}
+)
+
 // verifySign checks Alipay's signature with v over the first of forms that
 // holds. Each form is one that Alipay signs, so that trying several adds
-// no way to forge. A form with empty values is tried only when the
-// callback has some.
+// no way to forge. A form with sign_type is tried only when the callback
+// has one; a form without empty values is skipped when the callback has
+// none and forms hold its twin with them, the same string.
 func (c *Callback) verifySign(v Verifier, forms ...signedString) error {
 	sign := c.find("sign")
 	if sign == nil || len(sign.value) == 0 {
@@ -206,10 +225,10 @@ func (c *Callback) verifySign(v Verifier, forms ...signedString) error {
 		if f.withSignType && c.find("sign_type") == nil {
 			continue
 		}
-		if !f.withEmpty && !hasEmpty && slices.Contains(forms, signedString{f.withSignType, true}) {
+		if !f.withEmpty && !hasEmpty && slices.Contains(forms, signedString{withSignType: f.withSignType, withEmpty: true}) {
 			continue // the same string as the form with empty values
 		}
-		buf = c.content(buf[:0], f.withSignType, f.withEmpty)
+		buf = c.content(buf[:0], f)
 		if v.Verify(buf, signStr) == nil {
 			c.emptySigned = f.withEmpty && hasEmpty
 			return nil
@@ -218,13 +237,13 @@ func (c *Callback) verifySign(v Verifier, forms ...signedString) error {
 	return ErrBadSignature
 }
 
-// content appends the string to sign to b: sorted key=value pairs joined
-// by '&', without sign, with sign_type only if withSignType, and with
-// empty values only if withEmpty.
-func (c *Callback) content(b []byte, withSignType, withEmpty bool) []byte {
+// content appends the string to sign of form f to b: sorted key=value
+// pairs joined by '&', without sign, with sign_type only if
+// f.withSignType, and with empty values only if f.withEmpty.
+func (c *Callback) content(b []byte, f signedString) []byte {
 	first := true
 	for _, p := range c.params {
-		if p.key == "sign" || (p.key == "sign_type" && !withSignType) || (len(p.value) == 0 && !withEmpty) {
+		if p.key == "sign" || (p.key == "sign_type" && !f.withSignType) || (len(p.value) == 0 && !f.withEmpty) {
 			continue
 		}
 		if !first {
@@ -239,15 +258,16 @@ func (c *Callback) content(b []byte, withSignType, withEmpty bool) []byte {
 }
 
 // Params returns the parameters that Alipay signed, sign_type left out,
-// converted from the callback's charset to UTF-8. Call it after Verify:
-// conversion comes only once the signature holds over the bytes as sent,
-// and empty values count as signed only once a string with them verified.
-// Bytes that are not valid in the charset become U+FFFD.
+// converted from the callback's charset to UTF-8. Call it after the
+// protocol's VerifyCallback: conversion comes only once the signature
+// holds over the bytes as sent, and empty values count as signed only once
+// a string with them verified. Bytes that are not valid in the charset
+// become U+FFFD.
 func (c *Callback) Params() map[string]string {
 	m := make(map[string]string, len(c.params))
 	for _, p := range c.params {
 		if c.signed(p) {
-			m[p.key] = c.utf8(p.value)
+			m[p.key] = toUTF8(p.value, c.charset)
 		}
 	}
 	return m
@@ -256,32 +276,4 @@ func (c *Callback) Params() map[string]string {
 // signed reports whether p is one of the parameters that Params returns.
 func (c *Callback) signed(p param) bool {
 	return p.key != "sign" && p.key != "sign_type" && (len(p.value) > 0 || c.emptySigned)
-}
-
-func (c *Callback) utf8(b []byte) string {
-	if c.charset != "utf-8" && !isASCII(b) {
-		var dec []byte
-		var err error
-		if c.charset == "gbk" {
-			dec, err = simplifiedchinese.GBK.NewDecoder().Bytes(b)
-		} else {
-			dec, err = simplifiedchinese.GB18030.NewDecoder().Bytes(b)
-		}
-		if err == nil {
-			b = dec
-		}
-	}
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -111,17 +112,15 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 }
 
-// V1 without empty values: what current Java and the Go SDKs sign.
+// The strings to sign of an OpenAPI callback: V1, V1 without empty values
+// (what current Java and Go SDKs compute) and V2 verify; V2 without empty
+// values, which Alipay does not use, does not.
 func TestVerifyForms(t *testing.T) {
 	s := testSigner(t, "alipay_private_key_pkcs1.pem", SignTypeRSA2)
 	v := testVerifier(t, "alipay_public_key.pem", SignTypeRSA2)
 	params := map[string]string{"app_id": testvec.AppID, "out_trade_no": "1", "body": "", "trade_status": "TRADE_SUCCESS", "sign_type": "RSA2"}
-	withoutType := map[string]string{}
-	for k, val := range params {
-		if k != "sign_type" {
-			withoutType[k] = val
-		}
-	}
+	withoutType := maps.Clone(params)
+	delete(withoutType, "sign_type")
 	// RequestContent drops empties and keeps sign_type: the "V2 without
 	// empties" form, which Alipay does not use and must not verify...
 	sigV2NoEmpty, err := s.Sign(RequestContent(params))

@@ -16,10 +16,10 @@ import (
 // certificate and Alipay's root by Alipay's own serial numbers.
 
 // CertSN is Alipay's serial number of a certificate: the lower-case hex MD5
-// of the issuer's distinguished name, written from the last attribute to
-// the first as they are encoded (RFC 2253), followed by the certificate's
-// serial number in decimal. pkix.Name.String() is not used: it writes a
-// fixed order of its own, which differs for issuers encoded in another.
+// of the issuer's distinguished name as RFC 2253 writes it (the RDN
+// encoded last comes first), followed by the certificate's serial number
+// in decimal. pkix.Name.String() is not used: it writes a fixed order of
+// its own, which differs for issuers encoded in another.
 func CertSN(c *x509.Certificate) (string, error) {
 	var rdns pkix.RDNSequence
 	if rest, err := asn1.Unmarshal(c.RawIssuer, &rdns); err != nil || len(rest) > 0 {

@@ -1,13 +1,9 @@
 package protocol
 
 import (
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
@@ -71,68 +67,4 @@ func TestEscapeDNValue(t *testing.T) {
 	for in, want := range map[string]string{"Ant, Inc": `Ant\, Inc`, "#1": `\#1`, " a ": `\ a\ `, `a+b"c`: `a\+b\"c`, "支付宝": "支付宝"} {
 		assert.Equal(t, want, escapeDNValue(in), in)
 	}
-}
-
-// certModeConfig is the vectors' certificate mode at now.
-func certModeConfig(now time.Time) OpenAPIConfig {
-	return OpenAPIConfig{
-		AppID: testvec.AppID, AppPrivateKey: testvec.Key("app_private_key_pkcs1.pem"),
-		AppCert:        testvec.Cert("appCertPublicKey_2021000000000001.crt"),
-		AlipayCert:     testvec.Cert("alipayCertPublicKey_RSA2.crt"),
-		AlipayRootCert: testvec.Cert("alipayRootCert.crt"), Now: now,
-	}
-}
-
-// A certificate that is expired, not yet valid, self-signed or about to
-// expire loads, with a warning that names the setting and the date.
-func TestCertWarnings(t *testing.T) {
-	app := readCert(t, "appCertPublicKey_2021000000000001.crt")
-	alipay := readCert(t, "alipayCertPublicKey_RSA2.crt")
-	require.Equal(t, app.NotAfter, alipay.NotAfter, "the vectors' two leaves share their dates")
-	day := func(tm time.Time) string { return tm.UTC().Format("2006-01-02") }
-	for name, c := range map[string]struct {
-		now  time.Time
-		want string // in both warnings; "" for none
-	}{
-		"valid":         {app.NotBefore.Add(24 * time.Hour), ""},
-		"31 days left":  {app.NotAfter.Add(-31 * 24 * time.Hour), ""},
-		"29 days left":  {app.NotAfter.Add(-29*24*time.Hour - time.Hour), "expires on " + day(app.NotAfter) + ", in 29 days"},
-		"expired":       {app.NotAfter.Add(time.Hour), "expired on " + day(app.NotAfter)},
-		"not yet valid": {app.NotBefore.Add(-time.Hour), "not valid until " + day(app.NotBefore)},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, warnings, err := NewOpenAPI(certModeConfig(c.now))
-			require.NoError(t, err, "a warning, never a refusal")
-			if c.want == "" {
-				assert.Empty(t, warnings)
-				return
-			}
-			require.Len(t, warnings, 2)
-			for i, setting := range []string{"app_cert", "alipay_cert"} {
-				assert.Equal(t, setting, warnings[i].Setting)
-				assert.Contains(t, warnings[i].Message, c.want)
-			}
-		})
-	}
-
-	// A self-signed alipay_cert (made here with the vectors' Alipay key).
-	key, err := ParsePrivateKey(testvec.ReadKey(t, "alipay_private_key_pkcs1.pem"))
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Not Alipay"},
-		NotBefore: app.NotBefore, NotAfter: app.NotAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cfg := certModeConfig(app.NotBefore.Add(time.Hour))
-	cfg.AlipayCert = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	_, warnings, err := NewOpenAPI(cfg)
-	require.NoError(t, err)
-	require.Len(t, warnings, 1)
-	assert.Equal(t, "alipay_cert", warnings[0].Setting)
-	assert.Contains(t, warnings[0].Message, "self-signed")
-
-	// An app_cert that is not the pair of app_private_key cannot work.
-	cfg = certModeConfig(app.NotBefore.Add(time.Hour))
-	cfg.AppCert = cfg.AlipayCert
-	_, _, err = NewOpenAPI(cfg)
-	assert.ErrorContains(t, err, "app_cert: does not certify the public key of app_private_key")
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // The X-Alipay-Token that the sidecar hands the shop with a verified
@@ -83,60 +82,15 @@ func appendParams(b []byte, c *Callback) []byte {
 		first = false
 		b = appendJSONString(b, p.key)
 		b = append(b, ':')
-		b = appendJSONString(b, c.utf8(p.value))
+		b = appendJSONString(b, toUTF8(p.value, c.charset))
 	}
 	return append(b, '}')
 }
 
-// RandomID is a random 128-bit id in hex: a return's jti, a sandbox
-// notify_id.
+// RandomID is a random 128-bit id in hex: a return's jti, and the local
+// Alipay's cashier ids and notify_ids.
 func RandomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, bytes that are not UTF-8 written as U+FFFD
-// (as encoding/json does), <, > and & as themselves. Callback data reaches
-// the token through it, so whatever the bytes, the token stays valid JSON.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			if r, size := utf8.DecodeRuneInString(s[i:]); r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i++
-				start = i
-			} else {
-				i += size
-			}
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

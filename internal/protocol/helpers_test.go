@@ -16,6 +16,10 @@ func parseOpenAPIOrder(claims map[string]json.RawMessage) (*Order, error) {
 	return (&OpenAPI{}).ParseOrder(claims)
 }
 
+// testSigner, testVerifier and signedBody are protocoltest's Signer,
+// Verifier and SignedBody for this package's own tests, which cannot
+// import protocoltest: it imports this package.
+
 // testSigner signs with the private key in testdata/keys/file.
 func testSigner(t testing.TB, file, signType string) *RSASigner {
 	t.Helper()

@@ -18,7 +18,7 @@ import (
 // PEM key is about 3.3 KiB, so this leaves room for comments and chains.
 const maxKeyFileSize = 64 << 10
 
-// errNotKey is returned when neither PEM nor base64 key material was found.
+// errNotKey is material that is neither a PEM nor a base64-encoded RSA key.
 var errNotKey = errors.New("not a PEM or base64-encoded RSA key")
 
 // KeyMaterial returns the bytes of a key or certificate setting: the
@@ -75,7 +75,7 @@ func pathless(err error) error {
 }
 
 // looksLikeBase64Key reports whether s is long enough and made only of the
-// standard base64 alphabet (and line breaks) to be a bare DER key. The
+// standard base64 alphabet (and white space) to be a bare DER key. The
 // shortest key accepted, RSA-1024 public, is over 200 base64 characters;
 // no sensible file name is.
 func looksLikeBase64Key(s string) bool {

@@ -1,11 +1,7 @@
 package protocol
 
 import (
-	"bytes"
 	"context"
-	"crypto/md5"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,23 +11,16 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // The legacy "instant arrival" protocol (即时到账, create_direct_pay_by_user
 // on the mapi gateway), which partners that joined before OpenAPI still
 // run: requests and callbacks signed with the partner's 32-character MD5
-// key, or with RSA (SHA1withRSA), in the partner's charset; notifications
-// confirmed by asking Alipay (notify_verify).
+// key, or with RSA (SHA1withRSA), in the partner's charset; with
+// NotifyVerify, notifications confirmed by asking Alipay (notify_verify).
 
 // GatewayMapi is the legacy protocol's gateway.
 const GatewayMapi = "https://mapi.alipay.com/gateway.do"
-
-// SignTypeMD5 is the legacy protocol's MD5 sign type.
-const SignTypeMD5 = "MD5"
 
 // NotifyVerifyTimeout bounds one notify_verify question.
 const NotifyVerifyTimeout = 5 * time.Second
@@ -84,6 +73,23 @@ var legacyClaims = []optionalClaim{
 	{"qrcode_width", checkQRCodeWidth},
 }
 
+// checkShowURL accepts an absolute http(s) URL of at most 400 bytes.
+func checkShowURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 400 {
+		return "must be an absolute http(s) URL of at most 400 characters"
+	}
+	return ""
+}
+
+// checkItBPay accepts 1m to 15d, and 1c (the end of today).
+func checkItBPay(s string) string {
+	if !itBPayRE.MatchString(s) {
+		return "must be like 30m, 2h, 3d or 1c"
+	}
+	return checkTimeout(s)
+}
+
 // openAPIOnly are the OpenAPI claims that the legacy request has no place
 // for, with the legacy claim that does the same where there is one.
 var openAPIOnly = map[string]string{
@@ -94,14 +100,8 @@ var openAPIOnly = map[string]string{
 // carries; product wap, the OpenAPI claims and text that the charset
 // cannot hold are refused.
 func (p *Legacy) ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
-	for name, instead := range openAPIOnly {
-		if _, ok := claims[name]; ok {
-			reason := "is an OpenAPI claim; the legacy protocol has no such field"
-			if instead != "" {
-				reason += "; use " + instead
-			}
-			return nil, &ClaimError{name, reason}
-		}
+	if err := refuseForeignClaims(claims, openAPIOnly, "is an OpenAPI claim; the legacy protocol has no such field"); err != nil {
+		return nil, err
 	}
 	o, err := parseOrder(claims, legacyClaims, false)
 	if err != nil {
@@ -239,7 +239,7 @@ func (p *Legacy) VerifyCallback(ctx context.Context, c *Callback, event string) 
 			}
 		}
 	}
-	if err := c.verifySign(p.Verifier, signedString{false, false}); err != nil {
+	if err := c.verifySign(p.Verifier, signedV1NoEmpty); err != nil {
 		return err
 	}
 	if p.SellerEmail != "" {
@@ -298,233 +298,4 @@ func (p *Legacy) confirm(ctx context.Context, notifyID string) error {
 		return fmt.Errorf("%w: notify_verify answered %q", ErrNotConfirmed, answer)
 	}
 	return nil
-}
-
-// MD5Key is the partner's MD5 key: it signs and verifies the legacy
-// protocol's MD5 sign, the lower-case hex MD5 of the string to sign
-// followed directly by the key.
-type MD5Key struct {
-	key []byte
-}
-
-var md5KeyRE = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
-
-// NewMD5Key returns the key, which must be 32 letters and digits.
-func NewMD5Key(key string) (*MD5Key, error) {
-	if !md5KeyRE.MatchString(key) {
-		return nil, errors.New("must be the partner's 32 letters and digits")
-	}
-	return &MD5Key{key: []byte(key)}, nil
-}
-
-// SignType implements Signer and Verifier.
-func (*MD5Key) SignType() string { return SignTypeMD5 }
-
-// Sign implements Signer.
-func (k *MD5Key) Sign(content []byte) (string, error) {
-	h := md5.New()
-	h.Write(content)
-	h.Write(k.key)
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// Verify implements Verifier, in constant time.
-func (k *MD5Key) Verify(content []byte, sign string) error {
-	want, _ := k.Sign(content)
-	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(sign))) != 1 {
-		return ErrBadSignature
-	}
-	return nil
-}
-
-// encodeCharset converts s from UTF-8 to charset (utf-8 or gbk).
-func encodeCharset(s, charset string) ([]byte, error) {
-	if charset == "utf-8" || isASCII([]byte(s)) {
-		return []byte(s), nil
-	}
-	var enc *encoding.Encoder
-	switch charset {
-	case "gbk":
-		enc = simplifiedchinese.GBK.NewEncoder()
-	default:
-		return nil, fmt.Errorf("unsupported charset %q", charset)
-	}
-	return enc.Bytes([]byte(s))
-}
-
-// DecodeCharset converts b, text in charset (utf-8 or gbk), to UTF-8,
-// strictly: bytes that are not text in the charset, or that would not
-// encode back to themselves, are an error. So what is shown from a value
-// is what was signed, and encoding it again in the charset gives the same
-// bytes.
-func DecodeCharset(b []byte, charset string) (string, error) {
-	switch {
-	case charset != "utf-8" && charset != "gbk":
-		return "", fmt.Errorf("unsupported charset %q", charset)
-	case isASCII(b):
-		return string(b), nil
-	case charset == "utf-8":
-		if !utf8.Valid(b) {
-			return "", errors.New("not valid utf-8")
-		}
-		return string(b), nil
-	}
-	dec, err := simplifiedchinese.GBK.NewDecoder().Bytes(b)
-	if err != nil {
-		return "", errors.New("not valid gbk")
-	}
-	if back, err := encodeCharset(string(dec), charset); err != nil || !bytes.Equal(back, b) {
-		return "", errors.New("not valid gbk")
-	}
-	return string(dec), nil
-}
-
-// checkShowURL accepts an absolute http(s) URL of at most 400 bytes.
-func checkShowURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 400 {
-		return "must be an absolute http(s) URL of at most 400 characters"
-	}
-	return ""
-}
-
-// checkItBPay accepts 1m to 15d, and 1c (the end of today).
-func checkItBPay(s string) string {
-	if !itBPayRE.MatchString(s) {
-		return "must be like 30m, 2h, 3d or 1c"
-	}
-	return checkTimeout(s)
-}
-
-func oneOf(values ...string) func(string) string {
-	return func(s string) string {
-		for _, v := range values {
-			if s == v {
-				return ""
-			}
-		}
-		return "must be one of " + strings.Join(values, ", ")
-	}
-}
-
-// LegacyConfig is a partner's legacy settings as an operator writes them:
-// keys as file paths or inline.
-type LegacyConfig struct {
-	Partner      string
-	SignType     string // MD5 (default) or RSA
-	MD5Key       string // sign_type MD5
-	InputCharset string // utf-8 (default) or gbk
-	// The seller: SellerEmail, or SellerID, which defaults to Partner.
-	SellerID, SellerEmail string
-	Gateway               string // production (default) or a URL
-	// sign_type RSA: the partner's private key and Alipay's public key.
-	AppPrivateKey, AlipayPublicKey string
-	NotifyVerify                   bool
-}
-
-var (
-)
-
-// NewLegacy checks cfg, reads its keys and returns the protocol. Every
-// error names the setting at fault.
-func NewLegacy(cfg LegacyConfig) (*Legacy, []Warning, error) {
-	if !ValidAlipayID(cfg.Partner) {
-		return nil, nil, settingError("partner", fmt.Errorf("%q is not an Alipay partner id (2088 and 12 digits)", cfg.Partner))
-	}
-	p := &Legacy{Partner: cfg.Partner, SellerID: cfg.SellerID, SellerEmail: cfg.SellerEmail, NotifyVerify: cfg.NotifyVerify}
-	switch strings.ToLower(cfg.InputCharset) {
-	case "", "utf-8", "utf8":
-		p.Charset = "utf-8"
-	case "gbk":
-		p.Charset = "gbk"
-	default:
-		return nil, nil, settingError("input_charset", fmt.Errorf("%q: want utf-8 or gbk", cfg.InputCharset))
-	}
-	var warnings []Warning
-	switch cfg.SignType {
-	case "", SignTypeMD5:
-		for _, s := range []struct{ setting, value string }{{"app_private_key", cfg.AppPrivateKey}, {"alipay_public_key", cfg.AlipayPublicKey}} {
-			if s.value != "" {
-				return nil, nil, settingError(s.setting, errors.New("not used with sign_type MD5, which signs with md5_key"))
-			}
-		}
-		key, err := loadMD5Key(cfg.MD5Key)
-		if err != nil {
-			return nil, nil, settingError("md5_key", err)
-		}
-		p.Signer, p.Verifier = key, key
-	case SignTypeRSA:
-		if cfg.MD5Key != "" {
-			return nil, nil, settingError("md5_key", errors.New("not used with sign_type RSA, which signs with app_private_key"))
-		}
-		appKey, err := loadPrivateKey("app_private_key", cfg.AppPrivateKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		alipayKey, err := loadPublicKey("alipay_public_key", cfg.AlipayPublicKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		if warnings, err = checkKeySizes(appKey, alipayKey, true); err != nil {
-			return nil, nil, err
-		}
-		if alipayKey.Equal(&appKey.PublicKey) {
-			return nil, nil, settingError("alipay_public_key", errors.New("this is the partner's own public key; use Alipay's"))
-		}
-		p.Signer, _ = NewRSASigner(appKey, SignTypeRSA)
-		p.Verifier, _ = NewRSAVerifier(alipayKey, SignTypeRSA)
-	default:
-		return nil, nil, settingError("sign_type", fmt.Errorf("%q: the legacy protocol (partner) signs with MD5 or RSA", cfg.SignType))
-	}
-	switch {
-	case cfg.SellerID != "" && cfg.SellerEmail != "":
-		return nil, nil, settingError("seller_email", errors.New("give seller_id or seller_email, not both"))
-	case cfg.SellerEmail != "" && !ValidEmail(cfg.SellerEmail):
-		return nil, nil, settingError("seller_email", fmt.Errorf("%q is not an email address", cfg.SellerEmail))
-	case cfg.SellerID != "" && !ValidAlipayID(cfg.SellerID):
-		return nil, nil, settingError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", cfg.SellerID))
-	case cfg.SellerID == "" && cfg.SellerEmail == "":
-		p.SellerID = cfg.Partner
-	}
-	switch cfg.Gateway {
-	case "", "production":
-		p.Gateway = GatewayMapi
-	case "sandbox":
-		return nil, nil, settingError("gateway", errors.New("Alipay has no sandbox for the legacy protocol; use production, or the URL of a local alipay_sandbox"))
-	default:
-		if err := CheckGateway(cfg.Gateway); err != nil {
-			return nil, nil, settingError("gateway", err)
-		}
-		p.Gateway = cfg.Gateway
-	}
-	return p, warnings, nil
-}
-
-// maxMD5KeyFile bounds what md5_key may read from a file.
-const maxMD5KeyFile = 1024
-
-// loadMD5Key reads an md5_key setting: the key itself, or a file that
-// holds it. Neither the key nor a mistyped one is ever echoed.
-func loadMD5Key(value string) (*MD5Key, error) {
-	v := strings.TrimSpace(value)
-	if v == "" {
-		return nil, errors.New("required with sign_type MD5 (an unset environment variable or a missing {file.*}?)")
-	}
-	if !md5KeyRE.MatchString(v) {
-		// Only something that names a file is read as one: a mistyped
-		// key must not end up in an error as a "file name".
-		if !strings.ContainsAny(v, "/.") || len(v) > 256 || strings.ContainsAny(v, "\r\n") {
-			return nil, errors.New("must be the partner's 32 letters and digits, or a file that holds them")
-		}
-		data, err := readSecretFile(v, maxMD5KeyFile)
-		if err != nil {
-			return nil, err
-		}
-		v = strings.TrimSpace(string(data))
-	}
-	key, err := NewMD5Key(v)
-	if err != nil {
-		return nil, err
-	}
-	return key, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -117,59 +118,149 @@ func lookalike(name string, names []string) (string, bool) {
 	return "", false
 }
 
-// parseOrder checks the claims of a verified pay token: the required ones,
-// the optional ones of a protocol, and, if withBiz, a biz object of more
-// fields.
+// parseOrder checks the claims of a verified pay token, in the steps
+// below: what no pay token may hold (a scope, a look-alike of a claim),
+// the required claims, the product, the protocol's optional claims and,
+// if withBiz, a biz object of more fields.
 func parseOrder(claims map[string]json.RawMessage, optional []optionalClaim, withBiz bool) (*Order, error) {
-	o := &Order{Product: Products[0]}
-	known := slices.Clone(payClaims)
-	own := slices.Clone(reservedBiz)
-	for _, oc := range optional {
-		known, own = append(known, oc.name), append(own, oc.name)
-	}
-	if _, ok := claims["scope"]; ok {
-		// An API bearer token is no pay order, and a pay link is no place
-		// for one: it would hand the buyer the shop's API.
-		return nil, &ClaimError{"scope", "a pay token has no scope claim (is this an API token?)"}
-	}
-	for name := range claims {
-		if n, ok := lookalike(name, known); ok {
-			return nil, &ClaimError{name, "is not a claim; write it as " + n}
-		}
-	}
-	var err error
-	if o.OutTradeNo, err = stringClaim(claims, "out_trade_no", true); err != nil {
+	if err := refuseScope(claims); err != nil {
 		return nil, err
 	}
-	if !outTradeNoRE.MatchString(o.OutTradeNo) {
-		return nil, &ClaimError{"out_trade_no", "must be 1 to 64 letters, digits or _"}
+	if err := refuseLookalikeClaims(claims, optional); err != nil {
+		return nil, err
+	}
+	o := &Order{}
+	var err error
+	if o.OutTradeNo, err = outTradeNoClaim(claims); err != nil {
+		return nil, err
 	}
 	if o.TotalAmount, err = amountClaim(claims["total_amount"]); err != nil {
 		return nil, err
 	}
-	if o.Subject, err = stringClaim(claims, "subject", true); err != nil {
+	if o.Subject, err = subjectClaim(claims); err != nil {
 		return nil, err
 	}
-	if n := utf8.RuneCountInString(o.Subject); n > 256 {
-		return nil, &ClaimError{"subject", "longer than 256 characters"}
+	if o.Product, err = productClaim(claims); err != nil {
+		return nil, err
 	}
-	if strings.ContainsAny(o.Subject, "/=&") {
-		return nil, &ClaimError{"subject", "must not contain /, = or & (Alipay refuses them)"}
+	if o.Fields, err = optionalFields(claims, optional); err != nil {
+		return nil, err
 	}
-	if hasControl(o.Subject) {
-		return nil, &ClaimError{"subject", "must not contain control characters"}
-	}
-	if _, ok := claims["product"]; ok {
-		name, err := stringClaim(claims, "product", true)
+	if raw, ok := claims["biz"]; ok && withBiz {
+		biz, err := bizFields(raw, optional)
 		if err != nil {
 			return nil, err
 		}
-		i := slices.IndexFunc(Products, func(p Product) bool { return p.Name == name })
-		if i < 0 {
-			return nil, &ClaimError{"product", "must be page or wap"}
-		}
-		o.Product = Products[i]
+		o.Fields = append(o.Fields, biz...)
 	}
+	return o, nil
+}
+
+// refuseScope refuses a token with a scope claim: that is an API bearer
+// token, which is no pay order, and a pay link is no place for one: it
+// would hand the buyer the shop's API.
+func refuseScope(claims map[string]json.RawMessage) error {
+	if _, ok := claims["scope"]; ok {
+		return &ClaimError{"scope", "a pay token has no scope claim (is this an API token?)"}
+	}
+	return nil
+}
+
+// refuseForeignClaims refuses the claims of the other protocol, foreign
+// (each with the claim of this one that does the same, where there is
+// one), with reason: a shop that moves from one protocol to the other
+// hears of them rather than losing them without a word.
+func refuseForeignClaims(claims map[string]json.RawMessage, foreign map[string]string, reason string) error {
+	for name, instead := range foreign {
+		if _, ok := claims[name]; ok {
+			if instead != "" {
+				reason += "; use " + instead
+			}
+			return &ClaimError{name, reason}
+		}
+	}
+	return nil
+}
+
+// refuseLookalikeClaims refuses a claim whose name is a look-alike of a
+// pay claim's or of one of the protocol's optional claims (it differs only
+// in case, _ or -): the shop's JWT library may read it as that claim, and
+// this handler would not, so the two would see different orders.
+func refuseLookalikeClaims(claims map[string]json.RawMessage, optional []optionalClaim) error {
+	known := withNames(payClaims, optional)
+	for name := range claims {
+		if n, ok := lookalike(name, known); ok {
+			return &ClaimError{name, "is not a claim; write it as " + n}
+		}
+	}
+	return nil
+}
+
+// withNames returns names followed by those of optional, in a new slice.
+func withNames(names []string, optional []optionalClaim) []string {
+	out := slices.Clone(names)
+	for _, oc := range optional {
+		out = append(out, oc.name)
+	}
+	return out
+}
+
+// outTradeNoClaim reads out_trade_no, the shop's order number, which is
+// required and must be one that Alipay accepts (ValidOutTradeNo).
+func outTradeNoClaim(claims map[string]json.RawMessage) (string, error) {
+	s, err := stringClaim(claims, "out_trade_no", true)
+	if err != nil {
+		return "", err
+	}
+	if !ValidOutTradeNo(s) {
+		return "", &ClaimError{"out_trade_no", "must be 1 to 64 letters, digits or _"}
+	}
+	return s, nil
+}
+
+// subjectClaim reads subject, the order's title, which is required: at
+// most 256 characters, without /, = or &, which Alipay refuses, and
+// without control characters, which would reach the buyer's cashier page
+// and Alipay's records as they are.
+func subjectClaim(claims map[string]json.RawMessage) (string, error) {
+	s, err := stringClaim(claims, "subject", true)
+	if err != nil {
+		return "", err
+	}
+	if n := utf8.RuneCountInString(s); n > 256 {
+		return "", &ClaimError{"subject", "longer than 256 characters"}
+	}
+	if strings.ContainsAny(s, "/=&") {
+		return "", &ClaimError{"subject", "must not contain /, = or & (Alipay refuses them)"}
+	}
+	if hasControl(s) {
+		return "", &ClaimError{"subject", "must not contain control characters"}
+	}
+	return s, nil
+}
+
+// productClaim reads product, the name of one of Products; without the
+// claim, the first of them.
+func productClaim(claims map[string]json.RawMessage) (Product, error) {
+	if _, ok := claims["product"]; !ok {
+		return Products[0], nil
+	}
+	name, err := stringClaim(claims, "product", true)
+	if err != nil {
+		return Product{}, err
+	}
+	i := slices.IndexFunc(Products, func(p Product) bool { return p.Name == name })
+	if i < 0 {
+		return Product{}, &ClaimError{"product", "must be page or wap"}
+	}
+	return Products[i], nil
+}
+
+// optionalFields reads the protocol's optional claims that the token has,
+// in the protocol's order: each a string or a number (shops write numbers
+// unquoted), which its own check must pass, kept as a JSON string.
+func optionalFields(claims map[string]json.RawMessage, optional []optionalClaim) ([]Field, error) {
+	var fields []Field
 	for _, oc := range optional {
 		if _, ok := claims[oc.name]; !ok {
 			continue
@@ -182,33 +273,38 @@ func parseOrder(claims map[string]json.RawMessage, optional []optionalClaim, wit
 			return nil, &ClaimError{oc.name, reason}
 		}
 		raw, _ := MarshalJSON(v)
-		o.Fields = append(o.Fields, Field{oc.name, raw})
+		fields = append(fields, Field{oc.name, raw})
 	}
-	if raw, ok := claims["biz"]; ok && withBiz {
-		var extra map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &extra); err != nil || extra == nil {
-			return nil, &ClaimError{"biz", "must be a JSON object"}
-		}
-		keys := make([]string, 0, len(extra))
-		for k := range extra {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if slices.Contains(own, k) {
-				return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, which has a claim of its own", k)}
-			}
-			if n, ok := lookalike(k, own); ok {
-				return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, a spelling of %s, which has a claim of its own", k, n)}
-			}
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, extra[k]); err != nil {
-				return nil, &ClaimError{"biz", err.Error()}
-			}
-			o.Fields = append(o.Fields, Field{k, compact.Bytes()})
-		}
+	return fields, nil
+}
+
+// bizFields reads the biz claim, an object of the OpenAPI fields that have
+// no claim of their own, into fields sorted by key, each value compact
+// JSON. It refuses a key that a claim sets (reservedBiz and the optional
+// claims), and any look-alike of one, which Alipay's lenient JSON parser
+// may read as it: the claim and the key would be two values for one
+// field of biz_content.
+func bizFields(raw json.RawMessage, optional []optionalClaim) ([]Field, error) {
+	var extra map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &extra); err != nil || extra == nil {
+		return nil, &ClaimError{"biz", "must be a JSON object"}
 	}
-	return o, nil
+	own := withNames(reservedBiz, optional)
+	var fields []Field
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		if slices.Contains(own, k) {
+			return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, which has a claim of its own", k)}
+		}
+		if n, ok := lookalike(k, own); ok {
+			return nil, &ClaimError{"biz", fmt.Sprintf("must not set %s, a spelling of %s, which has a claim of its own", k, n)}
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, extra[k]); err != nil {
+			return nil, &ClaimError{"biz", err.Error()}
+		}
+		fields = append(fields, Field{k, compact.Bytes()})
+	}
+	return fields, nil
 }
 
 // BizContent returns the order as compact JSON biz_content, with raw
@@ -333,6 +429,16 @@ func text(n int) func(string) string {
 			return "must not contain control characters"
 		}
 		return ""
+	}
+}
+
+// oneOf checks a claim that takes one of a fixed set of values.
+func oneOf(values ...string) func(string) string {
+	return func(s string) string {
+		if slices.Contains(values, s) {
+			return ""
+		}
+		return "must be one of " + strings.Join(values, ", ")
 	}
 }
 

@@ -1,9 +1,37 @@
 // Package protocol is what the sidecar and the local Alipay speak: Alipay's
-// merchant protocols (OpenAPI 2.0 here, the older 即时到账 one in
-// legacy.go), their keys, signatures, callbacks, responses and certificate
-// serial numbers, the order that a pay token carries, and the HS256 token
-// that the sidecar and the shop share. It knows nothing of Caddy; the
-// gateway client is its only use of the network.
+// merchant protocols, their keys, signatures, callbacks, responses and
+// certificate serial numbers, the order that a pay token carries, and the
+// HS256 token that the sidecar and the shop share. It knows nothing of
+// Caddy; its only uses of the network are the gateway client and the
+// legacy protocol's notify_verify.
+//
+// One concept to a file:
+//
+//   - protocol.go: the Protocol interface, its callback events and errors
+//   - openapi.go: OpenAPI 2.0 (pay requests, callbacks)
+//   - legacy.go: the legacy 即时到账 protocol (pay requests, callbacks,
+//     notify_verify)
+//   - client.go: the OpenAPI gateway client (Call, TradeStatus)
+//   - config.go: the protocols' settings, checked and loaded (NewOpenAPI,
+//     NewLegacy)
+//   - keys.go: RSA keys in the forms users hold them, and key settings
+//   - md5.go: the legacy partner's MD5 key
+//   - sign.go: RSA signers and verifiers, a request's string to sign,
+//     Alipay's timestamps
+//   - callback.go: a callback: its own strict form parser (every escape
+//     valid, no key twice, the values kept as the bytes that were
+//     signed), its strings to sign, its signed parameters
+//   - charset.go: conversions between UTF-8 and Alipay's other charsets
+//   - response.go: OpenAPI responses, verified over their raw text
+//   - cert.go: certificate mode's serial numbers
+//   - order.go: the pay token's order: its claims, amount and product
+//   - token.go: the HS256 token, and API bearer tokens
+//   - claims.go: the X-Alipay-Token's claims
+//   - json.go: JSON as Alipay writes it, and strict member names
+//   - ids.go: Alipay ids, e-mail addresses, the no-redirect HTTP client
+//   - urls.go: gateway and callback URLs, host names
+//
+// Package protocoltest helps the tests of the packages that use this one.
 package protocol
 
 import (
@@ -34,7 +62,8 @@ type Protocol interface {
 	// PayURL is the signed gateway URL that sends the buyer to pay o.
 	PayURL(o *Order, notifyURL, returnURL string, at time.Time) (string, error)
 	// ParseCallback reads a notification's form body or a return's query,
-	// in the protocol's charset.
+	// in the charset the protocol reads it in: the callback's own
+	// (OpenAPI), or the partner's (legacy).
 	ParseCallback(raw string) (*Callback, error)
 	// VerifyCallback checks a parsed callback: Alipay's signature, that it
 	// is for this merchant and, where the protocol asks Alipay to confirm

@@ -7,7 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
-	"sort"
+	"slices"
 	"time"
 
 	// Register the hash functions that sign types name.
@@ -33,8 +33,9 @@ func hashOf(signType string) (crypto.Hash, error) {
 	return 0, fmt.Errorf("unknown sign type %q, want %s or %s", signType, SignTypeRSA2, SignTypeRSA)
 }
 
-// A Signer signs the string to sign of a request. Implementations hold the
-// merchant's secret (an RSA key; for the legacy protocol, an MD5 key).
+// A Signer signs a string to sign: the merchant's requests, with its
+// secret (an RSA key; for the legacy protocol, an MD5 key), or, in the
+// local Alipay, Alipay's callbacks and responses.
 type Signer interface {
 	// SignType is the request's sign_type value.
 	SignType() string
@@ -66,7 +67,7 @@ func (s *RSASigner) SignType() string { return s.signType }
 func (s *RSASigner) Sign(content []byte) (string, error) {
 	hh := s.hash.New()
 	hh.Write(content)
-	// PKCS#1 v1.5 is deterministic; rand only serves blinding.
+	// PKCS#1 v1.5 is deterministic: crypto/rsa ignores the random source.
 	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, s.hash, hh.Sum(nil))
 	if err != nil {
 		return "", fmt.Errorf("signing: %w", err)
@@ -74,8 +75,9 @@ func (s *RSASigner) Sign(content []byte) (string, error) {
 	return base64.StdEncoding.EncodeToString(sig), nil
 }
 
-// A Verifier checks Alipay's signature over a string to sign. It holds
-// Alipay's public key (for the legacy protocol, the MD5 key).
+// A Verifier checks a signature over a string to sign: Alipay's, with
+// Alipay's public key (for the legacy protocol, the MD5 key), or, in the
+// local Alipay, the merchant's.
 type Verifier interface {
 	// SignType is the sign type that callbacks must use.
 	SignType() string
@@ -150,7 +152,7 @@ func sortedContent(params map[string]string, omit func(k, v string) bool) []byte
 		keys = append(keys, k)
 		size += len(k) + len(v) + 2
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	b := make([]byte, 0, size)
 	for i, k := range keys {
 		if i > 0 {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"time"
@@ -16,12 +15,13 @@ import (
 
 // The token layer: HS256 JSON Web Tokens (RFC 7519) with the secret that
 // Caddy shares with the shop, in both directions: the shop signs pay
-// orders, the handler signs the X-Alipay-Token it forwards. Only HS256 is
-// spoken, so there is no algorithm to confuse; that is also why this is a
-// hundred lines here rather than a general JWT library.
+// orders and API bearer tokens, the handler signs the X-Alipay-Token it
+// forwards. Only HS256 is spoken, so there is no algorithm to confuse;
+// that is also why the token is this file's own code rather than a
+// general JWT library.
 
-// Token errors. ErrTokenExpired is told apart so that a shop can say
-// "this payment link has expired" rather than "invalid".
+// Token errors. ErrTokenExpired is told apart so that the pay endpoint can
+// tell the buyer "this payment link has expired" rather than "invalid".
 var (
 	ErrTokenInvalid = errors.New("invalid token")
 	ErrTokenExpired = errors.New("token expired")
@@ -179,53 +179,6 @@ func strictObject(data []byte, registered []string) (map[string]json.RawMessage,
 		}
 	}
 	return obj, nil
-}
-
-// CheckJSONNames refuses JSON in which an object has a member name twice,
-// compared case-insensitively: decoders differ in which of two they keep,
-// and Go's matches struct fields in any case, while Alipay reads names
-// exactly.
-func CheckJSONNames(data []byte) error {
-	type frame struct {
-		object, wantName bool
-		names            map[string]bool
-	}
-	var stack []frame
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		t, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if n := len(stack); n > 0 && stack[n-1].wantName {
-			if name, ok := t.(string); ok {
-				key := strings.ToLower(strings.ToUpper(name)) // ſ and K fold too
-				if stack[n-1].names[key] {
-					return fmt.Errorf("%q appears more than once", name)
-				}
-				stack[n-1].names[key] = true
-				stack[n-1].wantName = false
-				continue
-			}
-		}
-		switch t {
-		case json.Delim('{'):
-			stack = append(stack, frame{object: true, wantName: true, names: map[string]bool{}})
-			continue
-		case json.Delim('['):
-			stack = append(stack, frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value ended: in an object, a name comes next.
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].wantName = true
-		}
-	}
 }
 
 // numericDate reads a JWT NumericDate: seconds since the epoch, possibly

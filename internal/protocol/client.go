@@ -1,0 +1,149 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// A Client calls the OpenAPI gateway: it signs a request as Alipay's SDKs
+// sign one, POSTs it (the common parameters in the query, biz_content in
+// the form body, as the SDKs' exec does) and returns the response once its
+// signature holds.
+type Client struct {
+	API  *OpenAPI
+	HTTP *http.Client // NoRedirectClient: a redirect is an answer, not followed
+	// Timeout bounds one call, connection to last byte; it must be set,
+	// since a zero Timeout gives every call a deadline already past.
+	Timeout time.Duration
+	Now     func() time.Time // the request's timestamp
+}
+
+// MaxResponseSize bounds a gateway response.
+const MaxResponseSize = 1 << 20
+
+// CallError is a call that gave no answer to trust.
+type CallError struct {
+	Kind CallErrorKind
+	Msg  string
+	// For an unsigned error_response: its code, msg, sub_code and sub_msg.
+	Fields map[string]string
+}
+
+func (e *CallError) Error() string { return e.Msg }
+
+// CallErrorKind tells why a call failed.
+type CallErrorKind int
+
+const (
+	CallTimeout     CallErrorKind = iota // no answer in time
+	CallUnreachable                      // no connection, or a broken answer
+	CallBadAnswer                        // an answer that is not a verified response
+	CallRefused                          // an unsigned error_response: the gateway refused the call
+)
+
+// Call makes one OpenAPI call of method with bizContent.
+func (c *Client) Call(ctx context.Context, method string, bizContent []byte) (*Response, error) {
+	params := c.API.RequestParams(method, bizContent, c.Now())
+	if err := SignParams(c.API.Signer, params); err != nil {
+		return nil, err
+	}
+	query := url.Values{}
+	for k, v := range params {
+		if k != "biz_content" {
+			query.Set(k, v)
+		}
+	}
+	form := url.Values{"biz_content": {params["biz_content"]}}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.API.Gateway+"?"+query.Encode(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
+		}
+		return nil, &CallError{Kind: CallUnreachable, Msg: "the gateway could not be reached"}
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseSize+1))
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
+	case err != nil:
+		return nil, &CallError{Kind: CallUnreachable, Msg: "reading the gateway's answer failed"}
+	case len(body) > MaxResponseSize:
+		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is too large"}
+	case res.StatusCode != http.StatusOK:
+		return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", res.StatusCode)}
+	}
+	resp, err := ParseResponse(body, method)
+	if err != nil {
+		return nil, &CallError{Kind: CallBadAnswer, Msg: err.Error()}
+	}
+	if resp.IsError && resp.Sign == "" {
+		// Alipay leaves failures of the call itself unsigned: pass on what
+		// they say, as an error, never as a good answer.
+		var fields map[string]string
+		_ = json.Unmarshal(resp.Raw, &fields)
+		out := map[string]string{}
+		for _, k := range []string{"code", "msg", "sub_code", "sub_msg"} {
+			if v := fields[k]; v != "" {
+				out[k] = v
+			}
+		}
+		return nil, &CallError{Kind: CallRefused, Msg: "the gateway refused the call (error_response)", Fields: out}
+	}
+	if c.API.AlipayCertSN != "" && resp.CertSN != c.API.AlipayCertSN {
+		// Alipay rotated its certificate, or someone else answered: either
+		// way the old key must not vouch for this.
+		return nil, &CallError{Kind: CallBadAnswer, Msg: "the answer names another Alipay certificate (alipay_cert_sn); download Alipay's current alipayCertPublicKey_RSA2.crt"}
+	}
+	if err := resp.Verify(c.API.Verifier); err != nil {
+		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is not signed by Alipay"}
+	}
+	return resp, nil
+}
+
+// TradeStatus asks alipay.trade.query for the status of the trade
+// outTradeNo (with Alipay's tradeNo, when known). It returns an error
+// when there is no verified answer with code 10000 about that trade: its
+// out_trade_no must be outTradeNo, and its trade_no tradeNo where both
+// have one.
+func (c *Client) TradeStatus(ctx context.Context, outTradeNo, tradeNo string) (string, error) {
+	biz, _ := MarshalJSON(map[string]string{"out_trade_no": outTradeNo})
+	resp, err := c.Call(ctx, "alipay.trade.query", biz)
+	if err != nil {
+		return "", err
+	}
+	// Read by exact name, as Alipay writes them: encoding/json's struct
+	// fields would match any case.
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(resp.Raw, &raw); err != nil {
+		return "", err
+	}
+	get := func(k string) string {
+		var s string
+		_ = json.Unmarshal(raw[k], &s)
+		return s
+	}
+	switch {
+	case get("code") != "10000":
+		return "", fmt.Errorf("alipay.trade.query: %s %s", get("code"), get("sub_code"))
+	case get("out_trade_no") != outTradeNo:
+		return "", errors.New("alipay.trade.query answered about another trade (out_trade_no)")
+	case tradeNo != "" && get("trade_no") != "" && get("trade_no") != tradeNo:
+		return "", errors.New("alipay.trade.query answered about another trade (trade_no)")
+	}
+	return get("trade_status"), nil
+}
