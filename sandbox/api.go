@@ -3,8 +3,9 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,20 +26,14 @@ import (
 // parameters, unknown method, bad signature) gets an unsigned
 // {"error_response":{...}}. Every answer is HTTP 200, as Alipay's.
 
-// sandboxAPI is the OpenAPI methods the sandbox answers. Each runs under
-// the store's lock, with the request's app_id and biz_content.
-var sandboxAPI = map[string]func(ts *tradeStore, appID string, biz apiBiz, at time.Time) apiFields{
-	"alipay.trade.query":                (*tradeStore).apiQuery,
-	"alipay.trade.refund":               (*tradeStore).apiRefund,
-	"alipay.trade.fastpay.refund.query": (*tradeStore).apiRefundQuery,
-	"alipay.trade.close":                (*tradeStore).apiClose,
-}
-
-// A sandboxRefund is one alipay.trade.refund that moved money.
-type sandboxRefund struct {
-	outRequestNo, reason string
-	amount               protocol.Amount
-	at                   time.Time
+// apiMethods is the OpenAPI methods the sandbox answers, each with the
+// request's app_id and biz_content. Each returns the trade it found (nil
+// if none), whose events record the call, and the answer.
+var apiMethods = map[string]func(ts *tradeStore, appID string, biz apiBiz, at time.Time) (*trade, apiFields){
+	"alipay.trade.query":                apiQuery,
+	"alipay.trade.refund":               apiRefund,
+	"alipay.trade.fastpay.refund.query": apiRefundQuery,
+	"alipay.trade.close":                apiClose,
 }
 
 // isAPIRequest reports whether a gateway request is an OpenAPI call rather
@@ -64,16 +59,10 @@ var apiHeadKeys = []string{"code", "msg", "sub_code", "sub_msg"}
 // marshal writes f as compact JSON, HTML characters and Chinese as
 // themselves.
 func (f apiFields) marshal() ([]byte, error) {
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		if !isHeadKey(k) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
+	rest := slices.DeleteFunc(slices.Sorted(maps.Keys(f)), func(k string) bool { return slices.Contains(apiHeadKeys, k) })
 	var b bytes.Buffer
 	b.WriteByte('{')
-	for _, k := range append(append([]string{}, apiHeadKeys...), keys...) {
+	for _, k := range slices.Concat(apiHeadKeys, rest) {
 		v, ok := f[k]
 		if !ok {
 			continue
@@ -92,15 +81,6 @@ func (f apiFields) marshal() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
-}
-
-func isHeadKey(k string) bool {
-	for _, h := range apiHeadKeys {
-		if k == h {
-			return true
-		}
-	}
-	return false
 }
 
 func apiSuccess(f apiFields) apiFields {
@@ -145,10 +125,10 @@ var missingSubCodes = []struct{ param, subCode string }{
 }
 
 // serveAPI answers an OpenAPI call; perr is gatewayParams' error.
-func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr error) {
+func (h *Handler) serveAPI(w http.ResponseWriter, p map[string]string, perr error) {
 	method := p["method"]
-	if f := s.checkAPIRequest(p, perr); f != nil {
-		s.logger.Warn("sandbox: api request refused", zap.String("method", method),
+	if f := h.checkAPIRequest(p, perr); f != nil {
+		h.logger.Warn("sandbox: api request refused", zap.String("method", method),
 			zap.Any("sub_code", f["sub_code"]), zap.Any("sub_msg", f["sub_msg"]))
 		writeErrorResponse(w, f)
 		return
@@ -161,28 +141,26 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 		f = invalidParameter("biz_content is not a JSON object")
 	} else {
 		at := now()
-		s.trades.mu.Lock()
-		f = sandboxAPI[method](s.trades, p["app_id"], biz, at)
-		if t, _ := s.trades.find(p["app_id"], biz); t != nil {
-			t.addEvent(apiEvent(method, "shop", biz, f, at))
+		var t *trade
+		if t, f = apiMethods[method](h.trades, p["app_id"], biz, at); t != nil {
+			h.trades.event(t, apiEvent(method, "shop", biz, f, at))
 		}
-		s.trades.mu.Unlock()
 	}
-	s.logger.Info("sandbox: api call", zap.String("method", method), zap.String("out_trade_no", biz.str("out_trade_no")),
+	h.logger.Info("sandbox: api call", zap.String("method", method), zap.String("out_trade_no", biz.str("out_trade_no")),
 		zap.String("trade_no", biz.str("trade_no")), zap.Any("code", f["code"]), zap.Any("sub_code", f["sub_code"]))
 	value, err := f.marshal()
 	if err == nil {
 		certSN := ""
-		if s.certs != nil {
-			certSN = s.certs.alipayCertSN
+		if h.certs != nil {
+			certSN = h.certs.alipayCertSN
 		}
 		var body []byte
-		if body, err = protocol.SignedResponse(method, value, certSN, s.signers[p["sign_type"]]); err == nil {
+		if body, err = protocol.SignedResponse(method, value, certSN, h.signers[p["sign_type"]]); err == nil {
 			writeAPIBody(w, body)
 			return
 		}
 	}
-	s.logger.Error("sandbox: api response", zap.Error(err))
+	h.logger.Error("sandbox: api response", zap.Error(err))
 	writeErrorResponse(w, apiFields{"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error", "sub_msg": "系统繁忙"})
 }
 
@@ -211,7 +189,7 @@ func apiEvent(method, source string, biz apiBiz, f apiFields, at time.Time) trad
 // checkAPIRequest makes the gateway's checks of an OpenAPI call, those of
 // a pay request (checkRequest) and then the timestamp and format, and
 // returns the error_response of the first that fails.
-func (s *Sandbox) checkAPIRequest(p map[string]string, perr error) apiFields {
+func (h *Handler) checkAPIRequest(p map[string]string, perr error) apiFields {
 	if perr != nil {
 		reason := perr.Error()
 		if ge, ok := perr.(*gatewayError); ok {
@@ -224,10 +202,10 @@ func (s *Sandbox) checkAPIRequest(p map[string]string, perr error) apiFields {
 			return gatewayFailure("40001", m.subCode, "缺少必选参数: "+m.param)
 		}
 	}
-	if sandboxAPI[p["method"]] == nil {
+	if apiMethods[p["method"]] == nil {
 		return gatewayFailure("40002", "isv.invalid-method", "不存在的方法名: the sandbox answers alipay.trade.query, alipay.trade.refund, alipay.trade.fastpay.refund.query and alipay.trade.close")
 	}
-	if ge := s.checkRequest(p); ge != nil {
+	if ge := h.checkRequest(p); ge != nil {
 		switch ge.code {
 		case "invalid-signature":
 			return gatewayFailure("40002", "isv.invalid-signature",
@@ -238,7 +216,7 @@ func (s *Sandbox) checkAPIRequest(p map[string]string, perr error) apiFields {
 			return gatewayFailure("40002", "isv."+ge.code, ge.reason)
 		}
 	}
-	if _, err := time.ParseInLocation(time.DateTime, p["timestamp"], protocol.Beijing); err != nil {
+	if _, err := protocol.ParseTimestamp(p["timestamp"]); err != nil {
 		return gatewayFailure("40002", "isv.invalid-timestamp", "非法的时间戳参数: timestamp must be yyyy-MM-dd HH:mm:ss")
 	}
 	if f := p["format"]; f != "" && !strings.EqualFold(f, "JSON") {
@@ -275,40 +253,23 @@ func (b apiBiz) str(k string) string {
 	return ""
 }
 
-// find returns the app's trade named by trade_no or, failing that,
-// out_trade_no (both given: they must name the same trade), or the
-// failure to answer. The caller holds the lock.
-func (ts *tradeStore) find(appID string, biz apiBiz) (*trade, apiFields) {
+// findTrade returns the app's trade that biz names by trade_no or
+// out_trade_no (tradeStore.find), or the failure to answer.
+func findTrade(ts *tradeStore, appID string, biz apiBiz) (*trade, apiFields) {
 	outTradeNo, tradeNo := biz.str("out_trade_no"), biz.str("trade_no")
-	var t *trade
-	switch {
-	case tradeNo != "":
-		t = ts.byNo[tradeNo]
-		if t != nil && (t.appID != appID || (outTradeNo != "" && outTradeNo != t.outTradeNo)) {
-			t = nil
-		}
-	case outTradeNo != "":
-		t = ts.byKey[appID+"\x00"+outTradeNo]
-	default:
+	if outTradeNo == "" && tradeNo == "" {
 		return nil, invalidParameter("out_trade_no or trade_no is required")
 	}
-	if t != nil && t.legacy != nil {
-		// The legacy protocol has query services of its own; its trades
-		// belong to no app.
-		t = nil
-	}
+	t := ts.find(appID, tradeNo, outTradeNo)
 	if t == nil {
 		return nil, tradeNotExist()
 	}
 	return t, nil
 }
 
-// closedUnpaid is a trade that alipay.trade.close closed.
-func (t *trade) closedUnpaid() bool { return t.status == "TRADE_CLOSED" && t.paid.IsZero() }
-
 // apiQuery answers alipay.trade.query.
-func (ts *tradeStore) apiQuery(appID string, biz apiBiz, _ time.Time) apiFields {
-	t, fail := ts.find(appID, biz)
+func apiQuery(ts *tradeStore, appID string, biz apiBiz, _ time.Time) (*trade, apiFields) {
+	t, fail := findTrade(ts, appID, biz)
 	if fail != nil {
 		// Alipay's TRADE_NOT_EXIST carries zero amounts and the order number.
 		for _, k := range []string{"buyer_pay_amount", "invoice_amount", "point_amount", "receipt_amount"} {
@@ -317,96 +278,85 @@ func (ts *tradeStore) apiQuery(appID string, biz apiBiz, _ time.Time) apiFields 
 		if n := biz.str("out_trade_no"); n != "" {
 			fail["out_trade_no"] = n
 		}
-		return fail
+		return t, fail
 	}
-	total := t.amount.String()
+	s := ts.snapshot(t)
+	total := s.amount.String()
 	f := apiSuccess(apiFields{
-		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "trade_status": t.status,
-		"total_amount": total, "subject": t.subject, "point_amount": "0.00",
+		"trade_no": s.tradeNo, "out_trade_no": s.outTradeNo, "trade_status": s.status,
+		"total_amount": total, "subject": s.subject, "point_amount": "0.00",
 		"buyer_pay_amount": "0.00", "invoice_amount": "0.00", "receipt_amount": "0.00",
 	})
-	if !t.paid.IsZero() {
+	if !s.paid.IsZero() {
 		f["buyer_pay_amount"], f["invoice_amount"], f["receipt_amount"] = total, total, total
 		f["buyer_logon_id"], f["buyer_user_id"] = sandboxBuyerLogon, sandboxBuyerID
-		f["send_pay_date"] = protocol.Timestamp(t.paid)
+		f["send_pay_date"] = protocol.Timestamp(s.paid)
 		f["fund_bill_list"] = []map[string]string{{"amount": total, "fund_channel": "ALIPAYACCOUNT"}}
 	}
-	return f
+	return t, f
 }
 
 // apiRefund answers alipay.trade.refund. An out_request_no already
 // refunded is not refunded again: the answer is the same, with
 // fund_change N.
-func (ts *tradeStore) apiRefund(appID string, biz apiBiz, at time.Time) apiFields {
-	t, fail := ts.find(appID, biz)
+func apiRefund(ts *tradeStore, appID string, biz apiBiz, at time.Time) (*trade, apiFields) {
+	t, fail := findTrade(ts, appID, biz)
 	if fail != nil {
-		return fail
+		return t, fail
 	}
 	amountText := biz.str("refund_amount")
 	if amountText == "" {
-		return invalidParameter("refund_amount is required")
+		return t, invalidParameter("refund_amount is required")
 	}
 	amount, err := protocol.ParseAmount(amountText)
 	if err != nil {
-		return invalidParameter("refund_amount must be yuan with at most 2 decimals, from 0.01")
+		return t, invalidParameter("refund_amount must be yuan with at most 2 decimals, from 0.01")
 	}
 	reqNo := biz.str("out_request_no")
 	if reqNo == "" {
 		reqNo = t.outTradeNo // Alipay's default: one refund per trade
 	}
 	if len(reqNo) > 64 {
-		return invalidParameter("out_request_no is longer than 64 characters")
+		return t, invalidParameter("out_request_no is longer than 64 characters")
 	}
-	total := t.amount
+	res := ts.refund(t, reqNo, amount, biz.str("refund_reason"), at)
 	fundChange := "N"
-	r := t.refunds[reqNo]
-	switch {
-	case r != nil && r.amount != amount:
-		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: out_request_no "+reqNo+" already refunded "+
-			r.amount.String()+"; a retry must ask for the same refund_amount, a new refund needs a new out_request_no")
-	case r != nil:
-		// A retry: the same answer, no money moves.
-	case t.status == "WAIT_BUYER_PAY":
-		return bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: the trade is not paid")
-	case t.status == "TRADE_CLOSED":
-		return bizFailed("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
-	case t.refunded+amount > total:
-		return bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: "+t.refunded.String()+" of "+
-			total.String()+" already refunded")
-	default:
-		r = &sandboxRefund{outRequestNo: reqNo, reason: biz.str("refund_reason"), amount: amount, at: at}
-		if t.refunds == nil {
-			t.refunds = map[string]*sandboxRefund{}
-		}
-		t.refunds[reqNo] = r
-		t.refunded += amount
-		if t.refunded == total {
-			t.status = "TRADE_CLOSED"
-		}
+	switch res.outcome {
+	case refundOtherAmount:
+		return t, bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: out_request_no "+reqNo+" already refunded "+
+			res.refund.amount.String()+"; a retry must ask for the same refund_amount, a new refund needs a new out_request_no")
+	case refundNotPaid:
+		return t, bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: the trade is not paid")
+	case refundClosed:
+		return t, bizFailed("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+	case refundTooMuch:
+		return t, bizFailed("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限: "+res.refunded.String()+" of "+
+			t.amount.String()+" already refunded")
+	case refundMade:
 		fundChange = "Y"
 	}
-	return apiSuccess(apiFields{
+	return t, apiSuccess(apiFields{
 		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo,
 		"buyer_logon_id": sandboxBuyerLogon, "buyer_user_id": sandboxBuyerID,
-		"fund_change": fundChange, "refund_fee": t.refunded.String(),
-		"send_back_fee": r.amount.String(), "gmt_refund_pay": protocol.Timestamp(r.at),
+		"fund_change": fundChange, "refund_fee": res.refunded.String(),
+		"send_back_fee": res.refund.amount.String(), "gmt_refund_pay": protocol.Timestamp(res.refund.at),
 	})
 }
 
 // apiRefundQuery answers alipay.trade.fastpay.refund.query. A refund it
 // does not know is a success with no refund fields, as at Alipay.
-func (ts *tradeStore) apiRefundQuery(appID string, biz apiBiz, _ time.Time) apiFields {
-	t, fail := ts.find(appID, biz)
+func apiRefundQuery(ts *tradeStore, appID string, biz apiBiz, _ time.Time) (*trade, apiFields) {
+	t, fail := findTrade(ts, appID, biz)
 	if fail != nil {
-		return fail
+		return t, fail
 	}
 	reqNo := biz.str("out_request_no")
 	if reqNo == "" {
-		return invalidParameter("out_request_no is required (the out_trade_no, for a refund made without one)")
+		return t, invalidParameter("out_request_no is required (the out_trade_no, for a refund made without one)")
 	}
-	r := t.refunds[reqNo]
+	r := ts.snapshot(t).refunds[reqNo]
 	if r == nil {
-		return apiSuccess(apiFields{})
+		return t, apiSuccess(apiFields{})
 	}
 	f := apiSuccess(apiFields{
 		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "out_request_no": reqNo,
@@ -416,22 +366,19 @@ func (ts *tradeStore) apiRefundQuery(appID string, biz apiBiz, _ time.Time) apiF
 	if r.reason != "" {
 		f["refund_reason"] = r.reason
 	}
-	return f
+	return t, f
 }
 
 // apiClose answers alipay.trade.close: an unpaid trade becomes
 // TRADE_CLOSED and its cashier refuses to pay. Closing it again is a
 // success; closing a paid trade is refused.
-func (ts *tradeStore) apiClose(appID string, biz apiBiz, _ time.Time) apiFields {
-	t, fail := ts.find(appID, biz)
+func apiClose(ts *tradeStore, appID string, biz apiBiz, _ time.Time) (*trade, apiFields) {
+	t, fail := findTrade(ts, appID, biz)
 	if fail != nil {
-		return fail
+		return t, fail
 	}
-	switch {
-	case t.status == "WAIT_BUYER_PAY":
-		t.status = "TRADE_CLOSED"
-	case !t.closedUnpaid():
-		return bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: a paid trade cannot be closed; refund it")
+	if !ts.close(t) {
+		return t, bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: a paid trade cannot be closed; refund it")
 	}
-	return apiSuccess(apiFields{"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo})
+	return t, apiSuccess(apiFields{"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo})
 }

@@ -17,12 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// sandboxAPIRequest signs an OpenAPI call with the app's key and builds it as the
+// apiRequest signs an OpenAPI call with the app's key and builds it as the
 // SDKs' exec() sends it: the common parameters (sign included) in the
 // gateway URL's query, biz_content in an x-www-form-urlencoded POST body;
 // or, for GET, everything in the query. edit may change the parameters
 // after signing.
-func sandboxAPIRequest(t testing.TB, httpMethod, appID, method, signType string, biz any, edit func(map[string]string)) *http.Request {
+func apiRequest(t testing.TB, httpMethod, appID, method, signType string, biz any, edit func(map[string]string)) *http.Request {
 	t.Helper()
 	content, err := protocol.MarshalJSON(biz)
 	require.NoError(t, err)
@@ -47,16 +47,16 @@ func sandboxAPIRequest(t testing.TB, httpMethod, appID, method, signType string,
 	return r
 }
 
-// sandboxAPICall POSTs a signed call for testAppID (RSA2) and returns the verified
+// apiCall POSTs a signed call for testAppID (RSA2) and returns the verified
 // response value.
-func sandboxAPICall(t testing.TB, sb *Sandbox, method string, biz any) map[string]any {
+func apiCall(t testing.TB, sb *Handler, method string, biz any) map[string]any {
 	t.Helper()
-	return sandboxAPIAnswer(t, serve(t, sb, sandboxAPIRequest(t, "POST", testAppID, method, protocol.SignTypeRSA2, biz, nil)), method, protocol.SignTypeRSA2)
+	return apiAnswer(t, serve(t, sb, apiRequest(t, "POST", testAppID, method, protocol.SignTypeRSA2, biz, nil)), method, protocol.SignTypeRSA2)
 }
 
-// sandboxAPIAnswer reads a response as the sidecar will: the method's
+// apiAnswer reads a response as the sidecar will: the method's
 // *_response, its sign verified with Alipay's public key over the raw text.
-func sandboxAPIAnswer(t testing.TB, rec *httptest.ResponseRecorder, method, signType string) map[string]any {
+func apiAnswer(t testing.TB, rec *httptest.ResponseRecorder, method, signType string) map[string]any {
 	t.Helper()
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "application/json;charset=utf-8", rec.Header().Get("Content-Type"))
@@ -70,8 +70,8 @@ func sandboxAPIAnswer(t testing.TB, rec *httptest.ResponseRecorder, method, sign
 	return f
 }
 
-// sandboxAPIError reads an unsigned error_response.
-func sandboxAPIError(t testing.TB, rec *httptest.ResponseRecorder, method string) map[string]any {
+// apiError reads an unsigned error_response.
+func apiError(t testing.TB, rec *httptest.ResponseRecorder, method string) map[string]any {
 	t.Helper()
 	require.Equal(t, http.StatusOK, rec.Code)
 	resp, err := protocol.ParseResponse(rec.Body.Bytes(), method)
@@ -95,11 +95,11 @@ func assertAPIFields(t *testing.T, want map[string]any, got map[string]any) {
 // the rest, query the refunds: the answers follow the cashier's state and
 // verify as Alipay's do.
 func TestSandboxAPIQueryAndRefund(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	sb := w.sandbox
 	pay := w.openTestOrder(t, "API1", "88.8", "沙箱 <退款> 测试")
 
-	q := sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API1"})
+	q := apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API1"})
 	assertAPIFields(t, map[string]any{"code": "10000", "msg": "Success", "out_trade_no": "API1", "trade_status": "WAIT_BUYER_PAY",
 		"total_amount": "88.80", "buyer_pay_amount": "0.00", "receipt_amount": "0.00"}, q)
 	for _, k := range []string{"send_pay_date", "buyer_user_id", "buyer_logon_id", "sub_code"} {
@@ -108,15 +108,15 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 	tradeNo, _ := q["trade_no"].(string)
 	require.Len(t, tradeNo, 28)
 	// By trade_no, and through GET, the same trade.
-	byNo := sandboxAPIAnswer(t, serve(t, sb, sandboxAPIRequest(t, "GET", testAppID, "alipay.trade.query", protocol.SignTypeRSA2,
+	byNo := apiAnswer(t, serve(t, sb, apiRequest(t, "GET", testAppID, "alipay.trade.query", protocol.SignTypeRSA2,
 		map[string]any{"trade_no": tradeNo}, nil)), "alipay.trade.query", protocol.SignTypeRSA2)
 	assert.Equal(t, q, byNo)
 
 	require.Equal(t, http.StatusFound, w.postCashier(t, pay).Code)
 	w.shop.waitNotify(t)
-	rec := serve(t, sb, sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, map[string]any{"out_trade_no": "API1"}, nil))
+	rec := serve(t, sb, apiRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, map[string]any{"out_trade_no": "API1"}, nil))
 	assert.Contains(t, rec.Body.String(), `"subject":"沙箱 <退款> 测试"`, "Chinese and HTML characters as themselves")
-	q = sandboxAPIAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA2)
+	q = apiAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA2)
 	assertAPIFields(t, map[string]any{"code": "10000", "trade_no": tradeNo, "trade_status": "TRADE_SUCCESS", "total_amount": "88.80",
 		"buyer_pay_amount": "88.80", "receipt_amount": "88.80", "invoice_amount": "88.80", "point_amount": "0.00",
 		"buyer_user_id": sandboxBuyerID, "buyer_logon_id": sandboxBuyerLogon,
@@ -125,7 +125,7 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 	assert.NoError(t, err)
 
 	// A partial refund; its retry refunds nothing more.
-	refund := func(biz map[string]any) map[string]any { return sandboxAPICall(t, sb, "alipay.trade.refund", biz) }
+	refund := func(biz map[string]any) map[string]any { return apiCall(t, sb, "alipay.trade.refund", biz) }
 	r := refund(map[string]any{"out_trade_no": "API1", "refund_amount": "10", "out_request_no": "R1", "refund_reason": "七天无理由"})
 	assertAPIFields(t, map[string]any{"code": "10000", "msg": "Success", "fund_change": "Y", "refund_fee": "10.00", "send_back_fee": "10.00",
 		"trade_no": tradeNo, "out_trade_no": "API1", "buyer_user_id": sandboxBuyerID, "buyer_logon_id": sandboxBuyerLogon}, r)
@@ -143,13 +143,13 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 		r = refund(map[string]any{"out_trade_no": "API1", "refund_amount": bad, "out_request_no": "R2"})
 		assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.INVALID_PARAMETER"}, r)
 	}
-	q = sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API1"})
+	q = apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API1"})
 	assert.Equal(t, "TRADE_SUCCESS", q["trade_status"], "partly refunded")
 
 	// The rest: the trade closes.
 	r = refund(map[string]any{"out_trade_no": "API1", "refund_amount": "78.80", "out_request_no": "R2"})
 	assertAPIFields(t, map[string]any{"code": "10000", "fund_change": "Y", "refund_fee": "88.80", "send_back_fee": "78.80"}, r)
-	q = sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API1"})
+	q = apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API1"})
 	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "TRADE_CLOSED", "buyer_pay_amount": "88.80"}, q)
 	r = refund(map[string]any{"out_trade_no": "API1", "refund_amount": "0.01", "out_request_no": "R3"})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_HAS_CLOSE"}, r)
@@ -157,22 +157,22 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 	assertAPIFields(t, map[string]any{"code": "10000", "fund_change": "N", "refund_fee": "88.80", "send_back_fee": "10.00"}, r)
 
 	// The refunds, queried.
-	rq := sandboxAPICall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API1", "out_request_no": "R1"})
+	rq := apiCall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API1", "out_request_no": "R1"})
 	assertAPIFields(t, map[string]any{"code": "10000", "msg": "Success", "out_request_no": "R1", "refund_amount": "10.00", "total_amount": "88.80",
 		"refund_status": "REFUND_SUCCESS", "trade_no": tradeNo, "out_trade_no": "API1", "gmt_refund_pay": gmtR1, "refund_reason": "七天无理由"}, rq)
-	rq = sandboxAPICall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"trade_no": tradeNo, "out_request_no": "R2"})
+	rq = apiCall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"trade_no": tradeNo, "out_request_no": "R2"})
 	assertAPIFields(t, map[string]any{"code": "10000", "refund_amount": "78.80"}, rq)
-	rq = sandboxAPICall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API1", "out_request_no": "R3"})
+	rq = apiCall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API1", "out_request_no": "R3"})
 	assert.Equal(t, map[string]any{"code": "10000", "msg": "Success"}, rq, "a refund that did not happen: an empty success, as Alipay's")
-	rq = sandboxAPICall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API1"})
+	rq = apiCall(t, sb, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API1"})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.INVALID_PARAMETER"}, rq)
 
 	// A paid trade cannot be closed.
-	c := sandboxAPICall(t, sb, "alipay.trade.close", map[string]any{"out_trade_no": "API1"})
+	c := apiCall(t, sb, "alipay.trade.close", map[string]any{"out_trade_no": "API1"})
 	assertAPIFields(t, map[string]any{"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"}, c)
 
 	// A retried notification still tells of the payment.
-	form, _, err := sb.notification(sb.trades.byKey[testAppID+"\x00API1"], time.Now())
+	form, _, err := sb.notification(sb.trades.snapshot(sb.trades.find(testAppID, "", "API1")), time.Now())
 	require.NoError(t, err)
 	assert.Contains(t, form, "trade_status=TRADE_SUCCESS")
 }
@@ -180,24 +180,24 @@ func TestSandboxAPIQueryAndRefund(t *testing.T) {
 // Without out_request_no a refund is the trade's one refund: asked again,
 // it refunds once.
 func TestSandboxAPIRefundWithoutRequestNo(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	require.Equal(t, http.StatusFound, w.postCashier(t, w.openTestOrder(t, "API2", "5", "s")).Code)
 	for _, change := range []string{"Y", "N"} {
-		r := sandboxAPICall(t, w.sandbox, "alipay.trade.refund", map[string]any{"out_trade_no": "API2", "refund_amount": "1.50"})
+		r := apiCall(t, w.sandbox, "alipay.trade.refund", map[string]any{"out_trade_no": "API2", "refund_amount": "1.50"})
 		assertAPIFields(t, map[string]any{"code": "10000", "fund_change": change, "refund_fee": "1.50"}, r)
 	}
-	rq := sandboxAPICall(t, w.sandbox, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API2", "out_request_no": "API2"})
+	rq := apiCall(t, w.sandbox, "alipay.trade.fastpay.refund.query", map[string]any{"out_trade_no": "API2", "out_request_no": "API2"})
 	assertAPIFields(t, map[string]any{"code": "10000", "refund_amount": "1.50", "total_amount": "5.00"}, rq)
 }
 
 // Many retries of one refund at once: the money moves once.
 func TestSandboxAPIRefundConcurrentRetries(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	require.Equal(t, http.StatusFound, w.postCashier(t, w.openTestOrder(t, "API3", "100", "s")).Code)
 	var wg sync.WaitGroup
 	recs := make([]*httptest.ResponseRecorder, 16)
 	for i := range recs {
-		r := sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.refund", protocol.SignTypeRSA2,
+		r := apiRequest(t, "POST", testAppID, "alipay.trade.refund", protocol.SignTypeRSA2,
 			map[string]any{"out_trade_no": "API3", "refund_amount": "30", "out_request_no": "once"}, nil)
 		recs[i] = httptest.NewRecorder()
 		wg.Add(1)
@@ -209,7 +209,7 @@ func TestSandboxAPIRefundConcurrentRetries(t *testing.T) {
 	wg.Wait()
 	moved := 0
 	for _, rec := range recs {
-		f := sandboxAPIAnswer(t, rec, "alipay.trade.refund", protocol.SignTypeRSA2)
+		f := apiAnswer(t, rec, "alipay.trade.refund", protocol.SignTypeRSA2)
 		assertAPIFields(t, map[string]any{"code": "10000", "refund_fee": "30.00"}, f)
 		if f["fund_change"] == "Y" {
 			moved++
@@ -221,18 +221,18 @@ func TestSandboxAPIRefundConcurrentRetries(t *testing.T) {
 // Closing an unpaid trade: the cashier can no longer pay, the gateway does
 // not reopen it, nothing is refunded.
 func TestSandboxAPIClose(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	sb := w.sandbox
 	pay := w.openTestOrder(t, "API4", "12.34", "close me")
-	r := sandboxAPICall(t, sb, "alipay.trade.refund", map[string]any{"out_trade_no": "API4", "refund_amount": "1"})
+	r := apiCall(t, sb, "alipay.trade.refund", map[string]any{"out_trade_no": "API4", "refund_amount": "1"})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_STATUS_ERROR"}, r)
 
-	c := sandboxAPICall(t, sb, "alipay.trade.close", map[string]any{"out_trade_no": "API4"})
+	c := apiCall(t, sb, "alipay.trade.close", map[string]any{"out_trade_no": "API4"})
 	assertAPIFields(t, map[string]any{"code": "10000", "msg": "Success", "out_trade_no": "API4"}, c)
 	require.Len(t, c["trade_no"], 28)
-	c = sandboxAPICall(t, sb, "alipay.trade.close", map[string]any{"trade_no": c["trade_no"]})
+	c = apiCall(t, sb, "alipay.trade.close", map[string]any{"trade_no": c["trade_no"]})
 	assertAPIFields(t, map[string]any{"code": "10000"}, c)
-	q := sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API4"})
+	q := apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API4"})
 	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "TRADE_CLOSED", "total_amount": "12.34", "buyer_pay_amount": "0.00"}, q)
 	assert.NotContains(t, q, "send_pay_date")
 
@@ -245,7 +245,7 @@ func TestSandboxAPIClose(t *testing.T) {
 	reopen := w.startPay(t, map[string]any{"out_trade_no": "API4", "total_amount": "12.34", "subject": "close me"})
 	assert.Equal(t, http.StatusBadRequest, reopen.Code)
 	assert.Contains(t, reopen.Body.String(), "ACQ.TRADE_HAS_CLOSE")
-	r = sandboxAPICall(t, sb, "alipay.trade.refund", map[string]any{"out_trade_no": "API4", "refund_amount": "1"})
+	r = apiCall(t, sb, "alipay.trade.refund", map[string]any{"out_trade_no": "API4", "refund_amount": "1"})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_HAS_CLOSE"}, r)
 	select {
 	case <-w.shop.arrived:
@@ -257,27 +257,27 @@ func TestSandboxAPIClose(t *testing.T) {
 // Unknown trades, other apps' trades and bad business fields: signed
 // business failures.
 func TestSandboxAPIUnknownTrade(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	sb := w.sandbox
 	w.openTestOrder(t, "API5", "1", "s")
-	q := sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "NOPE"})
+	q := apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "NOPE"})
 	assert.Equal(t, map[string]any{"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在",
 		"out_trade_no": "NOPE", "buyer_pay_amount": "0.00", "invoice_amount": "0.00", "point_amount": "0.00", "receipt_amount": "0.00"}, q)
 	for _, m := range []string{"alipay.trade.refund", "alipay.trade.fastpay.refund.query", "alipay.trade.close"} {
-		f := sandboxAPICall(t, sb, m, map[string]any{"trade_no": "2024052022001000000000000000", "refund_amount": "1", "out_request_no": "x"})
+		f := apiCall(t, sb, m, map[string]any{"trade_no": "2024052022001000000000000000", "refund_amount": "1", "out_request_no": "x"})
 		assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_NOT_EXIST"}, f)
 	}
-	tradeNo := sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API5"})["trade_no"]
-	f := sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "OTHER", "trade_no": tradeNo})
+	tradeNo := apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "API5"})["trade_no"]
+	f := apiCall(t, sb, "alipay.trade.query", map[string]any{"out_trade_no": "OTHER", "trade_no": tradeNo})
 	assertAPIFields(t, map[string]any{"sub_code": "ACQ.TRADE_NOT_EXIST"}, f)
 	// Another app (signed with the same key) sees none of them.
 	for _, biz := range []map[string]any{{"out_trade_no": "API5"}, {"trade_no": tradeNo}} {
-		rec := serve(t, sb, sandboxAPIRequest(t, "POST", "2021000000000002", "alipay.trade.query", protocol.SignTypeRSA2, biz, nil))
-		assertAPIFields(t, map[string]any{"sub_code": "ACQ.TRADE_NOT_EXIST"}, sandboxAPIAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA2))
+		rec := serve(t, sb, apiRequest(t, "POST", "2021000000000002", "alipay.trade.query", protocol.SignTypeRSA2, biz, nil))
+		assertAPIFields(t, map[string]any{"sub_code": "ACQ.TRADE_NOT_EXIST"}, apiAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA2))
 	}
-	f = sandboxAPICall(t, sb, "alipay.trade.query", map[string]any{})
+	f = apiCall(t, sb, "alipay.trade.query", map[string]any{})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.INVALID_PARAMETER"}, f)
-	f = sandboxAPICall(t, sb, "alipay.trade.query", []string{"API5"})
+	f = apiCall(t, sb, "alipay.trade.query", []string{"API5"})
 	assertAPIFields(t, map[string]any{"code": "40004", "sub_code": "ACQ.INVALID_PARAMETER"}, f)
 }
 
@@ -285,22 +285,22 @@ func TestSandboxAPIUnknownTrade(t *testing.T) {
 // answered like any call.
 func TestSandboxAPINodeSDKRequest(t *testing.T) {
 	vec := testvec.Load(t)
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	w.openTestOrder(t, "20240520131415000001", "88.88", "vector")
 	u, err := url.Parse(vec.TradeQry.PostURL)
 	require.NoError(t, err)
 	r := httptest.NewRequest("POST", "http://sandbox.test/gateway.do?"+u.RawQuery, strings.NewReader(vec.TradeQry.PostBody))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
-	f := sandboxAPIAnswer(t, serve(t, w.sandbox, r), "alipay.trade.query", protocol.SignTypeRSA2)
+	f := apiAnswer(t, serve(t, w.sandbox, r), "alipay.trade.query", protocol.SignTypeRSA2)
 	assertAPIFields(t, map[string]any{"code": "10000", "out_trade_no": "20240520131415000001", "trade_status": "WAIT_BUYER_PAY", "total_amount": "88.88"}, f)
 }
 
 // A request signed with the legacy RSA type is answered with RSA.
 func TestSandboxAPISignTypeRSA(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	w.openTestOrder(t, "API6", "2", "s")
-	rec := serve(t, w.sandbox, sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA, map[string]any{"out_trade_no": "API6"}, nil))
-	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "WAIT_BUYER_PAY"}, sandboxAPIAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA))
+	rec := serve(t, w.sandbox, apiRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA, map[string]any{"out_trade_no": "API6"}, nil))
+	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "WAIT_BUYER_PAY"}, apiAnswer(t, rec, "alipay.trade.query", protocol.SignTypeRSA))
 	resp, err := protocol.ParseResponse(rec.Body.Bytes(), "alipay.trade.query")
 	require.NoError(t, err)
 	assert.Error(t, resp.Verify(protocoltest.Verifier(t, "alipay_public_key.pem", protocol.SignTypeRSA2)))
@@ -309,7 +309,7 @@ func TestSandboxAPISignTypeRSA(t *testing.T) {
 // Requests that fail the gateway's own checks get an unsigned
 // error_response, never the HTML page.
 func TestSandboxAPIGatewayErrors(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	sb := w.sandbox
 	w.openTestOrder(t, "API7", "1", "s")
 	biz := map[string]any{"out_trade_no": "API7"}
@@ -332,21 +332,21 @@ func TestSandboxAPIGatewayErrors(t *testing.T) {
 		}, "40002", "isv.invalid-timestamp"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec := serve(t, sb, sandboxAPIRequest(t, "POST", testAppID, c.method, protocol.SignTypeRSA2, biz, c.edit))
-			f := sandboxAPIError(t, rec, c.method)
+			rec := serve(t, sb, apiRequest(t, "POST", testAppID, c.method, protocol.SignTypeRSA2, biz, c.edit))
+			f := apiError(t, rec, c.method)
 			assert.Equal(t, c.code, f["code"])
 			assert.Equal(t, c.subCode, f["sub_code"])
 			assert.NotEmpty(t, f["sub_msg"])
 		})
 	}
 	// The answer to a bad signature shows the string the gateway verified.
-	rec := serve(t, sb, sandboxAPIRequest(t, "GET", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, biz, func(p map[string]string) { p["app_id"] = "2021000000000009" }))
-	f := sandboxAPIError(t, rec, "alipay.trade.query")
+	rec := serve(t, sb, apiRequest(t, "GET", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, biz, func(p map[string]string) { p["app_id"] = "2021000000000009" }))
+	f := apiError(t, rec, "alipay.trade.query")
 	assert.Equal(t, "isv.invalid-signature", f["sub_code"])
 	assert.Contains(t, f["sub_msg"], `app_id=2021000000000009&biz_content={"out_trade_no":"API7"}&charset=utf-8`)
 	// A parameter given twice.
-	r := sandboxAPIRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, biz, nil)
+	r := apiRequest(t, "POST", testAppID, "alipay.trade.query", protocol.SignTypeRSA2, biz, nil)
 	r.URL.RawQuery += "&biz_content=x"
-	f = sandboxAPIError(t, serve(t, sb, r), "alipay.trade.query")
+	f = apiError(t, serve(t, sb, r), "alipay.trade.query")
 	assert.Equal(t, "isv.invalid-parameter", f["sub_code"])
 }

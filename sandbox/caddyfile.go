@@ -20,7 +20,7 @@ func init() {
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var s Sandbox
+	var s Handler
 	err := s.UnmarshalCaddyfile(h.Dispenser)
 	return &s, err
 }
@@ -40,8 +40,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    callback_hosts      <host...>
 //	    max_trades          <n>
 //	}
-func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyconf.UnmarshalBlock(d, s.stringSettings(), map[string]func([]string) error{
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return caddyconf.UnmarshalBlock(d, h.stringSettings(), map[string]func([]string) error{
 		"notify_retry": func(args []string) error {
 			if len(args) == 0 {
 				return errors.New("notify_retry takes one or more durations")
@@ -51,7 +51,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if err != nil {
 					return fmt.Errorf("notify_retry: %v", err)
 				}
-				s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(dur))
+				h.NotifyRetry = append(h.NotifyRetry, caddy.Duration(dur))
 			}
 			return nil
 		},
@@ -59,7 +59,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return errors.New("callback_hosts takes one or more host names")
 			}
-			s.CallbackHosts = args
+			h.CallbackHosts = args
 			return nil
 		},
 		"max_trades": func(args []string) error {
@@ -67,7 +67,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) != 1 || err != nil || n < 1 {
 				return errors.New("max_trades takes one positive number")
 			}
-			s.MaxTrades = n
+			h.MaxTrades = n
 			return nil
 		},
 	})
@@ -76,15 +76,15 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // stringSettings are the sandbox's string settings, by the name that the
 // Caddyfile and JSON share: the Caddyfile parser reads each as one
 // argument, and Provision resolves the placeholders in each.
-func (s *Sandbox) stringSettings() []caddyconf.StringSetting {
+func (h *Handler) stringSettings() []caddyconf.StringSetting {
 	return []caddyconf.StringSetting{
-		{Name: "app_public_key", Field: &s.AppPublicKey},
-		{Name: "alipay_private_key", Field: &s.AlipayPrivateKey},
-		{Name: "partner", Field: &s.Partner},
-		{Name: "md5_key", Field: &s.MD5Key},
-		{Name: "certificates", Field: &s.Certificates},
+		{Name: "app_public_key", Field: &h.AppPublicKey},
+		{Name: "alipay_private_key", Field: &h.AlipayPrivateKey},
+		{Name: "partner", Field: &h.Partner},
+		{Name: "md5_key", Field: &h.MD5Key},
+		{Name: "certificates", Field: &h.Certificates},
 	}
 }
 
 // Interface guards.
-var _ caddyfile.Unmarshaler = (*Sandbox)(nil)
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

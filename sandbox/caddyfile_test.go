@@ -11,7 +11,7 @@ import (
 )
 
 func TestUnmarshalSandboxCaddyfile(t *testing.T) {
-	var s Sandbox
+	var s Handler
 	require.NoError(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay_sandbox {
 		app_public_key /keys/app_public.pem
 		alipay_private_key {env.SANDBOX_KEY}
@@ -20,7 +20,7 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 		callback_hosts shop.test 10.0.0.2
 		max_trades 100
 	}`)))
-	assert.Equal(t, Sandbox{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "{env.SANDBOX_KEY}", Certificates: "/var/lib/sandbox-certs",
+	assert.Equal(t, Handler{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "{env.SANDBOX_KEY}", Certificates: "/var/lib/sandbox-certs",
 		NotifyRetry:   []caddy.Duration{caddy.Duration(time.Second), caddy.Duration(2 * time.Minute), caddy.Duration(time.Hour)},
 		CallbackHosts: []string{"shop.test", "10.0.0.2"}, MaxTrades: 100}, s)
 	for name, input := range map[string]string{
@@ -37,7 +37,7 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 		"max not a number": "alipay_sandbox {\n max_trades many\n}",
 		"two maxes":        "alipay_sandbox {\n max_trades 1 2\n}",
 	} {
-		var s Sandbox
+		var s Handler
 		assert.Error(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), name)
 	}
 }
@@ -45,22 +45,22 @@ func TestUnmarshalSandboxCaddyfile(t *testing.T) {
 // The legacy gateway's settings: with partner and md5_key alone, no
 // OpenAPI key is needed.
 func TestUnmarshalSandboxCaddyfileLegacy(t *testing.T) {
-	var s Sandbox
+	var s Handler
 	require.NoError(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay_sandbox {
 		partner 2088000000000001
 		md5_key {file./run/secrets/md5_key}
 		notify_retry 1s
 	}`)))
-	assert.Equal(t, Sandbox{Partner: "2088000000000001", MD5Key: "{file./run/secrets/md5_key}",
+	assert.Equal(t, Handler{Partner: "2088000000000001", MD5Key: "{file./run/secrets/md5_key}",
 		NotifyRetry: []caddy.Duration{caddy.Duration(time.Second)}}, s)
-	s = Sandbox{}
+	s = Handler{}
 	require.NoError(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`alipay_sandbox {
 		app_public_key /keys/app_public.pem
 		alipay_private_key /keys/alipay_private.pem
 		partner {env.PARTNER}
 		md5_key /keys/md5.key
 	}`)))
-	assert.Equal(t, Sandbox{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "/keys/alipay_private.pem",
+	assert.Equal(t, Handler{AppPublicKey: "/keys/app_public.pem", AlipayPrivateKey: "/keys/alipay_private.pem",
 		Partner: "{env.PARTNER}", MD5Key: "/keys/md5.key"}, s)
 	for name, input := range map[string]string{
 		"no partner":        "alipay_sandbox {\n partner\n}",
@@ -73,7 +73,7 @@ func TestUnmarshalSandboxCaddyfileLegacy(t *testing.T) {
 		"legacy charset":    "alipay_sandbox {\n input_charset gbk\n}",
 		"seller is request": "alipay_sandbox {\n seller_id 2088000000000001\n}",
 	} {
-		var s Sandbox
+		var s Handler
 		assert.Error(t, s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), name)
 	}
 }

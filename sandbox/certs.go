@@ -15,44 +15,45 @@ import (
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 )
 
-// The sandbox's certificate mode (公钥证书模式): it issues, once, the three
-// files that Alipay's open platform hands a certificate-mode app, shaped
-// like Alipay's, for the sidecar's app_cert, alipay_cert and
-// alipay_root_cert; then it requires their serial numbers on every
-// request and names its certificate in every response.
+// The sandbox's certificate mode (公钥证书模式): it issues, once (and
+// again if its keys change), the three files that Alipay's open platform
+// hands a certificate-mode app, shaped like Alipay's, for the sidecar's
+// app_cert, alipay_cert and alipay_root_cert; then it requires their
+// serial numbers on every request and names its certificate in every
+// response.
 
 // The files the sandbox issues into its certificates directory.
 const (
-	sandboxRootCertFile   = "alipayRootCert.crt"
-	sandboxAlipayCertFile = "alipayCertPublicKey_RSA2.crt"
-	sandboxAppCertFile    = "appCertPublicKey.crt"
+	rootCertFile   = "alipayRootCert.crt"
+	alipayCertFile = "alipayCertPublicKey_RSA2.crt"
+	appCertFile    = "appCertPublicKey.crt"
 )
 
-// sandboxCerts are the serial numbers of certificate mode.
-type sandboxCerts struct {
+// certs are the serial numbers of certificate mode.
+type certs struct {
 	appCertSN, rootCertSN, alipayCertSN string
 }
 
-// provisionSandboxCerts loads the certificates from dir, or issues them there
+// provisionCerts loads the certificates from dir, or issues them there
 // when they are missing or no longer match the sandbox's keys.
-func provisionSandboxCerts(dir string, appKey *rsa.PublicKey, alipayKey *rsa.PrivateKey) (*sandboxCerts, error) {
-	certs, err := loadSandboxCerts(dir, appKey, &alipayKey.PublicKey)
+func provisionCerts(dir string, appKey *rsa.PublicKey, alipayKey *rsa.PrivateKey) (*certs, error) {
+	c, err := loadCerts(dir, appKey, &alipayKey.PublicKey)
 	if err == nil {
-		return certs, nil
+		return c, nil
 	}
-	if err := issueSandboxCerts(dir, appKey, alipayKey); err != nil {
+	if err := issueCerts(dir, appKey, alipayKey); err != nil {
 		return nil, err
 	}
-	return loadSandboxCerts(dir, appKey, &alipayKey.PublicKey)
+	return loadCerts(dir, appKey, &alipayKey.PublicKey)
 }
 
-func loadSandboxCerts(dir string, appKey, alipayKey *rsa.PublicKey) (*sandboxCerts, error) {
-	var c sandboxCerts
+func loadCerts(dir string, appKey, alipayKey *rsa.PublicKey) (*certs, error) {
+	var c certs
 	for _, f := range []struct {
 		name string
 		key  *rsa.PublicKey
 		sn   *string
-	}{{sandboxAppCertFile, appKey, &c.appCertSN}, {sandboxAlipayCertFile, alipayKey, &c.alipayCertSN}} {
+	}{{appCertFile, appKey, &c.appCertSN}, {alipayCertFile, alipayKey, &c.alipayCertSN}} {
 		data, err := os.ReadFile(filepath.Join(dir, f.name))
 		if err != nil {
 			return nil, err
@@ -68,7 +69,7 @@ func loadSandboxCerts(dir string, appKey, alipayKey *rsa.PublicKey) (*sandboxCer
 			return nil, err
 		}
 	}
-	root, err := os.ReadFile(filepath.Join(dir, sandboxRootCertFile))
+	root, err := os.ReadFile(filepath.Join(dir, rootCertFile))
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +79,9 @@ func loadSandboxCerts(dir string, appKey, alipayKey *rsa.PublicKey) (*sandboxCer
 	return &c, nil
 }
 
-// issueSandboxCerts makes a root and the two certificates it signs. The
+// issueCerts makes a root and the two certificates it signs. The
 // root's key is thrown away: nothing more is ever signed with it.
-func issueSandboxCerts(dir string, appKey *rsa.PublicKey, alipayKey *rsa.PrivateKey) error {
+func issueCerts(dir string, appKey *rsa.PublicKey, alipayKey *rsa.PrivateKey) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func issueSandboxCerts(dir string, appKey *rsa.PublicKey, alipayKey *rsa.Private
 	for _, c := range []struct {
 		file, cn string
 		key      *rsa.PublicKey
-	}{{sandboxAlipayCertFile, "Alipay sandbox", &alipayKey.PublicKey}, {sandboxAppCertFile, "app of the sandbox", appKey}} {
+	}{{alipayCertFile, "Alipay sandbox", &alipayKey.PublicKey}, {appCertFile, "app of the sandbox", appKey}} {
 		der, err := x509.CreateCertificate(rand.Reader, template(c.cn, false), rootCert, c.key, rootKey)
 		if err != nil {
 			return err
@@ -123,19 +124,19 @@ func issueSandboxCerts(dir string, appKey *rsa.PublicKey, alipayKey *rsa.Private
 			return err
 		}
 	}
-	return write(sandboxRootCertFile, rootDER)
+	return write(rootCertFile, rootDER)
 }
 
 // check refuses a request that does not name the sandbox's
 // certificates, as Alipay refuses one in certificate mode.
-func (c *sandboxCerts) check(p map[string]string) *gatewayError {
+func (c *certs) check(p map[string]string) *gatewayError {
 	switch {
 	case p["app_cert_sn"] == "" || p["alipay_root_cert_sn"] == "":
 		return &gatewayError{"missing-app-cert-sn", "certificate mode: app_cert_sn and alipay_root_cert_sn are required"}
 	case p["app_cert_sn"] != c.appCertSN:
-		return &gatewayError{"invalid-app-cert-sn", "app_cert_sn is not that of the sandbox's " + sandboxAppCertFile}
+		return &gatewayError{"invalid-app-cert-sn", "app_cert_sn is not that of the sandbox's " + appCertFile}
 	case p["alipay_root_cert_sn"] != c.rootCertSN:
-		return &gatewayError{"invalid-alipay-root-cert-sn", "alipay_root_cert_sn is not that of the sandbox's " + sandboxRootCertFile}
+		return &gatewayError{"invalid-alipay-root-cert-sn", "alipay_root_cert_sn is not that of the sandbox's " + rootCertFile}
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 // sandbox's certificate; a merchant that names no certificates is refused.
 func TestSandboxCertificateMode(t *testing.T) {
 	dir := t.TempDir()
-	w := newSandboxWorld(t, func(s *Sandbox) { s.Certificates = dir })
+	w := newWorld(t, func(s *Handler) { s.Certificates = dir })
 	require.NotNil(t, w.sandbox.certs)
 	gateway := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		_ = w.sandbox.ServeHTTP(rw, r, upstream{})
@@ -36,7 +36,7 @@ func TestSandboxCertificateMode(t *testing.T) {
 	root, err := protocol.RootCertSN(read(t, filepath.Join(dir, "alipayRootCert.crt")))
 	require.NoError(t, err)
 	w.api.AppCertSN, w.api.RootCertSN, w.api.AlipayCertSN = sn("appCertPublicKey.crt"), root, sn("alipayCertPublicKey_RSA2.crt")
-	assert.Equal(t, *w.sandbox.certs, sandboxCerts{appCertSN: w.api.AppCertSN, rootCertSN: w.api.RootCertSN, alipayCertSN: w.api.AlipayCertSN})
+	assert.Equal(t, *w.sandbox.certs, certs{appCertSN: w.api.AppCertSN, rootCertSN: w.api.RootCertSN, alipayCertSN: w.api.AlipayCertSN})
 
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "CM1", "total_amount": "2.00", "subject": "cert"}))
 	require.Equal(t, http.StatusFound, w.postCashier(t, forms["pay"]).Code)
@@ -61,6 +61,6 @@ func TestSandboxCertificateMode(t *testing.T) {
 	assert.Contains(t, page.Body.String(), "missing-app-cert-sn")
 
 	// Started again, the sandbox keeps the certificates it issued.
-	again := newTestSandbox(t, func(s *Sandbox) { s.Certificates = dir })
+	again := newTestSandbox(t, func(s *Handler) { s.Certificates = dir })
 	assert.Equal(t, *w.sandbox.certs, *again.certs)
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"go.uber.org/zap"
@@ -29,20 +28,20 @@ func (e *gatewayError) Error() string { return e.code + ": " + e.reason }
 // OpenAPI call, answered in JSON by serveAPI (api.go). With partner, the
 // legacy services (service=create_direct_pay_by_user, notify_verify) are
 // answered by serveLegacy (legacy.go).
-func (s *Sandbox) serveGateway(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request) {
 	params, err := gatewayParams(w, r)
-	if s.legacy != nil && isLegacyRequest(r, params) {
-		s.serveLegacy(w, r, params, err)
+	if h.legacy != nil && isLegacyRequest(r, params) {
+		h.serveLegacy(w, r, params, err)
 		return
 	}
 	if isAPIRequest(r, params) {
-		s.serveAPI(w, params, err)
+		h.serveAPI(w, params, err)
 		return
 	}
 	if err == nil {
 		var t *trade
-		if t, err = s.openTrade(params); err == nil {
-			s.logger.Info("sandbox: trade opened", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
+		if t, err = h.openTrade(params); err == nil {
+			h.logger.Info("sandbox: trade opened", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
 			http.Redirect(w, r, cashierPrefix+t.id, http.StatusFound)
 			return
 		}
@@ -51,7 +50,7 @@ func (s *Sandbox) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if !errors.As(err, &ge) {
 		ge = &gatewayError{"invalid-parameter", err.Error()}
 	}
-	s.logger.Warn("sandbox: request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
+	h.logger.Warn("sandbox: request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
 	renderPage(w, http.StatusBadRequest, errorPageTemplate, ge)
 }
 
@@ -100,15 +99,15 @@ func gatewayParams(w http.ResponseWriter, r *http.Request) (map[string]string, e
 
 // openTrade checks a pay request as Alipay's gateway does and returns its
 // trade, new or (for the same order again) the existing one.
-func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
-	if err := s.checkRequest(p); err != nil {
+func (h *Handler) openTrade(p map[string]string) (*trade, error) {
+	if err := h.checkRequest(p); err != nil {
 		return nil, err
 	}
 	product, ok := protocol.ProductOf(p["method"])
 	if !ok {
 		return nil, &gatewayError{"invalid-method", "the sandbox cashier serves alipay.trade.page.pay and alipay.trade.wap.pay"}
 	}
-	if _, err := time.ParseInLocation(time.DateTime, p["timestamp"], protocol.Beijing); err != nil {
+	if _, err := protocol.ParseTimestamp(p["timestamp"]); err != nil {
 		return nil, &gatewayError{"invalid-timestamp", "timestamp must be yyyy-MM-dd HH:mm:ss"}
 	}
 	var biz map[string]any
@@ -135,11 +134,11 @@ func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
 		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "total_amount"}
 	}
 	for _, u := range []struct{ name, value string }{{"notify_url", p["notify_url"]}, {"return_url", p["return_url"]}, {"quit_url", str("quit_url")}} {
-		if ge := s.checkCallbackURL(u.name, u.value); ge != nil {
+		if ge := h.checkCallbackURL(u.name, u.value); ge != nil {
 			return nil, ge
 		}
 	}
-	return s.trades.open(&trade{
+	return h.trades.open(&trade{
 		appID: p["app_id"], method: p["method"], signType: p["sign_type"],
 		outTradeNo: str("out_trade_no"), amount: amount, subject: str("subject"), body: str("body"),
 		passback: str("passback_params"), quitURL: str("quit_url"),
@@ -150,7 +149,7 @@ func (s *Sandbox) openTrade(p map[string]string) (*trade, error) {
 // checkCallbackURL refuses a URL that the sandbox would send a
 // notification or a buyer to, unless it is absolute and on this machine
 // or on one of callback_hosts.
-func (s *Sandbox) checkCallbackURL(name, raw string) *gatewayError {
+func (h *Handler) checkCallbackURL(name, raw string) *gatewayError {
 	if raw == "" {
 		return nil
 	}
@@ -159,7 +158,7 @@ func (s *Sandbox) checkCallbackURL(name, raw string) *gatewayError {
 		return &gatewayError{"invalid-parameter", name + " is not an absolute http(s) URL"}
 	}
 	host := hostKey(u.Hostname())
-	if !protocol.IsLoopback(host) && !s.callbackHosts[host] {
+	if !protocol.IsLoopback(host) && !h.callbackHosts[host] {
 		return &gatewayError{"invalid-parameter", name + " names " + host + ", which is not on this machine: the sandbox sends notifications and buyers only to loopback hosts and to those of callback_hosts"}
 	}
 	return nil
@@ -175,9 +174,10 @@ func hostKey(host string) string {
 }
 
 // checkRequest makes the checks common to every gateway request, pay or
-// OpenAPI: the required parameters, utf-8, the sign type, the signature.
-func (s *Sandbox) checkRequest(p map[string]string) *gatewayError {
-	if !s.openAPI {
+// OpenAPI: the OpenAPI keys are set, the required parameters, utf-8, the
+// sign type, in certificate mode the serial numbers, the signature.
+func (h *Handler) checkRequest(p map[string]string) *gatewayError {
+	if !h.openAPI {
 		return &gatewayError{"invalid-app-id", "无效的AppID参数: the sandbox plays only the legacy gateway (partner and md5_key, without app_public_key and alipay_private_key)"}
 	}
 	for _, k := range []string{"app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"} {
@@ -188,12 +188,12 @@ func (s *Sandbox) checkRequest(p map[string]string) *gatewayError {
 	if !strings.EqualFold(p["charset"], "utf-8") {
 		return &gatewayError{"invalid-charset", "the sandbox speaks utf-8 only"}
 	}
-	v, ok := s.verifiers[p["sign_type"]]
+	v, ok := h.verifiers[p["sign_type"]]
 	if !ok {
 		return &gatewayError{"invalid-signature-type", "sign_type must be RSA2 or RSA"}
 	}
-	if s.certs != nil {
-		if ge := s.certs.check(p); ge != nil {
+	if h.certs != nil {
+		if ge := h.certs.check(p); ge != nil {
 			return ge
 		}
 	}
@@ -213,9 +213,9 @@ func verifyRequest(v protocol.Verifier, p map[string]string) bool {
 
 // serveCashier shows a trade's cashier page and takes its Pay and Cancel
 // forms.
-func (s *Sandbox) serveCashier(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveCashier(w http.ResponseWriter, r *http.Request) {
 	id, action, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, cashierPrefix), "/")
-	t := s.trades.byID(id)
+	t := h.trades.byCashierID(id)
 	if t == nil {
 		renderPage(w, http.StatusNotFound, errorPageTemplate, &gatewayError{"TRADE_NOT_EXIST", "no such cashier"})
 		return
@@ -229,21 +229,21 @@ func (s *Sandbox) serveCashier(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		v := s.trades.view(t)
+		v := h.trades.view(t)
 		if v.Status == "TRADE_CLOSED" && !v.Paid {
 			renderPage(w, http.StatusConflict, errorPageTemplate, errTradeClosed)
 			return
 		}
 		renderPage(w, http.StatusOK, cashierTemplate, v)
 	case action == "pay" && r.Method == http.MethodPost:
-		s.pay(w, r, t)
+		h.pay(w, r, t)
 	case action == "cancel" && r.Method == http.MethodPost:
 		target := t.quitURL
 		if target == "" {
 			target = originOf(t.returnURL) + "/"
 		}
-		s.logger.Info("sandbox: buyer cancelled", zap.String("out_trade_no", t.outTradeNo))
-		s.trades.event(t, tradeEvent{at: now(), kind: "cancel", source: "buyer", detail: "sent back to " + target})
+		h.logger.Info("sandbox: buyer cancelled", zap.String("out_trade_no", t.outTradeNo))
+		h.trades.event(t, tradeEvent{at: now(), kind: "cancel", source: "buyer", detail: "sent back to " + target})
 		http.Redirect(w, r, target, http.StatusFound)
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -260,29 +260,27 @@ func originOf(raw string) string {
 }
 
 // pay completes the trade: the notification goes out (and again, until
-// the shop says success), the buyer goes back to return_url.
-func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
-	if ge := s.trades.markPaid(t, now()); ge != nil {
+// the shop says success: markPaid starts its retry loop), the buyer goes
+// back to return_url.
+func (h *Handler) pay(w http.ResponseWriter, r *http.Request, t *trade) {
+	if ge := h.trades.markPaid(t, now()); ge != nil {
 		if t.legacy != nil {
 			ge = legacyGatewayError(ge)
 		}
 		renderPage(w, http.StatusConflict, errorPageTemplate, ge)
 		return
 	}
-	s.logger.Info("sandbox: trade paid", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
-	if t.notifyURL != "" {
-		go s.deliver(t)
-	}
+	h.logger.Info("sandbox: trade paid", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
 	if t.returnURL == "" {
-		renderPage(w, http.StatusOK, cashierTemplate, s.trades.view(t))
+		renderPage(w, http.StatusOK, cashierTemplate, h.trades.view(t))
 		return
 	}
 	var q, notifyID string
 	var err error
-	if t.legacy != nil {
-		q, notifyID, err = s.legacyReturnQuery(t)
+	if snap := h.trades.snapshot(t); t.legacy != nil {
+		q, notifyID, err = h.legacyReturnQuery(snap)
 	} else {
-		q, err = s.returnQuery(t)
+		q, err = h.returnQuery(snap)
 	}
 	if err != nil {
 		http.Error(w, "signing the return failed", http.StatusInternalServerError)
@@ -292,7 +290,7 @@ func (s *Sandbox) pay(w http.ResponseWriter, r *http.Request, t *trade) {
 	if notifyID != "" {
 		detail += ", notify_id " + notifyID
 	}
-	s.trades.event(t, tradeEvent{at: now(), kind: "return", source: "buyer", detail: detail})
+	h.trades.event(t, tradeEvent{at: now(), kind: "return", source: "buyer", detail: detail})
 	sep := "?"
 	if strings.Contains(t.returnURL, "?") {
 		sep = "&"

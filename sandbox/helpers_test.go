@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,28 +26,29 @@ import (
 // key signs pay requests and API calls, Alipay's public key verifies what
 // the sandbox sends. The sidecar plays no part here.
 
-const (
-	testAppID = testvec.AppID
-	// testClaims' subject etc. are the vectors' merchant's.
-)
+// testAppID is the vectors' app, for which the tests sign.
+const testAppID = testvec.AppID
 
 // newTestSandbox provisions a sandbox with the vectors' keys; edit, if
-// not nil, changes the config first.
-func newTestSandbox(t testing.TB, edit func(*Sandbox)) *Sandbox {
+// not nil, changes the config first. The sandbox lets go of its trade
+// store when the test ends, which stops its retry loops; until then
+// another sandbox of the same identity in the test shares its trades.
+func newTestSandbox(t testing.TB, edit func(*Handler)) *Handler {
 	t.Helper()
-	s := &Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}
+	s := &Handler{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}
 	if edit != nil {
 		edit(s)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	require.NoError(t, s.Provision(ctx))
+	t.Cleanup(func() { require.NoError(t, s.Cleanup()) })
 	return s
 }
 
 // withRetry sets notify_retry.
-func withRetry(waits ...time.Duration) func(*Sandbox) {
-	return func(s *Sandbox) {
+func withRetry(waits ...time.Duration) func(*Handler) {
+	return func(s *Handler) {
 		for _, d := range waits {
 			s.NotifyRetry = append(s.NotifyRetry, caddy.Duration(d))
 		}
@@ -150,18 +152,23 @@ func (s *merchantShop) waitNotify(t *testing.T) {
 	}
 }
 
-// sandboxWorld is the sandbox and a merchant whose shop's site runs on
+// world is the sandbox and a merchant whose shop's site runs on
 // loopback, so that the sandbox can post notifications to it.
-type sandboxWorld struct {
-	sandbox *Sandbox
+type world struct {
+	sandbox *Handler
 	api     *protocol.OpenAPI
 	shop    *merchantShop
 	site    *httptest.Server
 }
 
-func newSandboxWorld(t *testing.T, edit func(*Sandbox)) *sandboxWorld {
+func newWorld(t *testing.T, edit func(*Handler)) *world {
+	return worldOf(t, newTestSandbox(t, edit))
+}
+
+// worldOf is the world around a sandbox already provisioned.
+func worldOf(t *testing.T, sb *Handler) *world {
 	api := merchantAPI(t, protocol.SignTypeRSA2)
-	w := &sandboxWorld{sandbox: newTestSandbox(t, edit), api: api,
+	w := &world{sandbox: sb, api: api,
 		shop: &merchantShop{merchant: api, status: http.StatusOK, arrived: make(chan struct{}, 16)}}
 	w.site = httptest.NewServer(w.shop)
 	t.Cleanup(w.site.Close)
@@ -192,12 +199,12 @@ func payURL(t testing.TB, api *protocol.OpenAPI, notifyURL, returnURL string, cl
 }
 
 // startPay opens the merchant's order at the sandbox's gateway.
-func (w *sandboxWorld) startPay(t *testing.T, claims map[string]any) *httptest.ResponseRecorder {
+func (w *world) startPay(t *testing.T, claims map[string]any) *httptest.ResponseRecorder {
 	t.Helper()
 	return w.gateway(t, "GET", payURL(t, w.api, w.site.URL+"/alipay/notify", w.site.URL+"/alipay/return", claims), "")
 }
 
-func (w *sandboxWorld) gateway(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
+func (w *world) gateway(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	if body != "" {
@@ -210,7 +217,7 @@ var cashierFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[0-9a-f]+/(pay
 
 // cashier opens the cashier page the gateway redirected to and returns
 // its page and the actions of its forms.
-func (w *sandboxWorld) cashier(t *testing.T, gw *httptest.ResponseRecorder) (string, map[string]string) {
+func (w *world) cashier(t *testing.T, gw *httptest.ResponseRecorder) (string, map[string]string) {
 	t.Helper()
 	require.Equal(t, http.StatusFound, gw.Code, gw.Body.String())
 	page := serve(t, w.sandbox, httptest.NewRequest("GET", "http://sandbox.test"+gw.Header().Get("Location"), nil))
@@ -224,7 +231,7 @@ func (w *sandboxWorld) cashier(t *testing.T, gw *httptest.ResponseRecorder) (str
 
 // openTestOrder opens an order at the sandbox and returns its cashier's
 // Pay form action.
-func (w *sandboxWorld) openTestOrder(t *testing.T, outTradeNo, amount, subject string) string {
+func (w *world) openTestOrder(t *testing.T, outTradeNo, amount, subject string) string {
 	t.Helper()
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": outTradeNo, "total_amount": amount, "subject": subject}))
 	require.Contains(t, forms, "pay")
@@ -232,7 +239,7 @@ func (w *sandboxWorld) openTestOrder(t *testing.T, outTradeNo, amount, subject s
 }
 
 // postCashier presses a cashier's button.
-func (w *sandboxWorld) postCashier(t *testing.T, action string) *httptest.ResponseRecorder {
+func (w *world) postCashier(t *testing.T, action string) *httptest.ResponseRecorder {
 	t.Helper()
 	return serve(t, w.sandbox, httptest.NewRequest("POST", "http://sandbox.test"+action, nil))
 }
@@ -242,4 +249,19 @@ func read(t testing.TB, path string) []byte {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return data
+}
+
+// clockShift moves the package clock ahead of the real one. The
+// notifier's goroutines read the clock, so it is set once, before any
+// test runs, and moved atomically.
+var clockShift atomic.Int64
+
+func init() {
+	now = func() time.Time { return time.Now().Add(time.Duration(clockShift.Load())) }
+}
+
+// advanceClock moves the package clock d ahead for the rest of the test.
+func advanceClock(t *testing.T, d time.Duration) {
+	clockShift.Add(int64(d))
+	t.Cleanup(func() { clockShift.Add(-int64(d)) })
 }

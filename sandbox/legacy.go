@@ -10,7 +10,6 @@ import (
 
 	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
 
@@ -30,7 +29,6 @@ type legacyGateway struct {
 	// alipay_private_key signs the callbacks.
 	verifiers map[string]protocol.Verifier
 	signers   map[string]protocol.Signer
-	sent      *sentNotifyIDs
 }
 
 // legacyTrade is what a legacy trade remembers of its request: its
@@ -55,23 +53,21 @@ const notifyIDLifetime = time.Minute
 // maxSentNotifyIDs bounds the notify_ids remembered within their minute.
 const maxSentNotifyIDs = 10000
 
-var (
-)
-
-// provisionLegacy sets up the legacy gateway when partner is set. The
-// partner id and md5_key follow the sidecar's rules (protocol.NewLegacy,
-// whose errors name the setting and never echo the key).
-func (s *Sandbox) provisionLegacy(repl *caddy.Replacer) error {
-	partner := strings.TrimSpace(repl.ReplaceKnown(s.Partner, ""))
-	md5Key := repl.ReplaceKnown(s.MD5Key, "")
+// provisionLegacy sets up the legacy gateway when partner is set, from
+// the resolved settings; partnerGiven and md5KeyGiven say whether each
+// was set before its placeholders were resolved. The partner id and
+// md5_key follow the sidecar's rules (protocol.NewLegacy, whose errors
+// name the setting and never echo the key).
+func (h *Handler) provisionLegacy(partnerGiven, md5KeyGiven bool) error {
+	partner, md5Key := h.Partner, h.MD5Key
 	switch {
-	case s.Partner == "" && s.MD5Key != "":
+	case !partnerGiven && md5KeyGiven:
 		return caddyconf.SettingError("md5_key", errors.New("only with partner, which the legacy gateway serves"))
-	case s.Partner == "":
+	case !partnerGiven:
 		return nil
 	case partner == "":
 		return caddyconf.SettingError("partner", errors.New("empty (an unset environment variable or a missing {file.*}?)"))
-	case strings.TrimSpace(md5Key) == "":
+	case md5Key == "":
 		return caddyconf.SettingError("md5_key", errors.New("required with partner: the partner's 32 letters and digits, or a file that holds them (an unset environment variable or a missing {file.*}?)"))
 	}
 	l, _, err := protocol.NewLegacy(protocol.LegacyConfig{Partner: partner, SignType: protocol.SignTypeMD5, MD5Key: md5Key})
@@ -80,13 +76,12 @@ func (s *Sandbox) provisionLegacy(repl *caddy.Replacer) error {
 	}
 	g := &legacyGateway{partner: partner,
 		verifiers: map[string]protocol.Verifier{protocol.SignTypeMD5: l.Verifier},
-		signers:   map[string]protocol.Signer{protocol.SignTypeMD5: l.Signer},
-		sent:      &sentNotifyIDs{at: map[string]time.Time{}, max: maxSentNotifyIDs}}
-	if s.openAPI {
-		g.verifiers[protocol.SignTypeRSA] = s.verifiers[protocol.SignTypeRSA]
-		g.signers[protocol.SignTypeRSA] = s.signers[protocol.SignTypeRSA]
+		signers:   map[string]protocol.Signer{protocol.SignTypeMD5: l.Signer}}
+	if h.openAPI {
+		g.verifiers[protocol.SignTypeRSA] = h.verifiers[protocol.SignTypeRSA]
+		g.signers[protocol.SignTypeRSA] = h.signers[protocol.SignTypeRSA]
 	}
-	s.legacy = g
+	h.legacy = g
 	return nil
 }
 
@@ -113,16 +108,16 @@ func isLegacyRequest(r *http.Request, params map[string]string) bool {
 }
 
 // serveLegacy answers a legacy request; perr is gatewayParams' error.
-func (s *Sandbox) serveLegacy(w http.ResponseWriter, r *http.Request, p map[string]string, perr error) {
+func (h *Handler) serveLegacy(w http.ResponseWriter, r *http.Request, p map[string]string, perr error) {
 	if legacyParam(r, p, "service") == "notify_verify" {
-		s.serveNotifyVerify(w, r, p)
+		h.serveNotifyVerify(w, r, p)
 		return
 	}
 	err := perr
 	if err == nil {
 		var t *trade
-		if t, err = s.openLegacyTrade(p); err == nil {
-			s.logger.Info("sandbox: legacy trade opened", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
+		if t, err = h.openLegacyTrade(p); err == nil {
+			h.logger.Info("sandbox: legacy trade opened", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
 			http.Redirect(w, r, cashierPrefix+t.id, http.StatusFound)
 			return
 		}
@@ -132,7 +127,7 @@ func (s *Sandbox) serveLegacy(w http.ResponseWriter, r *http.Request, p map[stri
 		ge = &gatewayError{"ILLEGAL_ARGUMENT", err.Error()}
 	}
 	ge = legacyGatewayError(ge)
-	s.logger.Warn("sandbox: legacy request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
+	h.logger.Warn("sandbox: legacy request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
 	renderPage(w, http.StatusBadRequest, errorPageTemplate, ge)
 }
 
@@ -159,8 +154,8 @@ func legacyGatewayError(ge *gatewayError) *gatewayError {
 // bytes in the request's _input_charset; they are converted to UTF-8
 // only once it holds, for the cashier and for the callbacks, which
 // EncodeLegacy encodes in that charset again.
-func (s *Sandbox) openLegacyTrade(p map[string]string) (*trade, error) {
-	g := s.legacy
+func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
+	g := h.legacy
 	if p["service"] != "create_direct_pay_by_user" {
 		return nil, &gatewayError{"ILLEGAL_SERVICE", "接口名称不正确: the sandbox's legacy gateway serves create_direct_pay_by_user and notify_verify"}
 	}
@@ -182,7 +177,7 @@ func (s *Sandbox) openLegacyTrade(p map[string]string) (*trade, error) {
 	v, ok := g.verifiers[signType]
 	if !ok {
 		reason := "sign_type must be MD5"
-		if s.openAPI {
+		if h.openAPI {
 			reason += " or RSA"
 		} else {
 			reason += " (RSA needs app_public_key and alipay_private_key in the sandbox)"
@@ -231,11 +226,11 @@ func (s *Sandbox) openLegacyTrade(p map[string]string) (*trade, error) {
 		return nil, &gatewayError{"ILLEGAL_ARGUMENT", "seller_email is not an email address"}
 	}
 	for _, name := range []string{"notify_url", "return_url"} {
-		if ge := s.checkCallbackURL(name, p[name]); ge != nil {
+		if ge := h.checkCallbackURL(name, p[name]); ge != nil {
 			return nil, &gatewayError{"ILLEGAL_ARGUMENT", ge.reason}
 		}
 	}
-	t, err := s.trades.open(&trade{
+	t, err := h.trades.open(&trade{
 		signType: signType, outTradeNo: p["out_trade_no"], amount: amount,
 		subject: text["subject"], body: text["body"],
 		notifyURL: p["notify_url"], returnURL: p["return_url"],
@@ -252,7 +247,7 @@ func (s *Sandbox) openLegacyTrade(p map[string]string) (*trade, error) {
 // Alipay does, in plain text: true for a notify_id that the sandbox sent
 // to this partner, in a notification or a return, within the last
 // minute; false for any other; invalid for another partner.
-func (s *Sandbox) serveNotifyVerify(w http.ResponseWriter, r *http.Request, p map[string]string) {
+func (h *Handler) serveNotifyVerify(w http.ResponseWriter, r *http.Request, p map[string]string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET")
 		http.Error(w, "notify_verify takes GET", http.StatusMethodNotAllowed)
@@ -260,12 +255,12 @@ func (s *Sandbox) serveNotifyVerify(w http.ResponseWriter, r *http.Request, p ma
 	}
 	answer := "false"
 	switch {
-	case p["partner"] != s.legacy.partner:
+	case p["partner"] != h.legacy.partner:
 		answer = "invalid"
-	case s.legacy.sent.confirm(p["notify_id"], now()):
+	case h.trades.sent.confirm(p["notify_id"], now()):
 		answer = "true"
 	}
-	s.logger.Info("sandbox: notify_verify", zap.String("notify_id", p["notify_id"]), zap.String("answer", answer))
+	h.logger.Info("sandbox: notify_verify", zap.String("notify_id", p["notify_id"]), zap.String("answer", answer))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write([]byte(answer))
@@ -327,44 +322,36 @@ func (n *sentNotifyIDs) forgetOldest() {
 // and signed in the trade's charset with its sign type. Each sending has
 // a fresh notify_id, remembered for notify_verify. It returns the body,
 // its charset and its notify_id.
-func (s *Sandbox) legacyNotification(t *trade, at time.Time) (form, charset, notifyID string, err error) {
-	s.trades.mu.Lock()
-	p := s.legacyCallbackFields(t)
+func (h *Handler) legacyNotification(t tradeSnapshot, at time.Time) (form, charset, notifyID string, err error) {
+	p := h.legacyCallbackFields(t)
 	p["notify_time"], p["payment_type"] = protocol.Timestamp(at), "1"
 	p["price"], p["quantity"] = t.amount.String(), "1"
 	p["gmt_create"], p["gmt_payment"] = protocol.Timestamp(t.created), protocol.Timestamp(t.paid)
 	p["is_total_fee_adjust"], p["use_coupon"], p["discount"] = "N", "N", "0.00"
-	signType := t.signType
-	charset = t.legacy.charset
-	s.trades.mu.Unlock()
-	p["notify_id"] = s.legacy.sent.add(at)
-	form, err = s.signLegacy(p, charset, signType)
-	return form, charset, p["notify_id"], err
+	p["notify_id"] = h.trades.sent.add(at)
+	form, err = h.signLegacy(p, t.legacy.charset, t.signType)
+	return form, t.legacy.charset, p["notify_id"], err
 }
 
 // legacyReturnQuery is the query of the legacy return, signed like the
 // notification, with a fresh notify_id of its own, which it returns too.
-func (s *Sandbox) legacyReturnQuery(t *trade) (query, notifyID string, err error) {
+func (h *Handler) legacyReturnQuery(t tradeSnapshot) (query, notifyID string, err error) {
 	at := now()
-	s.trades.mu.Lock()
-	p := s.legacyCallbackFields(t)
+	p := h.legacyCallbackFields(t)
 	p["is_success"], p["exterface"], p["notify_time"] = "T", "create_direct_pay_by_user", protocol.Timestamp(at)
 	p["payment_type"] = "1"
-	signType, charset := t.signType, t.legacy.charset
-	s.trades.mu.Unlock()
-	p["notify_id"] = s.legacy.sent.add(at)
-	query, err = s.signLegacy(p, charset, signType)
+	p["notify_id"] = h.trades.sent.add(at)
+	query, err = h.signLegacy(p, t.legacy.charset, t.signType)
 	return query, p["notify_id"], err
 }
 
 // legacyCallbackFields are the fields that the legacy notification and
 // return share. The seller is the request's own: the seller_id or
-// seller_email it named, the other one the sandbox's. The caller holds
-// the store's lock.
-func (s *Sandbox) legacyCallbackFields(t *trade) map[string]string {
+// seller_email it named, the other one the sandbox's.
+func (h *Handler) legacyCallbackFields(t tradeSnapshot) map[string]string {
 	sellerID, sellerEmail := t.legacy.sellerID, t.legacy.sellerEmail
 	if sellerID == "" {
-		sellerID = s.legacy.partner
+		sellerID = h.legacy.partner
 	}
 	if sellerEmail == "" {
 		sellerEmail = sandboxSellerEmail
@@ -380,8 +367,8 @@ func (s *Sandbox) legacyCallbackFields(t *trade) map[string]string {
 
 // signLegacy encodes p in charset and signs it as Alipay's legacy gateway
 // signs callbacks; empty values are neither signed nor sent.
-func (s *Sandbox) signLegacy(p map[string]string, charset, signType string) (string, error) {
-	signer := s.legacy.signers[signType]
+func (h *Handler) signLegacy(p map[string]string, charset, signType string) (string, error) {
+	signer := h.legacy.signers[signType]
 	if signer == nil {
 		return "", fmt.Errorf("no signer for sign_type %q", signType)
 	}

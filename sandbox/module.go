@@ -6,12 +6,12 @@
 package sandbox
 
 import (
-	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,21 +24,28 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(Sandbox{})
+	caddy.RegisterModule(Handler{})
 }
 
-// Sandbox is alipay_sandbox, a local stand-in for Alipay's gateway, for the
-// demo, for tests and for trying an integration offline. It serves the
-// gateway at /gateway.do, a cashier under /sandbox/cashier/, and, for the
+// Handler is a local stand-in for Alipay's gateway, for the demo, for
+// tests and for trying an integration offline. It serves the gateway at
+// /gateway.do, a cashier under /sandbox/cashier/, and, for the
 // developer, the trades it keeps and what it did for each (every
 // notification attempt, returns, OpenAPI calls) at /sandbox/trades, as
-// HTML or JSON (tradepages.go). It checks merchant
-// signatures with the app's public key, and signs notifications and
-// returns with its own "Alipay" private key, as Alipay does. With partner
-// and md5_key it also plays the legacy gateway (即时到账,
-// create_direct_pay_by_user) at the same /gateway.do. Trades live in
-// memory, for one machine.
-type Sandbox struct {
+// HTML or JSON (tradepages.go). It checks merchant signatures with the
+// app's public key, and signs notifications and returns with its own
+// "Alipay" private key, as Alipay does. With partner and md5_key it also
+// plays the legacy gateway (即时到账, create_direct_pay_by_user) at the
+// same /gateway.do.
+//
+// Trades live in memory, for one machine. They outlive a reload, with
+// their pending notification retries, as long as the sandbox keeps its
+// identity as Alipay (its keys, partner and md5_key, certificates
+// directory); a sandbox with another identity starts afresh.
+//
+// Its string settings and callback_hosts accept {env.*} and {file.*}
+// placeholders, resolved once when the config loads.
+type Handler struct {
 	// The app's public key, which checks the merchant's request
 	// signatures: a file path, or the key inline (PEM or bare base64).
 	// With partner it also checks legacy requests of sign_type RSA
@@ -70,11 +77,12 @@ type Sandbox struct {
 	NotifyRetry []caddy.Duration `json:"notify_retry,omitempty"`
 
 	// Certificate mode (公钥证书模式): a directory where the sandbox issues,
-	// on first start, alipayRootCert.crt, alipayCertPublicKey_RSA2.crt
-	// and appCertPublicKey.crt for the sidecar's alipay_root_cert,
-	// alipay_cert and app_cert. Requests must then carry their serial
-	// numbers, and responses carry alipay_cert_sn. Needs app_public_key
-	// and alipay_private_key. Default: off.
+	// on first start (and again if its keys change), alipayRootCert.crt,
+	// alipayCertPublicKey_RSA2.crt and appCertPublicKey.crt for the
+	// sidecar's alipay_root_cert, alipay_cert and app_cert. Requests must
+	// then carry their serial numbers, and responses carry
+	// alipay_cert_sn. Needs app_public_key and alipay_private_key.
+	// Default: off.
 	Certificates string `json:"certificates,omitempty"`
 
 	// Host names, besides loopback ones (localhost, 127.0.0.0/8, ::1),
@@ -84,10 +92,11 @@ type Sandbox struct {
 
 	// The most trades kept in memory; beyond it the oldest is dropped.
 	// Each keeps its latest 50 notification attempts and 50 other events
-	// for /sandbox/trades, which says how many were dropped. Default: 5000.
+	// for /sandbox/trades, which says how many were dropped. A reload
+	// applies a new value to the trades kept. Default: 5000.
 	MaxTrades int `json:"max_trades,omitempty"`
 
-	certs     *sandboxCerts                // certificate mode, or nil
+	certs     *certs                       // certificate mode, or nil
 	verifiers map[string]protocol.Verifier // by sign_type: checks merchant requests
 	signers   map[string]protocol.Signer   // by sign_type: signs as Alipay
 	// openAPI: the OpenAPI keys are set, so the OpenAPI gateway is
@@ -95,11 +104,13 @@ type Sandbox struct {
 	openAPI bool
 	legacy  *legacyGateway // with partner, or nil
 	retry   []time.Duration
-	trades  *tradeStore
+	// trades is the store of the sandbox's identity (key), shared with
+	// the sandboxes of the same identity and across reloads (pool.go).
+	trades *tradeStore
+	key    storeKey
 	// callbackHosts: CallbackHosts, lower case, IPv6 without brackets
 	callbackHosts map[string]bool
 	client        *http.Client
-	ctx           context.Context
 	logger        *zap.Logger
 	site          *site // where the sandbox sits, learnt on its first request
 }
@@ -117,7 +128,8 @@ type site struct {
 var alipayRetrySchedule = []time.Duration{4 * time.Minute, 10 * time.Minute, 10 * time.Minute,
 	time.Hour, 2 * time.Hour, 6 * time.Hour, 15 * time.Hour}
 
-// The sandbox's fixed identity, as it appears in callbacks.
+// The sandbox's fixed identity, as it appears in callbacks and API
+// answers.
 const (
 	sandboxSellerID    = "2088000000000001"
 	sandboxSellerEmail = "seller@sandbox.example"
@@ -129,79 +141,97 @@ const (
 )
 
 // CaddyModule returns the Caddy module information.
-func (Sandbox) CaddyModule() caddy.ModuleInfo {
+func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.handlers.alipay_sandbox",
-		New: func() caddy.Module { return new(Sandbox) },
+		New: func() caddy.Module { return new(Handler) },
 	}
 }
 
-// Provision parses the keys and starts an empty trade store.
-func (s *Sandbox) Provision(ctx caddy.Context) error {
-	s.logger = ctx.Logger()
-	s.ctx = ctx
-	s.site = &site{}
-	repl := caddy.NewReplacer()
-	s.verifiers = map[string]protocol.Verifier{}
-	s.signers = map[string]protocol.Signer{}
+// Provision resolves the placeholders, parses the keys and takes the
+// trade store of the sandbox's identity: the one that a sandbox of the
+// same identity holds (the config a reload replaces), or a new one.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.site = &site{}
+	// With partner and md5_key alone the sandbox plays only the legacy
+	// gateway, and needs no RSA key. Which settings are given is read
+	// before placeholders: one that resolves to nothing is an error.
+	openAPI := h.Partner == "" || h.AppPublicKey != "" || h.AlipayPrivateKey != ""
+	partnerGiven, md5KeyGiven := h.Partner != "", h.MD5Key != ""
+	h.resolvePlaceholders()
+	h.verifiers = map[string]protocol.Verifier{}
+	h.signers = map[string]protocol.Signer{}
 	var appKey *rsa.PublicKey
 	var alipayKey *rsa.PrivateKey
-	// With partner and md5_key alone the sandbox plays only the legacy
-	// gateway, and needs no RSA key. Whether a key is configured is
-	// read before placeholders: one that resolves to nothing is an error.
-	if s.Partner == "" || s.AppPublicKey != "" || s.AlipayPrivateKey != "" {
+	if openAPI {
 		var err error
-		if appKey, alipayKey, err = s.provisionKeys(repl); err != nil {
+		if appKey, alipayKey, err = h.provisionKeys(); err != nil {
 			return err
 		}
-		s.openAPI = true
+		h.openAPI = true
 	}
-	if err := s.provisionLegacy(repl); err != nil {
+	if err := h.provisionLegacy(partnerGiven, md5KeyGiven); err != nil {
 		return err
 	}
-	if dir := repl.ReplaceKnown(s.Certificates, ""); dir != "" {
-		if !s.openAPI {
+	if h.Certificates != "" {
+		if !h.openAPI {
 			return caddyconf.SettingError("certificates", errors.New("OpenAPI's certificate mode needs app_public_key and alipay_private_key"))
 		}
 		var err error
-		if s.certs, err = provisionSandboxCerts(dir, appKey, alipayKey); err != nil {
+		if h.certs, err = provisionCerts(h.Certificates, appKey, alipayKey); err != nil {
 			return caddyconf.SettingError("certificates", err)
 		}
 	}
-	s.retry = alipayRetrySchedule
-	if len(s.NotifyRetry) > 0 {
-		s.retry = make([]time.Duration, len(s.NotifyRetry))
-		for i, d := range s.NotifyRetry {
+	h.retry = alipayRetrySchedule
+	if len(h.NotifyRetry) > 0 {
+		h.retry = make([]time.Duration, len(h.NotifyRetry))
+		for i, d := range h.NotifyRetry {
 			if d <= 0 {
 				return caddyconf.SettingError("notify_retry", fmt.Errorf("%v: durations must be positive", time.Duration(d)))
 			}
-			s.retry[i] = time.Duration(d)
+			h.retry[i] = time.Duration(d)
 		}
 	}
-	if s.MaxTrades < 0 {
-		return caddyconf.SettingError("max_trades", fmt.Errorf("%d: must be positive", s.MaxTrades))
+	if h.MaxTrades < 0 {
+		return caddyconf.SettingError("max_trades", fmt.Errorf("%d: must be positive", h.MaxTrades))
 	}
-	if s.MaxTrades == 0 {
-		s.MaxTrades = defaultMaxTrades
+	if h.MaxTrades == 0 {
+		h.MaxTrades = defaultMaxTrades
 	}
-	s.callbackHosts = map[string]bool{}
-	for _, host := range s.CallbackHosts {
-		host = hostKey(strings.Trim(strings.TrimSpace(repl.ReplaceKnown(host, "")), "[]"))
+	h.callbackHosts = map[string]bool{}
+	for _, host := range h.CallbackHosts {
+		host = hostKey(strings.Trim(host, "[]"))
 		if !protocol.ValidHostName(host) && net.ParseIP(host) == nil {
 			return caddyconf.SettingError("callback_hosts", fmt.Errorf("%q is not a host name or IP address (no scheme, no port)", host))
 		}
-		s.callbackHosts[host] = true
+		h.callbackHosts[host] = true
 	}
-	s.trades = newTradeStore(s.MaxTrades)
 	// Alipay does not follow redirects from notify_url.
-	s.client = protocol.NoRedirectClient(15 * time.Second)
-	return nil
+	h.client = protocol.NoRedirectClient(15 * time.Second)
+	key, err := h.identity(appKey, alipayKey)
+	if err != nil {
+		return err
+	}
+	// Last, so that a failed Provision holds no store.
+	return h.takeStore(key)
+}
+
+// resolvePlaceholders replaces the {env.*} and {file.*} placeholders of
+// every string setting and of each of callback_hosts, once, in place.
+func (h *Handler) resolvePlaceholders() {
+	settings := h.stringSettings()
+	h.CallbackHosts = slices.Clone(h.CallbackHosts) // the caller's slice stays as it was
+	for i := range h.CallbackHosts {
+		settings = append(settings, caddyconf.StringSetting{Name: "callback_hosts", Field: &h.CallbackHosts[i]})
+	}
+	caddyconf.ResolvePlaceholders(settings)
 }
 
 // provisionKeys parses the OpenAPI keys and makes the verifiers and
 // signers of each RSA sign type.
-func (s *Sandbox) provisionKeys(repl *caddy.Replacer) (*rsa.PublicKey, *rsa.PrivateKey, error) {
-	material, err := protocol.KeyMaterial(repl.ReplaceKnown(s.AppPublicKey, ""))
+func (h *Handler) provisionKeys() (*rsa.PublicKey, *rsa.PrivateKey, error) {
+	material, err := protocol.KeyMaterial(h.AppPublicKey)
 	if err != nil {
 		return nil, nil, caddyconf.SettingError("app_public_key", err)
 	}
@@ -209,7 +239,7 @@ func (s *Sandbox) provisionKeys(repl *caddy.Replacer) (*rsa.PublicKey, *rsa.Priv
 	if err != nil {
 		return nil, nil, caddyconf.SettingError("app_public_key", err)
 	}
-	if material, err = protocol.KeyMaterial(repl.ReplaceKnown(s.AlipayPrivateKey, "")); err != nil {
+	if material, err = protocol.KeyMaterial(h.AlipayPrivateKey); err != nil {
 		return nil, nil, caddyconf.SettingError("alipay_private_key", err)
 	}
 	alipayKey, err := protocol.ParsePrivateKey(material)
@@ -220,10 +250,10 @@ func (s *Sandbox) provisionKeys(repl *caddy.Replacer) (*rsa.PublicKey, *rsa.Priv
 		return nil, nil, caddyconf.SettingError("alipay_private_key", errors.New("is the app's own key; the sandbox plays Alipay with a key of its own"))
 	}
 	for _, st := range []string{protocol.SignTypeRSA2, protocol.SignTypeRSA} {
-		if s.verifiers[st], err = protocol.NewRSAVerifier(appKey, st); err != nil {
+		if h.verifiers[st], err = protocol.NewRSAVerifier(appKey, st); err != nil {
 			return nil, nil, err
 		}
-		if s.signers[st], err = protocol.NewRSASigner(alipayKey, st); err != nil {
+		if h.signers[st], err = protocol.NewRSASigner(alipayKey, st); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -246,14 +276,14 @@ func loopbackHost(hostport string) bool {
 var now = time.Now
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
-func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s.site.once.Do(func() {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.site.once.Do(func() {
 		if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil {
-			found, bound, _ := caddyconf.Locate(srv.Routes, s)
-			s.site.hostBound = found && bound
+			found, bound, _ := caddyconf.Locate(srv.Routes, h)
+			h.site.hostBound = found && bound
 		}
 	})
-	if !s.site.hostBound && !loopbackHost(r.Host) {
+	if !h.site.hostBound && !loopbackHost(r.Host) {
 		// A page of another site could otherwise drive the sandbox from
 		// the developer's browser through DNS rebinding: its name
 		// resolving to 127.0.0.1, its Host its own.
@@ -263,13 +293,13 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	switch {
 	case r.URL.Path == "/gateway.do":
-		s.serveGateway(w, r)
+		h.serveGateway(w, r)
 		return nil
 	case strings.HasPrefix(r.URL.Path, cashierPrefix):
-		s.serveCashier(w, r)
+		h.serveCashier(w, r)
 		return nil
 	case isTradesPath(r.URL.Path):
-		s.serveTrades(w, r)
+		h.serveTrades(w, r)
 		return nil
 	}
 	return next.ServeHTTP(w, r)
@@ -277,6 +307,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // Interface guards.
 var (
-	_ caddy.Provisioner           = (*Sandbox)(nil)
-	_ caddyhttp.MiddlewareHandler = (*Sandbox)(nil)
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

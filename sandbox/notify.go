@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,159 +31,115 @@ type notifyAttempt struct {
 // keeps.
 const maxAnswerPreview = 200
 
-// deliver POSTs the trade's notification until the answer is exactly
-// success: at once, then after each wait of the retry schedule. A resend
-// from the trade's page while it waits takes the wait's place: the
-// attempt is sent at once, as the schedule's next one. It ends with the
-// config that started it, or when an attempt (its own or a resend's) is
-// accepted.
-func (s *Sandbox) deliver(t *trade) {
-	var wake chan chan struct{} // nil for the first attempt: at once
-	var wait time.Duration
-	for n := 1; ; n++ {
-		var done chan struct{} // a resend's, waiting for this attempt
-		if wake != nil {
-			var ok bool
-			if done, ok = s.awaitAttempt(t, wake, wait); !ok {
+// deliver is t's retry loop, started when t is paid: it POSTs the
+// notification until the answer is exactly success, at once and then
+// after each wait of the current sandbox's notify_retry. A resend from
+// the trade's page while it waits takes the wait's place (resend). It
+// runs on the store's lifetime, not a config's, so a reload does not
+// stop it (pool.go); each attempt reads the current sandbox's settings.
+// It ends when an attempt (its own or a resend's) is accepted, when the
+// schedule ends, or when the last sandbox lets go of the store.
+func (ts *tradeStore) deliver(t *trade) {
+	defer ts.loops.Done()
+	for {
+		n, due, ok := ts.scheduled(t)
+		switch {
+		case !ok:
+			return
+		case ts.ctx.Err() != nil: // the store has stopped
+			ts.endLoop(t)
+			return
+		case n == 0: // a resend sends the attempt: wait for it
+			if !ts.await(t, -1) {
 				return
 			}
-		}
-		a := s.notifyOnce(t, done != nil)
-		wake, wait = s.trades.recordAttempt(t, a, n, s.retry)
-		if done != nil {
-			close(done)
-		}
-		s.logAttempt(t, a, n)
-		if wake == nil {
-			return
+		case due.After(now()):
+			if !ts.await(t, due.Sub(now())) {
+				return
+			}
+		case ts.claim(t, n):
+			h := ts.current()
+			a := h.notifyOnce(t, false)
+			ts.recordAttempt(t, a, n)
+			h.logAttempt(t, a, n)
 		}
 	}
 }
 
-// awaitAttempt waits before the schedule's next attempt, until the wait
-// is over or until a resend claims wake, and then returns the resend's
-// channel, to close once the attempt is recorded. It returns false when
-// the config has ended.
-func (s *Sandbox) awaitAttempt(t *trade, wake chan chan struct{}, wait time.Duration) (done chan struct{}, ok bool) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	stopped := false
+// await waits d (d < 0: with no time limit) or until a resend moves t's
+// schedule, and returns false once the store has stopped.
+func (ts *tradeStore) await(t *trade, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		timeout = timer.C
+	}
 	select {
-	case <-s.ctx.Done():
-		stopped = true
-	case <-timer.C:
-	case done = <-wake:
+	case <-ts.ctx.Done():
+		ts.endLoop(t)
+		return false
+	case <-t.wake:
+	case <-timeout:
 	}
-	s.trades.mu.Lock()
-	claimed := t.wake == nil // a resend took wake, and sends on it
-	t.wake = nil
-	if stopped {
-		t.next, t.nextNumber = time.Time{}, 0
-	}
-	s.trades.mu.Unlock()
-	if claimed && done == nil {
-		done = <-wake
-	}
-	if stopped {
-		if done != nil {
-			close(done)
-		}
-		return nil, false
-	}
-	return done, true
+	return true
 }
 
 // resend sends t's notification once, now, for the page's send-again
 // button, and returns once the attempt is recorded. If the retry loop is
-// waiting, the attempt takes the wait's place: the loop sends it, and
-// goes on with the rest of its schedule unless it is accepted. Otherwise
-// (the loop is sending, or has ended) it is one attempt more, beside the
-// schedule; if it is accepted, the loop sends no more.
-func (s *Sandbox) resend(ctx context.Context, t *trade) {
-	s.trades.mu.Lock()
-	wake := t.wake
-	t.wake = nil
-	s.trades.mu.Unlock()
-	if wake != nil {
-		done := make(chan struct{})
-		wake <- done // awaitAttempt receives it, in its select or after
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-		return
-	}
-	a := s.notifyOnce(t, true)
-	s.trades.recordAttempt(t, a, 0, nil)
-	s.logAttempt(t, a, 0)
-}
-
-// recordAttempt adds a to t's attempts. For attempt number n of the
-// schedule (n 0: a resend beside it) it also moves the loop on, in the
-// same step: if more attempts are due, it sets when the next one is and
-// returns the channel by which a resend may take the wait's place, and
-// the wait; if the loop has ended (delivered, or given up), nil.
-func (ts *tradeStore) recordAttempt(t *trade, a notifyAttempt, n int, retry []time.Duration) (wake chan chan struct{}, wait time.Duration) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	t.attempts = appendBounded(t.attempts, a)
-	t.attemptsTotal++
-	if a.accepted {
-		t.delivered = true
-	}
-	if n == 0 {
-		return nil, 0
-	}
-	if t.delivered || n > len(retry) {
-		t.next, t.nextNumber = time.Time{}, 0
-		t.gaveUp = !t.delivered
-		return nil, 0
-	}
-	wait = retry[n-1]
-	t.next, t.nextNumber = now().Add(wait), n+1
-	t.wake = make(chan chan struct{})
-	return t.wake, wait
+// waiting, the attempt takes the wait's place: it is the schedule's next
+// one, and the loop goes on with the rest of the schedule unless it is
+// accepted. Otherwise (the loop is sending, or has ended) it is one
+// attempt more, beside the schedule; if it is accepted, the loop sends
+// no more.
+func (h *Handler) resend(t *trade) {
+	n := h.trades.claimForResend(t, now())
+	a := h.notifyOnce(t, true)
+	h.trades.recordAttempt(t, a, n)
+	h.logAttempt(t, a, n)
 }
 
 // logAttempt logs a, attempt number n of the schedule (0: a resend
 // beside it).
-func (s *Sandbox) logAttempt(t *trade, a notifyAttempt, n int) {
+func (h *Handler) logAttempt(t *trade, a notifyAttempt, n int) {
 	fields := []zap.Field{zap.String("out_trade_no", t.outTradeNo), zap.Int("attempt", n), zap.Bool("resend", a.resend)}
 	if a.accepted {
-		s.logger.Info("sandbox: notification accepted", fields...)
+		h.logger.Info("sandbox: notification accepted", fields...)
 		return
 	}
 	reason := a.err
 	if reason == "" {
 		reason = fmt.Sprintf("answer %d %q", a.status, a.answer)
 	}
-	s.logger.Warn("sandbox: notification not accepted", append(fields, zap.String("error", reason))...)
+	h.logger.Warn("sandbox: notification not accepted", append(fields, zap.String("error", reason))...)
 }
 
-// notifyOnce POSTs t's notification once and returns what happened.
-func (s *Sandbox) notifyOnce(t *trade, resend bool) notifyAttempt {
+// notifyOnce POSTs t's notification once and returns what happened. It
+// runs on the store's context, so that the attempt is made and recorded
+// even if the page that asked for it goes away, and stops with the store.
+func (h *Handler) notifyOnce(t *trade, resend bool) notifyAttempt {
 	at := now()
 	a := notifyAttempt{at: at, url: t.notifyURL, resend: resend}
 	var form string
 	var err error
 	charset := "utf-8"
-	if t.legacy != nil {
-		form, charset, a.notifyID, err = s.legacyNotification(t, at)
+	if snap := h.trades.snapshot(t); t.legacy != nil {
+		form, charset, a.notifyID, err = h.legacyNotification(snap, at)
 	} else {
-		form, a.notifyID, err = s.notification(t, at)
+		form, a.notifyID, err = h.notification(snap, at)
 	}
 	if err != nil {
 		a.err = "signing the notification: " + err.Error()
 		return a
 	}
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, t.notifyURL, strings.NewReader(form))
+	req, err := http.NewRequestWithContext(h.trades.ctx, http.MethodPost, t.notifyURL, strings.NewReader(form))
 	if err != nil {
 		a.err = err.Error()
 		return a
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset="+charset)
 	start := time.Now()
-	resp, err := s.client.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		a.duration = time.Since(start)
 		a.err = networkError(err)
@@ -221,8 +176,7 @@ func networkError(err error) string {
 // the fields Alipay sends, signed as Alipay signs it: sign_type and empty
 // values left out of the string. It tells of the payment: a retry sent
 // after a refund or a close still says TRADE_SUCCESS, as Alipay's does.
-func (s *Sandbox) notification(t *trade, at time.Time) (form, notifyID string, err error) {
-	s.trades.mu.Lock()
+func (h *Handler) notification(t tradeSnapshot, at time.Time) (form, notifyID string, err error) {
 	p := map[string]string{
 		"notify_time": protocol.Timestamp(at), "notify_type": "trade_status_sync", "notify_id": t.notifyID,
 		"app_id": t.appID, "auth_app_id": t.appID, "charset": "utf-8", "version": "1.0",
@@ -235,28 +189,23 @@ func (s *Sandbox) notification(t *trade, at time.Time) (form, notifyID string, e
 		"gmt_create": protocol.Timestamp(t.created), "gmt_payment": protocol.Timestamp(t.paid),
 		"fund_bill_list": `[{"amount":"` + t.amount.String() + `","fundChannel":"ALIPAYACCOUNT"}]`,
 	}
-	signType := t.signType
-	s.trades.mu.Unlock()
-	form, err = s.signCallback(p, signType)
+	form, err = h.signCallback(p, t.signType)
 	return form, p["notify_id"], err
 }
 
 // returnQuery is the query Alipay's return carries: no trade_status.
-func (s *Sandbox) returnQuery(t *trade) (string, error) {
-	s.trades.mu.Lock()
+func (h *Handler) returnQuery(t tradeSnapshot) (string, error) {
 	p := map[string]string{
 		"charset": "utf-8", "out_trade_no": t.outTradeNo, "method": t.method + ".return",
 		"total_amount": t.amount.String(), "trade_no": t.tradeNo, "auth_app_id": t.appID, "version": "1.0",
 		"app_id": t.appID, "seller_id": sandboxSellerID, "timestamp": protocol.Timestamp(now()),
 	}
-	signType := t.signType
-	s.trades.mu.Unlock()
-	return s.signCallback(p, signType)
+	return h.signCallback(p, t.signType)
 }
 
 // signCallback signs p as Alipay signs callbacks (V1) and form-encodes it.
-func (s *Sandbox) signCallback(p map[string]string, signType string) (string, error) {
-	signer := s.signers[signType]
+func (h *Handler) signCallback(p map[string]string, signType string) (string, error) {
+	signer := h.signers[signType]
 	sign, err := signer.Sign(protocol.RequestContent(p))
 	if err != nil {
 		return "", err

@@ -14,7 +14,6 @@ import (
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
 	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
-	"github.com/caddyserver/caddy/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,7 +21,7 @@ import (
 // The whole loop: pay request -> cashier -> Pay -> a signed return and a
 // signed notification that verify with Alipay's public key.
 func TestSandboxPayLoop(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	page, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S1", "total_amount": "9.90", "subject": "沙箱 <测试>", "body": "b"}))
 	assert.Contains(t, page, `<p id="subject">沙箱 &lt;测试&gt;</p>`)
 	assert.Contains(t, page, `<span id="amount">9.90</span>`)
@@ -64,41 +63,8 @@ func TestSandboxPayLoop(t *testing.T) {
 	assert.Contains(t, reopen.Body.String(), "ACQ.TRADE_HAS_SUCCESS")
 }
 
-// The shop is down for the first notification: the sandbox retries on its
-// schedule, with the same notify_id, until the shop says success.
-func TestSandboxRetriesUntilSuccess(t *testing.T) {
-	w := newSandboxWorld(t, withRetry(20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond))
-	w.shop.setStatus(500)
-	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S2", "total_amount": "1", "subject": "retry"}))
-	w.postCashier(t, forms["pay"])
-	w.shop.waitNotify(t)
-	w.shop.setStatus(200)
-	w.shop.waitNotify(t)
-	time.Sleep(100 * time.Millisecond) // room for a wrong extra attempt
-	w.shop.mu.Lock()
-	defer w.shop.mu.Unlock()
-	require.Len(t, w.shop.notify, 2, "sent until success, then no more")
-	assert.Equal(t, w.shop.notify[0]["notify_id"], w.shop.notify[1]["notify_id"], "a retry keeps its notify_id")
-}
-
-// A shop that never answers success gets 1 + len(notify_retry) attempts.
-func TestSandboxGivesUp(t *testing.T) {
-	w := newSandboxWorld(t, withRetry(time.Millisecond, time.Millisecond))
-	w.shop.setStatus(503)
-	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S3", "total_amount": "1", "subject": "never"}))
-	w.postCashier(t, forms["pay"])
-	for range 3 {
-		w.shop.waitNotify(t)
-	}
-	select {
-	case <-w.shop.arrived:
-		t.Fatal("a fourth attempt")
-	case <-time.After(200 * time.Millisecond):
-	}
-}
-
 func TestSandboxCancel(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "S4", "total_amount": "1", "subject": "cancel"}))
 	rec := w.postCashier(t, forms["cancel"])
 	assert.Equal(t, http.StatusFound, rec.Code)
@@ -123,7 +89,7 @@ func TestSandboxCancel(t *testing.T) {
 func TestSandboxGateway(t *testing.T) {
 	vec := testvec.Load(t)
 	// The vectors' callbacks go to shop.example.com.
-	w := newSandboxWorld(t, func(s *Sandbox) { s.CallbackHosts = []string{"shop.example.com", "SHOP.test"} })
+	w := newWorld(t, func(s *Handler) { s.CallbackHosts = []string{"shop.example.com", "SHOP.test"} })
 	for _, pv := range []testvec.Pay{vec.PagePay, vec.WapPay} {
 		u, err := url.Parse(pv.GetURL)
 		require.NoError(t, err)
@@ -161,29 +127,6 @@ func TestSandboxGateway(t *testing.T) {
 	assert.Contains(t, gw.Body.String(), "invalid-signature")
 }
 
-func TestSandboxProvisionErrors(t *testing.T) {
-	for name, c := range map[string]struct {
-		s       Sandbox
-		setting string
-	}{
-		"no app key":        {Sandbox{AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}, "app_public_key"},
-		"private as public": {Sandbox{AppPublicKey: testvec.Key("app_private_key_pkcs1.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem")}, "app_public_key"},
-		"no alipay key":     {Sandbox{AppPublicKey: testvec.Key("app_public_key.pem")}, "alipay_private_key"},
-		"app's own key":     {Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("app_private_key_pkcs1.pem")}, "alipay_private_key"},
-		"zero retry": {Sandbox{AppPublicKey: testvec.Key("app_public_key.pem"), AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"),
-			NotifyRetry: []caddy.Duration{0}}, "notify_retry"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
-			s := c.s
-			err := s.Provision(ctx)
-			require.Error(t, err)
-			assert.True(t, strings.HasPrefix(err.Error(), c.setting+": "), err.Error())
-		})
-	}
-}
-
 // signedPayURL is the gateway URL that the merchant signs for claims with
 // these callback URLs.
 func signedPayURL(t *testing.T, notifyURL, returnURL string, claims map[string]any) string {
@@ -199,7 +142,7 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 	}
 	local := "http://127.0.0.1:8000/alipay/return"
 	s := newTestSandbox(t, nil)
-	open := func(s *Sandbox, target string) *httptest.ResponseRecorder {
+	open := func(s *Handler, target string) *httptest.ResponseRecorder {
 		return serve(t, s, httptest.NewRequest("GET", target, nil))
 	}
 	for _, c := range []struct{ notify, ret string }{
@@ -221,7 +164,7 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 	}
 
 	// callback_hosts opens more.
-	s = newTestSandbox(t, func(s *Sandbox) { s.CallbackHosts = []string{"Shop.Example.com", "10.0.0.1"} })
+	s = newTestSandbox(t, func(s *Handler) { s.CallbackHosts = []string{"Shop.Example.com", "10.0.0.1"} })
 	assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, "https://shop.example.com/notify", local, order("M2"))).Code)
 	assert.Equal(t, http.StatusFound, open(s, signedPayURL(t, "http://10.0.0.1/notify", local, order("M3"))).Code)
 	assert.Equal(t, http.StatusBadRequest, open(s, signedPayURL(t, "https://attacker.example/notify", local, order("M4"))).Code)
@@ -235,7 +178,7 @@ func TestSandboxStaysOnThisMachine(t *testing.T) {
 	other := open(s, signedPayURL(t, "http://10.0.0.1/notify", local, order("M5")))
 	assert.Equal(t, http.StatusBadRequest, other.Code)
 	assert.Contains(t, other.Body.String(), "ACQ.CONTEXT_INCONSISTENT")
-	assert.Equal(t, "https://shop.example.com/notify", s.trades.byCash[strings.TrimPrefix(first.Header().Get("Location"), cashierPrefix)].notifyURL)
+	assert.Equal(t, "https://shop.example.com/notify", s.trades.byCashierID(strings.TrimPrefix(first.Header().Get("Location"), cashierPrefix)).notifyURL)
 }
 
 // On a site without host names, the sandbox answers only loopback host
@@ -273,7 +216,7 @@ func TestSandboxHostNames(t *testing.T) {
 // The cashier's buttons take only their own page's forms: a page of
 // another site that learnt a cashier id cannot pay or cancel.
 func TestSandboxCashierCrossSite(t *testing.T) {
-	w := newSandboxWorld(t, nil)
+	w := newWorld(t, nil)
 	_, forms := w.cashier(t, w.startPay(t, map[string]any{"out_trade_no": "X1", "total_amount": "1.00", "subject": "s"}))
 	for _, action := range []string{"pay", "cancel"} {
 		r := httptest.NewRequest("POST", "http://sandbox.test"+forms[action], nil)
@@ -282,7 +225,7 @@ func TestSandboxCashierCrossSite(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, rec.Code, action)
 		assert.Contains(t, rec.Body.String(), "another site")
 	}
-	assert.Equal(t, "WAIT_BUYER_PAY", w.sandbox.trades.view(w.sandbox.trades.byCash[strings.TrimPrefix(strings.TrimSuffix(forms["pay"], "/pay"), cashierPrefix)]).Status)
+	assert.Equal(t, "WAIT_BUYER_PAY", w.sandbox.trades.view(w.sandbox.trades.byCashierID(strings.TrimPrefix(strings.TrimSuffix(forms["pay"], "/pay"), cashierPrefix))).Status)
 	for _, site := range []string{"same-origin", "none", ""} {
 		r := httptest.NewRequest("GET", "http://sandbox.test"+strings.TrimSuffix(forms["pay"], "/pay"), nil)
 		r.Header.Set("Sec-Fetch-Site", site)
@@ -296,7 +239,7 @@ func TestSandboxCashierCrossSite(t *testing.T) {
 
 // The sandbox keeps max_trades trades and drops the oldest.
 func TestSandboxMaxTrades(t *testing.T) {
-	s := newTestSandbox(t, func(s *Sandbox) { s.MaxTrades = 2 })
+	s := newTestSandbox(t, func(s *Handler) { s.MaxTrades = 2 })
 	local := "http://127.0.0.1:8000/alipay/notify"
 	var cashiers []string
 	for _, no := range []string{"T1", "T2", "T3"} {
@@ -310,7 +253,9 @@ func TestSandboxMaxTrades(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, status(cashiers[0]), "the oldest is gone")
 	assert.Equal(t, http.StatusOK, status(cashiers[1]))
 	assert.Equal(t, http.StatusOK, status(cashiers[2]))
+	sum := s.trades.summary()
+	assert.Equal(t, 2, sum.kept)
 	assert.Len(t, s.trades.byKey, 2)
 	assert.Len(t, s.trades.byNo, 2)
-	assert.EqualValues(t, 1, s.trades.dropped)
+	assert.EqualValues(t, 1, sum.dropped)
 }

@@ -3,11 +3,11 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"go.uber.org/zap"
 )
@@ -178,37 +178,8 @@ func rfc3339(t time.Time) string {
 	return t.In(protocol.Beijing).Format("2006-01-02T15:04:05.000Z07:00")
 }
 
-// summaries snapshots the trades, newest first, and says how many are
-// kept and how many were dropped.
-func (s *Sandbox) summaries() (list []tradeSummary, kept int, dropped int64) {
-	ts := s.trades
-	at := now()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	list = []tradeSummary{}
-	for i := len(ts.order) - 1; i >= 0; i-- {
-		list = append(list, s.summaryOf(ts.order[i], at))
-	}
-	return list, len(ts.order), ts.dropped
-}
-
-// tradeDocs snapshots the trades of out_trade_no no, newest first.
-func (s *Sandbox) tradeDocs(no string) []tradeDoc {
-	ts := s.trades
-	at := now()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	var docs []tradeDoc
-	for i := len(ts.order) - 1; i >= 0; i-- {
-		if t := ts.order[i]; t.outTradeNo == no {
-			docs = append(docs, s.docOf(t, at))
-		}
-	}
-	return docs
-}
-
-// summaryOf describes t as it is at at. The caller holds the store's lock.
-func (s *Sandbox) summaryOf(t *trade, at time.Time) tradeSummary {
+// summaryOf describes a trade, as its snapshot t has it, at at.
+func (h *Handler) summaryOf(t tradeSnapshot, at time.Time) tradeSummary {
 	d := tradeSummary{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
 		Amount: t.amount.String(), Status: t.status, Protocol: "openapi", AppID: t.appID, Method: t.method,
 		SignType: t.signType, NotifyURL: t.notifyURL, ReturnURL: t.returnURL,
@@ -218,8 +189,8 @@ func (s *Sandbox) summaryOf(t *trade, at time.Time) tradeSummary {
 	if t.legacy != nil {
 		d.Protocol, d.Legacy, d.Charset, d.NotifyID = "legacy", true, t.legacy.charset, ""
 		d.Method = "create_direct_pay_by_user"
-		if s.legacy != nil {
-			d.Partner = s.legacy.partner
+		if h.legacy != nil {
+			d.Partner = h.legacy.partner
 		}
 	}
 	if !t.paid.IsZero() {
@@ -230,10 +201,10 @@ func (s *Sandbox) summaryOf(t *trade, at time.Time) tradeSummary {
 		next := rfc3339(t.next)
 		d.NextAttempt = &next
 	}
-	s.describeDelivery(&d, t, at)
+	h.describeDelivery(&d, t, at)
 	d.CanResend = !t.paid.IsZero() && t.notifyURL != ""
 	if d.CanResend {
-		if t.wake != nil {
+		if t.waiting(at) {
 			d.ResendNote = fmt.Sprintf("Sends attempt %d of the schedule now, in place of the wait; the schedule goes on unless it is accepted.", t.nextNumber)
 		} else {
 			d.ResendNote = "Sends one attempt more, now, beside the schedule."
@@ -246,10 +217,9 @@ func (s *Sandbox) summaryOf(t *trade, at time.Time) tradeSummary {
 	return d
 }
 
-// docOf is summaryOf with t's attempts and events. The caller holds the
-// store's lock.
-func (s *Sandbox) docOf(t *trade, at time.Time) tradeDoc {
-	d := tradeDoc{tradeSummary: s.summaryOf(t, at), Attempts: []attemptDoc{}, Events: []eventDoc{}}
+// docOf is summaryOf with t's attempts and events.
+func (h *Handler) docOf(t tradeSnapshot, at time.Time) tradeDoc {
+	d := tradeDoc{tradeSummary: h.summaryOf(t, at), Attempts: []attemptDoc{}, Events: []eventDoc{}}
 	first := t.attemptsTotal - len(t.attempts) + 1
 	for i, a := range t.attempts {
 		ad := attemptDoc{At: rfc3339(a.at), URL: a.url, Error: a.err, DurationMS: a.duration.Milliseconds(),
@@ -267,10 +237,9 @@ func (s *Sandbox) docOf(t *trade, at time.Time) tradeDoc {
 	return d
 }
 
-// describeDelivery puts the notification's state in words. The caller
-// holds the store's lock.
-func (s *Sandbox) describeDelivery(d *tradeSummary, t *trade, at time.Time) {
-	schedule := len(s.retry) + 1
+// describeDelivery puts the notification's state in words.
+func (h *Handler) describeDelivery(d *tradeSummary, t tradeSnapshot, at time.Time) {
+	schedule := len(h.retry) + 1
 	switch {
 	case t.notifyURL == "":
 		d.Delivery, d.DeliveryShort = "No notify_url: the sandbox sends no notification for this trade.", "no notify_url"
@@ -289,29 +258,29 @@ func (s *Sandbox) describeDelivery(d *tradeSummary, t *trade, at time.Time) {
 		d.Delivery = fmt.Sprintf("Given up 已放弃: none of the %d attempts on the schedule was accepted. Nothing more is scheduled.", schedule)
 		d.DeliveryShort, d.DeliveryClass = "given up", "bad"
 	default:
-		d.Delivery, d.DeliveryShort, d.DeliveryClass = "Stopped: the sandbox's config ended before the notification was accepted.", "stopped", "bad"
+		d.Delivery, d.DeliveryShort, d.DeliveryClass = "Stopped: the sandbox stopped before the notification was accepted.", "stopped", "bad"
 	}
 }
 
 // serveTrades serves the trade pages and their buttons.
-func (s *Sandbox) serveTrades(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveTrades(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, tradesPath), "/")
 	no, action, _ := strings.Cut(rest, "/")
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	w.Header().Set("Vary", "Accept")
 	switch {
 	case no == "" && get:
-		s.serveTradeList(w, r)
+		h.serveTradeList(w, r)
 	case no == "":
 		methodNotAllowed(w, "GET")
 	case !protocol.ValidOutTradeNo(no) || (action != "" && action != "resend" && action != "refund"):
-		s.tradesError(w, r, http.StatusNotFound, "TRADE_NOT_EXIST", "no such page")
+		h.tradesError(w, r, http.StatusNotFound, "TRADE_NOT_EXIST", "no such page")
 	case action == "" && get:
-		s.serveTradePage(w, r, no)
+		h.serveTradePage(w, r, no)
 	case action == "":
 		methodNotAllowed(w, "GET")
 	case r.Method == http.MethodPost:
-		s.serveTradeButton(w, r, no, action)
+		h.serveTradeButton(w, r, no, action)
 	default:
 		methodNotAllowed(w, "POST")
 	}
@@ -322,27 +291,35 @@ func methodNotAllowed(w http.ResponseWriter, allow string) {
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }
 
-func (s *Sandbox) serveTradeList(w http.ResponseWriter, r *http.Request) {
-	list, kept, dropped := s.summaries()
-	doc := tradeListDoc{Kept: kept, MaxTrades: s.MaxTrades, Dropped: dropped, Trades: list}
-	if wantsJSON(r) {
+func (h *Handler) serveTradeList(w http.ResponseWriter, r *http.Request) {
+	at := now()
+	sum := h.trades.summary()
+	doc := tradeListDoc{Kept: sum.kept, MaxTrades: sum.max, Dropped: sum.dropped, Trades: make([]tradeSummary, 0, len(sum.trades))}
+	for _, t := range sum.trades {
+		doc.Trades = append(doc.Trades, h.summaryOf(t, at))
+	}
+	if caddyconf.AcceptsJSON(r) {
 		writeJSON(w, http.StatusOK, doc)
 		return
 	}
 	renderPage(w, http.StatusOK, tradeListTemplate, doc)
 }
 
-func (s *Sandbox) serveTradePage(w http.ResponseWriter, r *http.Request, no string) {
-	docs := s.tradeDocs(no)
+func (h *Handler) serveTradePage(w http.ResponseWriter, r *http.Request, no string) {
+	at := now()
+	var docs []tradeDoc
+	for _, t := range h.trades.withOutTradeNo(no) {
+		docs = append(docs, h.docOf(t, at))
+	}
 	if len(docs) == 0 {
-		s.tradesError(w, r, http.StatusNotFound, "TRADE_NOT_EXIST", "the sandbox has no trade with out_trade_no "+no+" (or it was dropped: max_trades)")
+		h.tradesError(w, r, http.StatusNotFound, "TRADE_NOT_EXIST", "the sandbox has no trade with out_trade_no "+no+" (or it was dropped: max_trades)")
 		return
 	}
 	for i := 1; i < len(docs); i++ {
 		docs[i].Suffix = "-" + docs[i].TradeNo
 	}
 	doc := tradePageDoc{OutTradeNo: no, Trades: docs}
-	if wantsJSON(r) {
+	if caddyconf.AcceptsJSON(r) {
 		writeJSON(w, http.StatusOK, doc)
 		return
 	}
@@ -352,40 +329,38 @@ func (s *Sandbox) serveTradePage(w http.ResponseWriter, r *http.Request, no stri
 // serveTradeButton takes a trade page's form. The form's id must be the
 // cashier id of a trade with this out_trade_no: a page of another site in
 // the developer's browser cannot know it.
-func (s *Sandbox) serveTradeButton(w http.ResponseWriter, r *http.Request, no, action string) {
+func (h *Handler) serveTradeButton(w http.ResponseWriter, r *http.Request, no, action string) {
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		s.tradesError(w, r, http.StatusForbidden, "FORBIDDEN", "a form from another site")
+		h.tradesError(w, r, http.StatusForbidden, "FORBIDDEN", "a form from another site")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
-		s.tradesError(w, r, http.StatusBadRequest, "invalid-parameter", "malformed form")
+		h.tradesError(w, r, http.StatusBadRequest, "invalid-parameter", "malformed form")
 		return
 	}
-	t := s.trades.byID(r.PostForm.Get("id"))
+	t := h.trades.byCashierID(r.PostForm.Get("id"))
 	if t == nil || t.outTradeNo != no {
-		s.tradesError(w, r, http.StatusForbidden, "FORBIDDEN", "the form's id is not the cashier id of a trade "+no+
+		h.tradesError(w, r, http.StatusForbidden, "FORBIDDEN", "the form's id is not the cashier id of a trade "+no+
 			": the sandbox's buttons work from the trade's own page")
 		return
 	}
-	s.trades.mu.Lock()
-	paid, legacy := !t.paid.IsZero(), t.legacy != nil
-	s.trades.mu.Unlock()
+	paid, legacy := !h.trades.snapshot(t).paid.IsZero(), t.legacy != nil
 	switch {
 	case action == "resend" && !paid:
-		s.tradesError(w, r, http.StatusConflict, "TRADE_NOT_PAID", "the trade is not paid: there is no notification to send")
+		h.tradesError(w, r, http.StatusConflict, "TRADE_NOT_PAID", "the trade is not paid: there is no notification to send")
 		return
 	case action == "resend" && t.notifyURL == "":
-		s.tradesError(w, r, http.StatusConflict, "NO_NOTIFY_URL", "the trade's pay request named no notify_url")
+		h.tradesError(w, r, http.StatusConflict, "NO_NOTIFY_URL", "the trade's pay request named no notify_url")
 		return
 	case action == "resend":
-		s.logger.Info("sandbox: send again", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
-		s.resend(r.Context(), t)
+		h.logger.Info("sandbox: send again", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
+		h.resend(t)
 	case legacy:
-		s.tradesError(w, r, http.StatusConflict, "NO_REFUND", "the sandbox's legacy gateway has no refund")
+		h.tradesError(w, r, http.StatusConflict, "NO_REFUND", "the sandbox's legacy gateway has no refund")
 		return
 	default:
-		s.refundInFull(t)
+		h.refundInFull(t)
 	}
 	http.Redirect(w, r, tradesPath+"/"+no, http.StatusSeeOther)
 }
@@ -394,47 +369,33 @@ func (s *Sandbox) serveTradeButton(w http.ResponseWriter, r *http.Request, no, a
 // does, with the same store logic, and records the call in t's events.
 // The out_request_no is the out_trade_no, as for a refund made without
 // one, unless a refund has it already.
-func (s *Sandbox) refundInFull(t *trade) {
+func (h *Handler) refundInFull(t *trade) {
 	at := now()
-	ts := s.trades
-	ts.mu.Lock()
-	amount := t.amount - t.refunded
+	snap := h.trades.snapshot(t)
+	amount := t.amount - snap.refunded
 	if amount <= 0 {
 		amount = t.amount // refused as the trade's state has it
 	}
 	reqNo := t.outTradeNo
-	for n := 2; t.refunds[reqNo] != nil; n++ {
+	for n := 2; snap.refunds[reqNo] != nil; n++ {
 		reqNo = fmt.Sprintf("sandbox_refund_%d", n)
 	}
 	biz := apiBiz{"trade_no": t.tradeNo, "out_request_no": reqNo, "refund_amount": amount.String(),
 		"refund_reason": "refund in full from the sandbox's trade page"}
-	f := ts.apiRefund(t.appID, biz, at)
-	t.addEvent(apiEvent("alipay.trade.refund", "page", biz, f, at))
-	ts.mu.Unlock()
-	s.logger.Info("sandbox: refund in full", zap.String("out_trade_no", t.outTradeNo),
+	_, f := apiRefund(h.trades, t.appID, biz, at)
+	h.trades.event(t, apiEvent("alipay.trade.refund", "page", biz, f, at))
+	h.logger.Info("sandbox: refund in full", zap.String("out_trade_no", t.outTradeNo),
 		zap.Any("code", f["code"]), zap.Any("sub_code", f["sub_code"]))
 }
 
 // tradesError answers a trade page's request with an error, as JSON if
 // asked for.
-func (s *Sandbox) tradesError(w http.ResponseWriter, r *http.Request, status int, code, reason string) {
-	if wantsJSON(r) {
+func (h *Handler) tradesError(w http.ResponseWriter, r *http.Request, status int, code, reason string) {
+	if caddyconf.AcceptsJSON(r) {
 		writeJSON(w, status, map[string]string{"error": reason, "code": code})
 		return
 	}
 	renderPage(w, status, errorPageTemplate, &gatewayError{code, reason})
-}
-
-// wantsJSON reports whether the request's Accept names application/json.
-func wantsJSON(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/json" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -98,8 +98,9 @@ func newAPIWorld(t *testing.T, appPrivateKey string) *apiWorld {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 
-	sb := &sandbox.Sandbox{AppPublicKey: "../../testdata/keys/app_public_key.pem", AlipayPrivateKey: "../../testdata/keys/alipay_private_key_pkcs1.pem"}
+	sb := &sandbox.Handler{AppPublicKey: "../../testdata/keys/app_public_key.pem", AlipayPrivateKey: "../../testdata/keys/alipay_private_key_pkcs1.pem"}
 	require.NoError(t, sb.Provision(ctx))
+	t.Cleanup(func() { _ = sb.Cleanup() })
 	notFound := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 		w.WriteHeader(http.StatusNotFound)
 		return nil
