@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,8 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeGateway plays Alipay's OpenAPI gateway for the API tests: it checks
-// the request as Alipay does and answers as it is told.
+// fakeGateway plays Alipay's OpenAPI gateway for the tests of the API and
+// of query_on_return: it checks the request as Alipay does and answers as
+// it is told.
 type fakeGateway struct {
 	t      *testing.T
 	mu     sync.Mutex
@@ -202,121 +201,67 @@ func TestAPIRefused(t *testing.T) {
 	assert.Equal(t, 200, w.Code)
 }
 
-// query_on_return: the return's token carries alipay.trade.query's answer,
-// or no trade_status at all when there is no trustworthy answer.
-func TestQueryOnReturn(t *testing.T) {
-	fixClock(t, time.Now())
-	vec := testvec.Load(t)
-	u, err := url.Parse(vec.Return.RedirectURL)
-	require.NoError(t, err)
-	h, g := newAPIWorld(t, func(h *Handler) { h.QueryOnReturn = true })
-	answer := func(outTradeNo, tradeNo string) string {
-		return `{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","out_trade_no":"` + outTradeNo +
-			`","trade_no":"` + tradeNo + `","total_amount":"88.88"}`
-	}
-	no, tradeNo := u.Query().Get("out_trade_no"), u.Query().Get("trade_no")
-	require.NotEmpty(t, tradeNo)
-	for name, c := range map[string]struct {
-		answer string
-		want   string
-	}{
-		"paid": {protocoltest.SignedBody(t, "alipay.trade.query", answer(no, tradeNo)), `"TRADE_SUCCESS"`},
-		"no trade_no in the answer": {protocoltest.SignedBody(t, "alipay.trade.query",
-			`{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","out_trade_no":"`+no+`"}`), `"TRADE_SUCCESS"`},
-		"not signed": {`{"alipay_trade_query_response":` + answer(no, tradeNo) + `}`, ""},
-		"not found":  {protocoltest.SignedBody(t, "alipay.trade.query", `{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST"}`), ""},
-		// Signed by Alipay, but about another trade: a replayed answer.
-		"another out_trade_no":     {protocoltest.SignedBody(t, "alipay.trade.query", answer("A1", tradeNo)), ""},
-		"another trade_no":         {protocoltest.SignedBody(t, "alipay.trade.query", answer(no, "2024000000000000000000000001")), ""},
-		"out_trade_no in capitals": {protocoltest.SignedBody(t, "alipay.trade.query", strings.Replace(answer("A1", tradeNo), `,"out_trade_no"`, `,"OUT_TRADE_NO":"`+no+`","out_trade_no"`, 1)), ""},
+// The Authorization scheme's name is case-insensitive.
+func TestAPIBearerScheme(t *testing.T) {
+	h, g := newAPIWorld(t, nil)
+	g.setAnswer(func(method string, biz map[string]any) string { return protocoltest.SignedBody(t, method, queryValue) })
+	tok := bearer(t, time.Minute)
+	for header, status := range map[string]int{
+		"Bearer " + tok:         200,
+		"bearer " + tok:         200,
+		"BEARER  " + tok:        200,
+		"Basic " + tok:          401,
+		"Bearer":                401,
+		"Bearer ":               401,
+		tok:                     401,
+		"Bearer" + tok:          401,
+		"Bearer x " + tok:       401,
+		"Token " + tok:          401,
+		"  bearer " + tok + " ": 200,
 	} {
-		t.Run(name, func(t *testing.T) {
-			g.setAnswer(func(method string, biz map[string]any) string {
-				assert.Equal(t, "alipay.trade.query", method)
-				assert.Equal(t, "20240520131415000001", biz["out_trade_no"])
-				return c.answer
-			})
-			next := &upstream{status: 200}
-			w := serve(t, h, next, httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+u.RawQuery, nil))
-			require.Equal(t, 200, w.Code)
-			require.Equal(t, 1, next.calls, "the return goes on either way")
-			claims, err := h.tokens.Parse(next.req.Header.Get(TokenHeader), now())
-			require.NoError(t, err)
-			assert.Equal(t, c.want, string(claims["trade_status"]))
-		})
+		r := apiRequest("POST", "/alipay/api/alipay.trade.query", "", `{"out_trade_no":"A1"}`)
+		r.Header.Set("Authorization", header)
+		assert.Equal(t, status, serve(t, h, &upstream{}, r).Code, "%q", header)
 	}
 }
 
-// Concurrent returns of one trade share one query; past the bound on
-// queries in flight, returns go on at once without the claim.
-func TestQueryOnReturnBounded(t *testing.T) {
-	fixClock(t, time.Now())
-	h, g := newAPIWorld(t, func(h *Handler) { h.QueryOnReturn = true })
-	logs := observe(h)
-	release := make(chan struct{})
-	var asked sync.Map // out_trade_no → count
-	g.setAnswer(func(method string, biz map[string]any) string {
-		n, _ := asked.LoadOrStore(biz["out_trade_no"], new(atomic.Int32))
-		n.(*atomic.Int32).Add(1)
-		<-release
-		no := biz["out_trade_no"].(string)
-		return protocoltest.SignedBody(t, method, `{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","out_trade_no":"`+no+`"}`)
-	})
-	ret := testvec.Load(t).Return.Params
-	returnOf := func(no string) *http.Request {
-		p := maps.Clone(ret)
-		p["out_trade_no"] = no
-		return httptest.NewRequest("GET", "http://shop.example.com/alipay/return?"+protocoltest.SignedCallback(t, p), nil)
+// Every signed request carries the serial numbers, signed with the rest.
+func TestCertModeRequests(t *testing.T) {
+	h, g := newAPIWorld(t, certMode)
+	tok := payToken(t, map[string]any{"out_trade_no": "C1", "total_amount": "1", "subject": "cert"})
+	w := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+tok, nil))
+	loc, err := url.Parse(w.Header().Get("Location"))
+	require.NoError(t, err)
+	params := map[string]string{}
+	for k := range loc.Query() {
+		params[k] = loc.Query().Get(k)
 	}
-	type result struct {
-		code        int
-		tradeStatus string
-	}
-	run := func(r *http.Request, out chan<- result) {
-		next := &upstream{status: 200}
-		w := serve(t, h, next, r)
-		res := result{code: w.Code}
-		if next.req != nil {
-			claims, err := h.tokens.Parse(next.req.Header.Get(TokenHeader), now())
-			assert.NoError(t, err) // not require: this runs in goroutines
-			res.tradeStatus = string(claims["trade_status"])
-		}
-		out <- res
-	}
-	// Ten returns of one trade while its query hangs: one gateway call.
-	same := make(chan result, 10)
-	for range 10 {
-		go run(returnOf("SAME1"), same)
-	}
-	require.Eventually(t, func() bool { n, ok := asked.Load("SAME1"); return ok && n.(*atomic.Int32).Load() == 1 }, 5*time.Second, time.Millisecond)
-	// Other trades fill the remaining slots; beyond them, returns go on at once.
-	held := make(chan result, maxReturnQueries)
-	for i := range maxReturnQueries - 1 {
-		go run(returnOf(fmt.Sprintf("HELD%d", i)), held)
-	}
-	require.Eventually(t, func() bool {
-		n := 0
-		asked.Range(func(any, any) bool { n++; return true })
-		return n == maxReturnQueries
-	}, 5*time.Second, time.Millisecond)
-	over := make(chan result, 1)
-	run(returnOf("OVER1"), over)
-	res := <-over
-	assert.Equal(t, 200, res.code)
-	assert.Empty(t, res.tradeStatus, "past the bound, no claim")
-	_, askedOver := asked.Load("OVER1")
-	assert.False(t, askedOver, "past the bound, no call")
-	assert.Contains(t, lastEvent(t, logs)["reason"], "too many queries in flight")
+	assert.Equal(t, "a810ae600acd4de14858a277a600aa06", params["app_cert_sn"])
+	assert.Equal(t, "b04ff0e1d8d025e3d0abf6b7a0884742_189e35c3bd7baa0cbfaefa9c7cc62695", params["alipay_root_cert_sn"])
+	require.NoError(t, protocoltest.Verifier(t, "app_public_key.pem", protocol.SignTypeRSA2).Verify(protocol.RequestContent(params), params["sign"]))
 
-	close(release)
-	for range 10 {
-		r := <-same
-		assert.Equal(t, 200, r.code)
-		assert.Equal(t, `"TRADE_SUCCESS"`, r.tradeStatus)
+	// Responses must name alipay_cert: the vector's certificate-mode refund does.
+	refund := testvec.Load(t).Responses.Cases[3]
+	require.Contains(t, refund.RawBody, `"alipay_cert_sn":"5e57030bba758a176a2dcead790355b0"`)
+	for name, c := range map[string]struct {
+		body   string
+		status int
+	}{
+		"its certificate":     {refund.RawBody, 200},
+		"another certificate": {strings.Replace(refund.RawBody, "5e57030bba758a176a2dcead790355b0", "00000000000000000000000000000000", 1), 502},
+		"no certificate":      {strings.Replace(refund.RawBody, `"alipay_cert_sn":"5e57030bba758a176a2dcead790355b0",`, "", 1), 502},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g.setAnswer(func(method string, biz map[string]any) string { return c.body })
+			w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.refund", bearer(t, time.Minute),
+				`{"out_trade_no":"20240520131415000001","refund_amount":"10.00","out_request_no":"R1"}`))
+			assert.Equal(t, c.status, w.Code, w.Body.String())
+			if c.status == 200 {
+				var v map[string]string
+				require.NoError(t, json.Unmarshal(w.Body.Bytes(), &v))
+				assert.Equal(t, "10.00", v["refund_fee"])
+			}
+		})
 	}
-	for range maxReturnQueries - 1 {
-		assert.Equal(t, `"TRADE_SUCCESS"`, (<-held).tradeStatus)
-	}
-	n, _ := asked.Load("SAME1")
-	assert.Equal(t, int32(1), n.(*atomic.Int32).Load(), "one query for the ten returns")
+	require.NotEmpty(t, g.calls)
 }

@@ -2,10 +2,16 @@ package alipay
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -137,4 +143,28 @@ func TestUnmarshalCaddyfileLegacy(t *testing.T) {
 		var h Handler
 		assert.Error(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)), bad)
 	}
+}
+
+// Caddyfile.example adapts to the JSON in testdata and, given keys,
+// validates as `caddy validate` would.
+func TestCaddyfileExample(t *testing.T) {
+	example, err := os.ReadFile("Caddyfile.example")
+	require.NoError(t, err)
+	want, err := os.ReadFile(filepath.Join("testdata", "caddyfile_adapt", "example.json"))
+	require.NoError(t, err)
+	require.True(t, caddytest.CompareAdapt(t, "Caddyfile.example", string(example), "caddyfile", strings.TrimSpace(string(want))),
+		"Caddyfile.example no longer adapts to testdata/caddyfile_adapt/example.json")
+
+	t.Setenv("ALIPAY_APP_PRIVATE_KEY", string(testvec.ReadKey(t, "app_private_key_pkcs1.b64")))
+	t.Setenv("ALIPAY_PUBLIC_KEY", testvec.Key("alipay_public_key.pem"))
+	t.Setenv("ALIPAY_SECRET", testSecret)
+	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(example, nil)
+	require.NoError(t, err)
+	var cfg caddy.Config
+	require.NoError(t, json.Unmarshal(cfgJSON, &cfg))
+	require.NoError(t, caddy.Validate(&cfg))
+
+	t.Setenv("ALIPAY_SECRET", "")
+	require.NoError(t, json.Unmarshal(cfgJSON, &cfg))
+	assert.ErrorContains(t, caddy.Validate(&cfg), "secret")
 }

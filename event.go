@@ -13,7 +13,7 @@ import (
 type event struct {
 	name    string
 	method  string // api: the OpenAPI method
-	outcome string
+	outcome outcome
 	reason  string
 	tradeFields
 	// unverified: what a refused callback claims, logged under names
@@ -34,8 +34,8 @@ type tradeFields struct {
 // returned as caddyhttp.Error for handle_errors: Alipay must read exactly
 // "fail" from a notification's answer, and a buyer sent back from Alipay
 // should see a page that says what happened, not an empty error.
-func (ev *event) reply(w http.ResponseWriter, status int, outcome, reason, body string) error {
-	ev.outcome, ev.reason = outcome, reason
+func (ev *event) reply(w http.ResponseWriter, status int, o outcome, reason, body string) error {
+	ev.outcome, ev.reason = o, reason
 	if w.Header().Get("Content-Type") == "" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	}
@@ -46,10 +46,10 @@ func (ev *event) reply(w http.ResponseWriter, status int, outcome, reason, body 
 }
 
 // replyJSON is reply for the API, whose clients read JSON.
-func (ev *event) replyJSON(w http.ResponseWriter, status int, outcome, reason string, body map[string]string) error {
+func (ev *event) replyJSON(w http.ResponseWriter, status int, o outcome, reason string, body map[string]string) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	b, _ := protocol.MarshalJSON(body) // an error may quote the shop's own <, > or &
-	return ev.reply(w, status, outcome, reason, string(b)+"\n")
+	return ev.reply(w, status, o, reason, string(b)+"\n")
 }
 
 // log writes the event's one line and counts it. Never a key, the
@@ -65,7 +65,7 @@ func (h *Handler) log(ev *event) {
 		return
 	}
 	fields := make([]zap.Field, 0, 12)
-	fields = append(fields, zap.String("event", ev.name), zap.String("outcome", ev.outcome))
+	fields = append(fields, zap.String("event", ev.name), zap.String("outcome", string(ev.outcome)))
 	for _, f := range []struct{ k, v string }{
 		{"method", ev.method},
 		{"out_trade_no", ev.outTradeNo}, {"trade_no", ev.tradeNo},

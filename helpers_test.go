@@ -1,12 +1,14 @@
 package alipay
 
-// Test helpers shared by this package's tests.
+// The unit tests' helpers, shared by this package's tests. The harness of
+// the integration tests (a real Caddy) is in caddy_test.go.
 
 import (
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +163,12 @@ func lastEvent(t *testing.T, logs *observer.ObservedLogs) map[string]any {
 	return all[len(all)-1].ContextMap()
 }
 
+// outcomeOf is an event line's outcome.
+func outcomeOf(fields map[string]any) outcome {
+	s, _ := fields["outcome"].(string)
+	return outcome(s)
+}
+
 // requestTo is a request whose path is set as Go's server hands it to
 // handlers (decoded once), whatever characters it holds.
 func requestTo(method, path, query, body string) *http.Request {
@@ -170,4 +178,16 @@ func requestTo(method, path, query, body string) *http.Request {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	return r
+}
+
+// certPath is the path of a certificate in testdata/certs.
+func certPath(name string) string { return filepath.Join("testdata", "certs", name) }
+
+// certMode puts h in certificate mode, with the certificates of
+// testdata/certs in place of alipay_public_key.
+func certMode(h *Handler) {
+	h.AlipayPublicKey = ""
+	h.AppCert = certPath("appCertPublicKey_2021000000000001.crt")
+	h.AlipayCert = certPath("alipayCertPublicKey_RSA2.crt")
+	h.AlipayRootCert = certPath("alipayRootCert.crt")
 }

@@ -1,10 +1,12 @@
 package alipay
 
-// The legacy protocol (即时到账) through the handler: pay, notify with each
-// answer of notify_verify, return, the token, and the configuration.
+// The legacy protocol (即时到账), through the handler and through a real
+// Caddy: pay, notify with each answer of notify_verify, return and the
+// token. Its configuration errors are tested in module_test.go.
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -141,7 +143,7 @@ func TestLegacyNotify(t *testing.T) {
 			answer  string
 			status  int
 			body    string
-			outcome string
+			outcome outcome
 			calls   int
 		}{
 			{"true", 200, "success", outcomeOK, 1},
@@ -156,7 +158,7 @@ func TestLegacyNotify(t *testing.T) {
 			assert.Equal(t, tc.body, w.Body.String())
 			assert.Equal(t, tc.calls, next.calls)
 			ev := lastEvent(t, logs)
-			assert.Equal(t, tc.outcome, ev["outcome"])
+			assert.Equal(t, tc.outcome, outcomeOf(ev))
 			amountKey := "total_amount"
 			if tc.outcome != outcomeOK {
 				amountKey = "unverified_total_amount" // not confirmed by notify_verify
@@ -240,50 +242,93 @@ func TestLegacyHasNoAPI(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, w.Code)
 }
 
-// Every mix of settings that makes no sense stops with an error that names
-// the setting.
-func TestLegacyConfigErrors(t *testing.T) {
-	v := testvec.LoadLegacy(t)
-	legacy := func(edit func(h *Handler)) func(h *Handler) {
-		return func(h *Handler) {
-			h.AppID, h.AppPrivateKey, h.AlipayPublicKey = "", "", ""
-			h.Partner, h.MD5Key = v.Partner, v.MD5Key
-			edit(h)
-		}
-	}
-	_, err := provisionHandler(t, legacy(func(*Handler) {}))
+// The legacy protocol through a real Caddy: a GBK and a UTF-8 partner, the
+// pay redirect, notifications with each answer of notify_verify (and a
+// gateway that never answers), and a return.
+func TestCaddyLegacy(t *testing.T) {
+	mapi := &fakeMapi{answer: "true"}
+	gw := httptest.NewServer(mapi)
+	defer gw.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
 	require.NoError(t, err)
-	for setting, edit := range map[string]func(h *Handler){
-		"app_id":          legacy(func(h *Handler) { h.AppID = testAppID }),
-		"app_cert":        legacy(func(h *Handler) { h.AppCert = testvec.Cert("appCertPublicKey_2021000000000001.crt") }),
-		"api_methods":     legacy(func(h *Handler) { h.APIMethods = []string{"alipay.trade.query"} }),
-		"query_on_return": legacy(func(h *Handler) { h.QueryOnReturn = true }),
-		"partner":         legacy(func(h *Handler) { h.Partner = "2088" }),
-		"md5_key":         legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
-		"app_private_key": legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),
-		"input_charset":   legacy(func(h *Handler) { h.InputCharset = "latin1" }),
-		"seller_email":    legacy(func(h *Handler) { h.SellerEmail = "x" }),
-		"sign_type":       legacy(func(h *Handler) { h.SignType = "RSA2" }),
-		"alipay_public_key": legacy(func(h *Handler) {
-			h.SignType, h.MD5Key, h.AppPrivateKey = "RSA", "", testvec.Key("app_private_key_pkcs1.pem")
-		}),
-		"gateway": legacy(func(h *Handler) { h.Gateway = "sandbox" }),
-	} {
-		_, err := provisionHandler(t, edit)
-		require.Error(t, err, setting)
-		assert.True(t, strings.HasPrefix(err.Error(), setting+": "), "%s: %v", setting, err)
-		assert.NotContains(t, err.Error(), v.MD5Key)
+	defer silent.Close()
+	v := testvec.LoadLegacy(t)
+	t.Setenv("TEST_MD5_KEY", v.MD5Key)
+	legacySite := func(charset, gateway, upstream string) string {
+		return `
+	` + caddyURL + ` {
+		alipay {
+			partner ` + v.Partner + `
+			md5_key {env.TEST_MD5_KEY}
+			input_charset ` + charset + `
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway ` + gateway + `
+			forward_notify /shop/notify
+		}
+		` + upstream + `
+	}`
 	}
-	// The legacy settings need partner.
-	for setting, edit := range map[string]func(h *Handler){
-		"md5_key":       func(h *Handler) { h.MD5Key = v.MD5Key },
-		"input_charset": func(h *Handler) { h.InputCharset = "gbk" },
-		"seller_email":  func(h *Handler) { h.SellerEmail = "s@example.com" },
-		"notify_verify": func(h *Handler) { h.NotifyVerify = new(bool) },
+	for _, c := range []struct{ charset, notify, ret string }{
+		{"gbk", "md5_notify_gbk_trade_finished", "md5_return_gbk"},
+		{"utf-8", "md5_notify_utf8_trade_success", "md5_return_utf8"},
 	} {
-		_, err := provisionHandler(t, edit)
-		require.Error(t, err, setting)
-		assert.True(t, strings.HasPrefix(err.Error(), setting+": "), "%s: %v", setting, err)
-		assert.NotContains(t, err.Error(), v.MD5Key)
+		t.Run(c.charset, func(t *testing.T) {
+			s, upstream := startShop(t)
+			s.aud = v.Partner
+			tester := loadCaddyfile(t, "", legacySite(c.charset, gw.URL+"/gateway.do", upstream))
+
+			tok := payToken(t, map[string]any{"out_trade_no": "LC1", "total_amount": "9.9", "subject": "西湖龙井"})
+			resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
+			loc := must(url.Parse(resp.Header.Get("Location")))
+			assert.Equal(t, "create_direct_pay_by_user", loc.Query().Get("service"))
+			assert.Equal(t, c.charset, loc.Query().Get("_input_charset"))
+			assert.Equal(t, "9.90", loc.Query().Get("total_fee"))
+			assert.Equal(t, caddyURL+"/alipay/notify", loc.Query().Get("notify_url"))
+
+			_, nc := legacyCase(t, c.notify)
+			for _, a := range []struct {
+				answer, body string
+				status       int
+				reached      bool
+			}{{"true", "success", 200, true}, {"false", "fail", 400, false}, {"invalid", "fail", 400, false}} {
+				mapi.set(a.answer)
+				req, _ := http.NewRequest("POST", caddyURL+"/alipay/notify", strings.NewReader(nc.PostBody))
+				req.Header.Set("Content-Type", nc.ContentType)
+				tester.AssertResponse(req, a.status, a.body)
+				got := s.take()
+				if !a.reached {
+					assert.Empty(t, got, a.answer)
+					continue
+				}
+				require.Len(t, got, 1)
+				assert.Equal(t, "/shop/notify", got[0].path)
+				assert.Equal(t, nc.PostBody, got[0].body)
+				assert.Equal(t, "legacy", got[0].claims["protocol"])
+				assert.Equal(t, v.Partner, got[0].claims["aud"])
+				assert.Equal(t, nc.Params["subject"], got[0].claims["params"].(map[string]any)["subject"], "UTF-8 in the token")
+				assert.Equal(t, nc.Params["total_fee"], got[0].claims["params"].(map[string]any)["total_fee"])
+			}
+
+			_, rc := legacyCase(t, c.ret)
+			mapi.set("true")
+			tester.AssertGetResponse(caddyURL+"/alipay/return?"+rc.Query, 200, "shop saw /alipay/return")
+			got := s.take()
+			require.Len(t, got, 1)
+			assert.Equal(t, "return", got[0].claims["event"])
+		})
 	}
+
+	t.Run("notify_verify never answers", func(t *testing.T) {
+		s, upstream := startShop(t)
+		tester := loadCaddyfile(t, "", legacySite("utf-8", "http://"+silent.Addr().String()+"/gateway.do", upstream))
+		tester.Client.Timeout = 3 * protocol.NotifyVerifyTimeout
+		_, nc := legacyCase(t, "md5_notify_utf8_trade_success")
+		before := eventCount(eventNotify, outcomeUnconfirmed)
+		start := time.Now()
+		req, _ := http.NewRequest("POST", caddyURL+"/alipay/notify", strings.NewReader(nc.PostBody))
+		tester.AssertResponse(req, 502, "fail")
+		assert.InDelta(t, protocol.NotifyVerifyTimeout.Seconds(), time.Since(start).Seconds(), 2)
+		assert.Equal(t, before+1, eventCount(eventNotify, outcomeUnconfirmed))
+		assert.Empty(t, s.take())
+	})
 }

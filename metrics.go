@@ -13,20 +13,25 @@ const (
 	eventNotify = "notify"
 	eventReturn = "return"
 	eventAPI    = "api"
+)
 
-	outcomeOK             = "ok"              // signed, or verified and accepted
-	outcomeForbidden      = "forbidden"       // pay, api: token missing, invalid or expired
-	outcomeInvalid        = "invalid"         // a claim out of range, wrong method, malformed or oversized
-	outcomeRefused        = "refused"         // callback: signature, app_id or seller_id
-	outcomeUpstreamFailed = "upstream_failed" // notify: the upstream did not answer 2xx; api: the gateway failed
-	outcomeUnacknowledged = "unacknowledged"  // notify: the upstream answered 2xx without acknowledging the notification
-	outcomeAborted        = "aborted"         // notify: Alipay closed the connection before the upstream answered
-	outcomeUnconfirmed    = "unconfirmed"     // legacy callback: notify_verify gave no answer
+// An outcome is how an event ended.
+type outcome string
+
+const (
+	outcomeOK             outcome = "ok"              // signed, or verified and accepted
+	outcomeForbidden      outcome = "forbidden"       // pay, api: token missing, invalid or expired
+	outcomeInvalid        outcome = "invalid"         // a claim out of range, wrong method, malformed or oversized
+	outcomeRefused        outcome = "refused"         // callback: signature, app_id or seller_id
+	outcomeUpstreamFailed outcome = "upstream_failed" // notify: the upstream did not answer 2xx; api: the gateway failed
+	outcomeUnacknowledged outcome = "unacknowledged"  // notify: the upstream answered 2xx without acknowledging the notification
+	outcomeAborted        outcome = "aborted"         // notify: Alipay closed the connection before the upstream answered
+	outcomeUnconfirmed    outcome = "unconfirmed"     // legacy callback: notify_verify gave no answer
 )
 
 var (
 	allEvents   = []string{eventPay, eventNotify, eventReturn, eventAPI}
-	allOutcomes = []string{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeUnacknowledged, outcomeAborted, outcomeUnconfirmed}
+	allOutcomes = []outcome{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeUnacknowledged, outcomeAborted, outcomeUnconfirmed}
 )
 
 // eventsTotal lives for the process, so counts survive config reloads; each
@@ -41,7 +46,7 @@ var eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 // eventMetrics holds the counters resolved once, so counting costs no label
 // hashing or allocation on the request path.
 type eventMetrics struct {
-	counters map[[2]string]prometheus.Counter
+	counters map[eventOutcome]prometheus.Counter
 }
 
 func newEventMetrics(reg prometheus.Registerer) (*eventMetrics, error) {
@@ -53,17 +58,23 @@ func newEventMetrics(reg prometheus.Registerer) (*eventMetrics, error) {
 			}
 		}
 	}
-	m := &eventMetrics{counters: make(map[[2]string]prometheus.Counter)}
+	m := &eventMetrics{counters: make(map[eventOutcome]prometheus.Counter)}
 	for _, e := range allEvents {
 		for _, o := range allOutcomes {
-			m.counters[[2]string{e, o}] = eventsTotal.WithLabelValues(e, o)
+			m.counters[eventOutcome{e, o}] = eventsTotal.WithLabelValues(e, string(o))
 		}
 	}
 	return m, nil
 }
 
-func (m *eventMetrics) count(event, outcome string) {
-	if c := m.counters[[2]string{event, outcome}]; c != nil {
+// eventOutcome is a counter's labels.
+type eventOutcome struct {
+	event   string
+	outcome outcome
+}
+
+func (m *eventMetrics) count(event string, o outcome) {
+	if c := m.counters[eventOutcome{event, o}]; c != nil {
 		c.Inc()
 	}
 }

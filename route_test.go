@@ -1,10 +1,18 @@
 package alipay
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // lookAlikes are spellings of /alipay/notify that some web framework or
@@ -173,5 +181,214 @@ func TestRouterAllocations(t *testing.T) {
 	rt := newRouter("/alipay")
 	for _, p := range []string{"/products/42", "/alipay/notify", "/ALIPAY//notify;x.", "/index.php/alipay/pay", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p"} {
 		assert.Zero(t, testing.AllocsPerRun(100, func() { rt.match(p) }), p)
+	}
+}
+
+// Every look-alike spelling of an endpoint is that endpoint: a forged
+// callback on it is refused and the shop never sees it.
+func TestLookAlikePaths(t *testing.T) {
+	h := newTestHandler(t, nil)
+	vec := testvec.Load(t)
+	forged := strings.Replace(vec.Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	for _, p := range lookAlikes {
+		next := &upstream{status: 200}
+		w := serve(t, h, next, requestTo("POST", p, "", forged))
+		assert.Equal(t, 400, w.Code, "%q", p)
+		assert.Equal(t, "fail", w.Body.String(), "%q", p)
+		assert.Zero(t, next.calls, "%q reached the shop", p)
+
+		if !strings.Contains(p, "notify") {
+			continue
+		}
+		ret := strings.Replace(p, "notify", "return", 1)
+		w = serve(t, h, next, requestTo("GET", ret, "out_trade_no=X&total_amount=0.01&app_id="+testAppID+"&sign=AAAA", ""))
+		assert.Equal(t, 400, w.Code, "%q", ret)
+		assert.Contains(t, w.Body.String(), "could not be confirmed", "%q", ret)
+		assert.Zero(t, next.calls, "%q reached the shop", ret)
+
+		pay := strings.Replace(p, "notify", "pay", 1)
+		w = serve(t, h, next, requestTo("GET", pay, "token=forged", ""))
+		assert.Equal(t, 403, w.Code, "%q", pay)
+	}
+	// A real notification on a look-alike path is served as one.
+	next := &upstream{status: 200}
+	w := serve(t, h, next, requestTo("POST", "/alipay/notify/", "", vec.Notify.Cases[0].PostBody))
+	assert.Equal(t, "success", w.Body.String())
+	require.Equal(t, 1, next.calls)
+	assert.NotEmpty(t, next.req.Header.Get(TokenHeader))
+}
+
+// Unicode look-alikes of every endpoint are the endpoint, for notify,
+// return, pay and the API.
+func TestUnicodeLookAlikes(t *testing.T) {
+	h := newTestHandler(t, nil)
+	forged := strings.Replace(testvec.Load(t).Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	for _, p := range unicodeLookAlikes {
+		next := &upstream{status: 200}
+		w := serve(t, h, next, requestTo("POST", p, "", forged))
+		assert.Equal(t, 400, w.Code, "%q", p)
+		assert.Equal(t, "fail", w.Body.String(), "%q", p)
+		assert.Zero(t, next.calls, "%q reached the shop", p)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+	}{
+		{"/al\u0131pay/return", 400}, {"/alipay/\uff52eturn", 400}, {"/AL\u0130PAY/RETURN", 400},
+		{"/al\u0131pay/pay", 403}, {"/alipay/\uff50ay", 403}, {"/alipay/\uff30\uff21\uff39", 403},
+		{"/al\u0131pay/api/alipay.trade.query", 401}, {"/alipay/ap\u0131/alipay.trade.query", 401},
+		{"/alipay/api/al\u0131pay.trade.query", 401}, {"/alipay/api/\uff41lipay.trade.query", 401},
+	} {
+		method := "GET"
+		if strings.Contains(c.path, "api") || strings.Contains(strings.ToLower(c.path), "ap\u0131") {
+			method = "POST"
+		}
+		next := &upstream{status: 200}
+		w := serve(t, h, next, requestTo(method, c.path, "token=forged&out_trade_no=X&sign=AAAA", `{}`))
+		assert.Equal(t, c.status, w.Code, "%q", c.path)
+		assert.Zero(t, next.calls, "%q reached the shop", c.path)
+	}
+}
+
+// The shop's own callback views, on the forward paths, take nothing but
+// the handler's forward: a forged notification straight to one, in any
+// spelling, is refused and the shop never sees it.
+func TestForwardPathsGuarded(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) { h.ForwardNotify, h.ForwardReturn = "/cb/notify/", "/cb/return.php" })
+	vec := testvec.Load(t)
+	forged := strings.Replace(vec.Notify.Cases[0].PostBody, "trade_no=", "trade_no=FAKE", 1)
+	for _, p := range []string{"/cb/notify/", "/cb/notify", "/CB/NOTIFY//", "/cb/./notify", "/cb/notify;x", "/cb/not\u0131fy",
+		"/cb/\uff4eotify", "/index.php/cb/notify", "/cb/notify.php", "/cb%2Fnotify", "/cb/return.php", "/cb/return", "/cb/RETURN.PHP/x"} {
+		for _, method := range []string{"POST", "GET"} {
+			next := &upstream{status: 200}
+			w := serve(t, h, next, requestTo(method, p, "trade_no=FAKE", forged))
+			assert.Equal(t, 404, w.Code, "%s %q", method, p)
+			assert.Zero(t, next.calls, "%s %q reached the shop", method, p)
+		}
+	}
+	// The handler's own forward gets there.
+	next := &upstream{status: 200}
+	w := serve(t, h, next, notifyRequest(vec.Notify.Cases[0].PostBody))
+	assert.Equal(t, "success", w.Body.String())
+	require.Equal(t, 1, next.calls)
+	assert.Equal(t, "/cb/notify/", next.req.URL.Path)
+	// Other paths of the shop's still pass.
+	next = &upstream{status: 200}
+	serve(t, h, next, requestTo("GET", "/cb/orders", "", ""))
+	assert.Equal(t, 1, next.calls)
+
+	// A forward path that is another endpoint's is refused at load.
+	for _, c := range []struct{ notify, ret string }{{"/alipay/return", ""}, {"", "/alipay/notify"}, {"/alipay/pay", ""}, {"/ALIPAY/api/x", ""}, {"/", ""}, {"//./", ""}} {
+		_, err := provisionHandler(t, func(h *Handler) { h.ForwardNotify, h.ForwardReturn = c.notify, c.ret })
+		assert.Error(t, err, "%+v", c)
+	}
+	_, err := provisionHandler(t, func(h *Handler) { h.ForwardNotify, h.ForwardReturn = "/alipay/notify", "/alipay/return" })
+	assert.NoError(t, err, "the endpoints' own paths are the default")
+}
+
+// X-Original-URL and X-Rewrite-URL route some shops (IIS's URL Rewrite,
+// PHP frameworks that read them): a request whose header names an
+// endpoint is one for that endpoint.
+func TestRewriteHeaders(t *testing.T) {
+	h := newTestHandler(t, nil)
+	vec := testvec.Load(t)
+	forged := strings.Replace(vec.Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	for _, name := range []string{"X-Original-URL", "X-Rewrite-URL", "x-original-url"} {
+		for _, v := range []string{"/alipay/notify", "/ALIPAY/NOTIFY?x=1", "/alipay/not%C4%B1fy", "/index.php/alipay/notify.php",
+			"http://shop.example.com/alipay/notify", "/alipay/%6Eotify#x"} {
+			next := &upstream{status: 200}
+			r := requestTo("POST", "/index.php", "", forged)
+			r.Header.Set(name, v)
+			w := serve(t, h, next, r)
+			assert.Equal(t, 400, w.Code, "%s: %q", name, v)
+			assert.Zero(t, next.calls, "%s: %q reached the shop", name, v)
+		}
+	}
+	// A second value, after one that names nothing, counts too.
+	r := requestTo("POST", "/index.php", "", forged)
+	r.Header["X-Original-Url"] = []string{"/blog", "/alipay/notify"}
+	next := &upstream{status: 200}
+	assert.Equal(t, 400, serve(t, h, next, r).Code)
+	assert.Zero(t, next.calls)
+
+	// A genuine notification so addressed is served, and goes on for the
+	// endpoint's path, without the header.
+	r = requestTo("POST", "/index.php", "", vec.Notify.Cases[0].PostBody)
+	r.Header.Set("X-Original-URL", "/alipay/notify")
+	r.Header.Set("X-Rewrite-URL", "/somewhere/else")
+	w := serve(t, h, next, r)
+	assert.Equal(t, "success", w.Body.String())
+	require.Equal(t, 1, next.calls)
+	assert.Equal(t, "/alipay/notify", next.req.URL.Path)
+	assert.Empty(t, next.req.Header.Values("X-Original-URL"))
+	assert.Empty(t, next.req.Header.Values("X-Rewrite-URL"))
+
+	// Naming a forward path is refused like the path itself.
+	hf := newTestHandler(t, func(h *Handler) { h.ForwardNotify = "/cb/notify" })
+	r = requestTo("POST", "/", "", forged)
+	r.Header.Set("X-Rewrite-URL", "/cb/NOTIFY")
+	next = &upstream{status: 200}
+	assert.Equal(t, 404, serve(t, hf, next, r).Code)
+	assert.Zero(t, next.calls)
+
+	// Naming anything else passes on, header and all.
+	r = requestTo("GET", "/", "", "")
+	r.Header.Set("X-Original-URL", "/products/42")
+	next = &upstream{status: 200}
+	serve(t, h, next, r)
+	require.Equal(t, 1, next.calls)
+	assert.Equal(t, "/products/42", next.req.Header.Get("X-Original-URL"))
+}
+
+// Look-alike spellings of the endpoints, over real HTTP through Caddy:
+// a forged callback on any of them is refused, and the shop sees none.
+func TestCaddyLookAlikePaths(t *testing.T) {
+	s, upstream := startShop(t)
+	tester := loadSidecar(t, standardSettings(), upstream, "")
+	forged := strings.Replace(testvec.Load(t).Notify.Cases[0].PostBody, "total_amount=88.88", "total_amount=0.01", 1)
+	for _, p := range append(append([]string{}, lookAlikes...), unicodeLookAlikes...) {
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		target := caddyURL + (&url.URL{Path: p}).EscapedPath()
+		req, err := http.NewRequest("POST", target, strings.NewReader(forged))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp := tester.AssertResponseCode(req, 400)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "fail", string(body), p)
+		if strings.Contains(p, "notify") {
+			ret := caddyURL + (&url.URL{Path: strings.Replace(p, "notify", "return", 1)}).EscapedPath()
+			getStatus(t, tester, ret+"?out_trade_no=X&total_amount=0.01&sign=AAAA", 400)
+		}
+		assert.Empty(t, s.take(), "%q reached the shop", p)
+	}
+	// The shop's own notify view (forward_notify /shop/notify) takes only
+	// the sidecar's forward; X-Original-URL naming an endpoint is that
+	// endpoint.
+	for _, p := range []string{"/shop/notify", "/Shop/Not%C4%B1fy", "/index.php/shop/notify/"} {
+		req, err := http.NewRequest("POST", caddyURL+p, strings.NewReader(forged))
+		require.NoError(t, err)
+		tester.AssertResponseCode(req, 404)
+		assert.Empty(t, s.take(), "%q reached the shop", p)
+	}
+	req, err := http.NewRequest("POST", caddyURL+"/index.php", strings.NewReader(forged))
+	require.NoError(t, err)
+	req.Header.Set("X-Original-URL", "/alipay/not%C4%B1fy")
+	tester.AssertResponse(req, 400, "fail")
+	assert.Empty(t, s.take())
+	// Spellings that Go's client would not send as they are.
+	for _, raw := range []string{"/alipay/./notify", "//alipay/notify", "/alipay/%2E/notify", "/ALIPAY/NOTIFY%3Bx", "/alipay/notify%252F"} {
+		conn, err := net.Dial("tcp", caddyAddr)
+		require.NoError(t, err)
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", raw, caddyAddr, len(forged), forged)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err, raw)
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		assert.Equal(t, 400, resp.StatusCode, raw)
+		assert.Equal(t, "fail", string(body), raw)
+		assert.Empty(t, s.take(), "%q reached the shop", raw)
 	}
 }

@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -19,7 +16,8 @@ import (
 )
 
 // serveNotify verifies an asynchronous notification, hands it to the
-// upstream and answers Alipay success only once the upstream accepted it.
+// upstream and answers Alipay success only once the upstream acknowledged
+// it.
 func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	ev := event{name: eventNotify}
 	defer h.log(&ev)
@@ -70,7 +68,7 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	ctx, cancel := context.WithTimeout(alipay, h.notifyTimeout())
 	defer cancel()
 	rec := &ackRecorder{header: make(http.Header)}
-	err, brokeOff := serveUpstream(next, rec, r.WithContext(ctx))
+	brokeOff, err := serveUpstream(next, rec, r.WithContext(ctx))
 	answered2xx := err == nil && !brokeOff && rec.status >= 200 && rec.status <= 299
 	switch {
 	case alipay.Err() != nil:
@@ -132,58 +130,22 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 
 	// The upstream's answer goes to the browser as it is; the log says
 	// whether there was one.
-	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	err, brokeOff := serveUpstream(next, sw, r)
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil) // streams, keeping the status
+	brokeOff, err := serveUpstream(next, rec, r)
 	switch {
 	case brokeOff:
-		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream broke off its answer", sw.status
+		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream broke off its answer", rec.Status()
 		// As reverse_proxy does: abort the browser's connection, so that
 		// it does not take a truncated page for a whole one.
 		panic(http.ErrAbortHandler)
 	case err != nil:
 		ev.outcome, ev.reason = outcomeUpstreamFailed, "upstream: "+err.Error()
-	case sw.status >= 500:
-		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream answered 5xx", sw.status
+	case rec.Status() >= 500:
+		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream answered 5xx", rec.Status()
 	default:
 		ev.outcome = outcomeOK
 	}
 	return err
-}
-
-// serveUpstream runs next, turning the panic with which reverse_proxy
-// aborts a response that the upstream broke off (a reset after the status
-// and part of the body) into brokeOff, so that the caller can still answer
-// and log what happened.
-func serveUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error, brokeOff bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			if p != http.ErrAbortHandler {
-				panic(p)
-			}
-			brokeOff = true
-		}
-	}()
-	return next.ServeHTTP(w, r), false
-}
-
-// statusWriter passes a response on and remembers its status.
-type statusWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	status int
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 && status >= 200 {
-		w.status = status
-	}
-	w.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriterWrapper.Write(p)
 }
 
 var returnErrorPage = `<!doctype html><meta charset="utf-8"><title>Payment not confirmed</title>` +
@@ -213,7 +175,7 @@ func (h *Handler) verifyCallback(ctx context.Context, raw, event string, ev *eve
 // outcome: 400 and invalid when it is not even a well-formed callback;
 // 502 and unconfirmed when Alipay could not be asked to confirm it, so
 // that Alipay sends it again; 400 and refused otherwise.
-func refusal(err error) (int, string) {
+func refusal(err error) (int, outcome) {
 	switch {
 	case errors.Is(err, protocol.ErrMalformed):
 		return http.StatusBadRequest, outcomeInvalid
@@ -259,70 +221,6 @@ func (h *Handler) forward(r *http.Request, path, token string) {
 	r.Header.Set(TokenHeader, token)
 }
 
-// offeredBody is the notification's body as the upstream reads it; done
-// once it was read to the end (an atomic: reverse_proxy's transport reads
-// it in a goroutine of its own). It has Read only (no WriteTo, which
-// io.Copy would use instead), so every way of reading it is seen.
-type offeredBody struct {
-	r    *bytes.Reader
-	done atomic.Bool
-}
-
-func (b *offeredBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err == io.EOF {
-		b.done.Store(true)
-	}
-	return n, err
-}
-
-func (*offeredBody) Close() error { return nil }
-
-// errTooSlow: the body did not arrive in time.
-var errTooSlow = errors.New("the body did not arrive in time")
-
-// readWithin reads r's body, at most limit bytes, within d of now. Caddy's
-// server bounds only each read (read_idle_timeout, a minute by default),
-// so a client could dribble a body for hours; past d, the connection's
-// read deadline is set to the past, again and again, until the reading
-// stops (Caddy's own reader sets a deadline before each read). Where the
-// connection has no read deadline to set, the body is read to its end
-// (within read_idle_timeout per read) and is still too late.
-func readWithin(w http.ResponseWriter, r *http.Request, limit int64, d time.Duration) ([]byte, error) {
-	var (
-		mu          sync.Mutex
-		stopped     bool
-		late        bool
-		rc          = http.NewResponseController(w)
-		cutOff      func()
-		cutOffTimer *time.Timer
-	)
-	cutOff = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		late = true
-		if rc.SetReadDeadline(time.Now()) == nil {
-			cutOffTimer = time.AfterFunc(10*time.Millisecond, cutOff)
-		}
-	}
-	cutOffTimer = time.AfterFunc(d, cutOff)
-	var buf bytes.Buffer
-	buf.Grow(int(max(min(r.ContentLength, limit), 0)) + bytes.MinRead)
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit))
-	mu.Lock()
-	stopped = true
-	cutOffTimer.Stop()
-	wasLate := late
-	mu.Unlock()
-	if wasLate {
-		return nil, errTooSlow
-	}
-	return buf.Bytes(), err
-}
-
 // acknowledgement says what the upstream's 2xx answer rec lacks to
 // acknowledge the notification whose notify_id is id ("" if nothing):
 // with notify_ack success (the default), a body that is success, as a
@@ -351,42 +249,3 @@ func isSuccess(body []byte) bool {
 	body = bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\uFEFF"))
 	return string(bytes.TrimSpace(body)) == "success"
 }
-
-// maxAckBody bounds the part of the upstream's answer that is kept: an
-// acknowledgement is seven bytes and some whitespace.
-const maxAckBody = 256
-
-// ackRecorder takes the upstream's answer to a notification: it keeps
-// the status, the headers and the start of the body, and sends nothing
-// on. (Caddy's caddyhttp.NewResponseRecorder wraps a writer that the
-// answer would reach; this one has none.)
-type ackRecorder struct {
-	header   http.Header
-	status   int
-	body     []byte
-	overflow bool // the body was longer than maxAckBody
-}
-
-func (s *ackRecorder) Header() http.Header { return s.header }
-
-func (s *ackRecorder) WriteHeader(status int) {
-	if s.status == 0 && status >= 200 {
-		s.status = status
-	}
-}
-
-func (s *ackRecorder) Write(p []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	if room := maxAckBody - len(s.body); len(p) > room {
-		s.body = append(s.body, p[:max(room, 0)]...)
-		s.overflow = true
-	} else {
-		s.body = append(s.body, p...)
-	}
-	return len(p), nil
-}
-
-// Flush lets an upstream handler flush; there is nothing to flush.
-func (s *ackRecorder) Flush() {}
