@@ -62,5 +62,5 @@ esac
 shop=$!
 trap 'kill $shop 2>/dev/null || true' EXIT INT TERM
 
-echo "open http://127.0.0.1:8080/ (the shop; Alipay is the sandbox on :8081, its trades and notifications on http://127.0.0.1:8081/sandbox/trades; Ctrl-C stops)"
+echo "open http://127.0.0.1:8080/ (the shop; Alipay is the sandbox on :8081, its trades and notifications on http://127.0.0.1:8081/sandbox/trades; the shop itself is on 127.0.0.1:8000 and Caddy's admin API on 127.0.0.1:2019, all on loopback only; Ctrl-C stops)"
 "$demo/caddy" run --config "$config" --adapter caddyfile
