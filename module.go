@@ -31,8 +31,9 @@ func init() {
 // and removes every client-sent X-Alipay-* header and trailer from all
 // requests it sees.
 //
-// Settings that hold keys or secrets accept {env.*} and {file.*}
-// placeholders, resolved once when the config loads.
+// Every string setting accepts {env.*} and {file.*} placeholders,
+// resolved once when the config loads, so that keys and the secret need
+// not be written into the config.
 type Handler struct {
 	// The app's APPID at Alipay (digits). Required.
 	AppID string `json:"app_id,omitempty"`
