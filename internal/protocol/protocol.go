@@ -2,8 +2,8 @@
 // merchant protocols, their keys, signatures, callbacks, responses and
 // certificate serial numbers, the order that a pay token carries, and the
 // HS256 token that the sidecar and the shop share. It knows nothing of
-// Caddy; its only uses of the network are the gateway client and the
-// legacy protocol's notify_verify.
+// Caddy; its only uses of the network are the gateway clients (OpenAPI's,
+// and the legacy protocol's API) and the legacy protocol's notify_verify.
 //
 // One concept to a file:
 //
@@ -11,6 +11,15 @@
 //   - openapi.go: OpenAPI 2.0 (pay requests, callbacks)
 //   - legacy.go: the legacy 即时到账 protocol (pay requests, callbacks,
 //     notify_verify)
+//   - api.go: the API interface of the shop's calls after a payment, and
+//     OpenAPI's
+//   - legacyapi.go: the legacy protocol's API (single_trade_query,
+//     close_trade, refund_fastpay_by_platform_nopwd): the shop's
+//     parameters, the signed POST, the answer
+//   - legacyrefund.go: the legacy refunds' parameters, and the seller's
+//     refund link (refund_fastpay_by_platform_pwd)
+//   - refunds.go: a refund batch's detail_data and batch_no
+//   - legacyxml.go: the legacy gateway's XML answers, read as JSON
 //   - client.go: the OpenAPI gateway client (Call, TradeStatus)
 //   - config.go: the protocols' settings, checked and loaded (NewOpenAPI,
 //     NewLegacy)
@@ -25,7 +34,8 @@
 //   - response.go: OpenAPI responses, verified over their raw text
 //   - cert.go: certificate mode's serial numbers
 //   - order.go: the pay token's order: its claims, amount and product
-//   - token.go: the HS256 token, and API bearer tokens
+//   - token.go: the HS256 token, and tokens with a scope (the API bearer,
+//     the refund link)
 //   - claims.go: the X-Alipay-Token's claims
 //   - json.go: JSON as Alipay writes it, and strict member names
 //   - ids.go: Alipay ids, e-mail addresses, the no-redirect HTTP client

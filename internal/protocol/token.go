@@ -196,29 +196,40 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// APIScope is the scope claim that an API bearer token must carry, and a
-// pay token never does: pay tokens travel in buyers' links.
-const APIScope = "api"
+// The scopes of tokens that are not pay tokens: the shop's API bearer,
+// and a legacy refund link for the seller. A pay token never carries a
+// scope (pay tokens travel in buyers' links), and each kind is refused
+// where another is expected.
+const (
+	APIScope    = "api"
+	RefundScope = "refund"
+)
 
-// MaxBearerLifetime bounds how far ahead an API bearer token's exp may
-// lie.
+// MaxBearerLifetime bounds how far ahead the exp of a token with a scope
+// may lie.
 const MaxBearerLifetime = 10 * time.Minute
 
-// ParseBearer verifies an API bearer token: a token as Parse checks it,
-// whose exp lies at most MaxBearerLifetime ahead of now and whose scope is
-// APIScope.
-func (k *TokenKey) ParseBearer(token string, now time.Time) error {
+// ParseScoped verifies a token of scope: a token as Parse checks it, whose
+// exp lies at most MaxBearerLifetime ahead of now and whose scope claim is
+// scope. It returns the claims.
+func (k *TokenKey) ParseScoped(token, scope string, now time.Time) (map[string]json.RawMessage, error) {
 	claims, err := k.Parse(token, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if exp, _ := numericDate(claims["exp"]); exp.After(now.Add(MaxBearerLifetime)) {
-		return fmt.Errorf("%w: exp more than %v ahead", ErrTokenInvalid, MaxBearerLifetime)
+		return nil, fmt.Errorf("%w: exp more than %v ahead", ErrTokenInvalid, MaxBearerLifetime)
 	}
-	if string(claims["scope"]) != `"`+APIScope+`"` {
+	if string(claims["scope"]) != `"`+scope+`"` {
 		// Without this, a buyer could refund his own order with the pay
-		// link he was given: pay tokens are made with the same secret.
-		return fmt.Errorf("%w: scope is not %q (a pay token?)", ErrTokenInvalid, APIScope)
+		// link he was given: all tokens are made with the same secret.
+		return nil, fmt.Errorf("%w: scope is not %q", ErrTokenInvalid, scope)
 	}
-	return nil
+	return claims, nil
+}
+
+// ParseBearer verifies an API bearer token: ParseScoped with APIScope.
+func (k *TokenKey) ParseBearer(token string, now time.Time) error {
+	_, err := k.ParseScoped(token, APIScope, now)
+	return err
 }

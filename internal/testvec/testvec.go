@@ -158,19 +158,24 @@ func NewKeyFiles(t testing.TB, bits int) (privPath, pubPath string) {
 
 // LegacyVectors is testdata/legacy/vectors.json: the legacy protocol's
 // requests, notifications and returns, signed with MD5 and RSA in utf-8
-// and gbk.
+// and gbk; the calls after a payment (queries, closes, refunds, their
+// notifications); and the gateway's XML answers.
 type LegacyVectors struct {
-	MD5Key      string   `json:"md5_key"`
-	Partner     string   `json:"partner"`
-	SellerEmail string   `json:"seller_email"`
-	Gateway     string   `json:"gateway"`
-	Cases       []Legacy `json:"cases"`
+	MD5Key      string         `json:"md5_key"`
+	Partner     string         `json:"partner"`
+	SellerEmail string         `json:"seller_email"`
+	Gateway     string         `json:"gateway"`
+	Cases       []Legacy       `json:"cases"`
+	Answers     []LegacyAnswer `json:"answers"`
 }
 
 // Legacy is one case of LegacyVectors.
 type Legacy struct {
-	Name         string            `json:"name"`
-	Kind         string            `json:"kind"` // request, notify or return
+	Name string `json:"name"`
+	// Kind: request (pay), api (a call of the shop's API), refund_url
+	// (the seller's refund link), notify or return.
+	Kind         string            `json:"kind"`
+	Service      string            `json:"service"` // api and refund_url
 	SignType     string            `json:"sign_type"`
 	Charset      string            `json:"charset"`
 	Key          string            `json:"key"`        // md5, or a key file under testdata/
@@ -179,10 +184,26 @@ type Legacy struct {
 	StringToSign string            `json:"string_to_sign"`
 	HexToSign    string            `json:"string_to_sign_hex"` // its bytes in the charset
 	Sign         string            `json:"sign"`
-	GatewayURL   string            `json:"gateway_url"` // requests
-	PostBody     string            `json:"post_body"`   // notifications
+	GatewayURL   string            `json:"gateway_url"` // request and refund_url
+	PostURL      string            `json:"post_url"`    // api: the gateway URL with _input_charset
+	PostBody     string            `json:"post_body"`   // notify and api
 	ContentType  string            `json:"content_type"`
-	Query        string            `json:"query"` // returns
+	Query        string            `json:"query"`     // returns
+	ShopBody     json.RawMessage   `json:"shop_body"` // api: what the shop posts
+	// TokenClaims are a refund_url's refund token claims.
+	TokenClaims json.RawMessage `json:"token_claims"`
+	// SiteNotifyURL is the site's notify URL, the refunds' default.
+	SiteNotifyURL string `json:"site_notify_url"`
+}
+
+// A LegacyAnswer is one of the legacy gateway's XML answers, in File
+// (under testdata/) in its declared Encoding, and JSON, its shop's view.
+type LegacyAnswer struct {
+	Name     string          `json:"name"`
+	Service  string          `json:"service"`
+	Encoding string          `json:"encoding"` // as declared; "" is none
+	File     string          `json:"file"`
+	JSON     json.RawMessage `json:"json"`
 }
 
 // LoadLegacy reads testdata/legacy/vectors.json.
@@ -192,8 +213,8 @@ func LoadLegacy(t testing.TB) *LegacyVectors {
 	if err := json.Unmarshal(Read(t, "legacy", "vectors.json"), &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Cases) == 0 {
-		t.Fatal("testdata/legacy/vectors.json: no cases")
+	if len(v.Cases) == 0 || len(v.Answers) == 0 {
+		t.Fatal("testdata/legacy/vectors.json: no cases or answers")
 	}
 	return &v
 }

@@ -25,6 +25,9 @@ import sys
 import tempfile
 from urllib.parse import urlencode
 
+sys.dont_write_bytecode = True  # no __pycache__ in testdata/
+import make_vectors_services as services  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTDATA = os.path.dirname(HERE)
 
@@ -419,6 +422,11 @@ def generate():
                       'RqPnCoPT3K9vwbh3InWeOSdSuVe0mRzpSaWLoH2KxiNM2hIeaRJZcnUbeXaeWwMm5Ut',
                       EXTRA), ALIPAY_PRIVATE))
 
+    # The services after a payment, and the gateway's answers.
+    h = sys.modules[__name__]
+    cases += services.cases(h)
+    answers = services.answers(h)
+
     key_sha256 = {}
     for rel in (MD5_KEY_FILE, APP_PRIVATE, APP_PUBLIC, ALIPAY_PRIVATE,
                 ALIPAY_PUBLIC, ALIPAY1024_PRIVATE, ALIPAY1024_PUBLIC):
@@ -439,8 +447,9 @@ def generate():
         'partner': PARTNER,
         'seller_email': SELLER_EMAIL,
         'gateway': 'https://mapi.alipay.com/gateway.do',
-        'notes': NOTES,
+        'notes': NOTES + services.NOTES,
         'cases': cases,
+        'answers': answers,
     }
 
 
