@@ -22,9 +22,10 @@ type event struct {
 	upstreamStatus int
 }
 
-// tradeFields are the trade an event is about.
+// tradeFields are the trade an event is about, and for a legacy refund
+// its batch.
 type tradeFields struct {
-	outTradeNo, tradeNo, tradeStatus, totalAmount string
+	outTradeNo, tradeNo, tradeStatus, totalAmount, batchNo string
 }
 
 // reply records the outcome and writes a short answer. reason goes to the
@@ -64,14 +65,15 @@ func (h *Handler) log(ev *event) {
 	if ce == nil {
 		return
 	}
-	fields := make([]zap.Field, 0, 12)
+	fields := make([]zap.Field, 0, 14)
 	fields = append(fields, zap.String("event", ev.name), zap.String("outcome", string(ev.outcome)))
 	for _, f := range []struct{ k, v string }{
 		{"method", ev.method},
 		{"out_trade_no", ev.outTradeNo}, {"trade_no", ev.tradeNo},
-		{"trade_status", ev.tradeStatus}, {"total_amount", ev.totalAmount},
+		{"trade_status", ev.tradeStatus}, {"total_amount", ev.totalAmount}, {"batch_no", ev.batchNo},
 		{"unverified_out_trade_no", ev.unverified.outTradeNo}, {"unverified_trade_no", ev.unverified.tradeNo},
 		{"unverified_trade_status", ev.unverified.tradeStatus}, {"unverified_total_amount", ev.unverified.totalAmount},
+		{"unverified_batch_no", ev.unverified.batchNo},
 		{"reason", ev.reason},
 	} {
 		if f.v != "" {

@@ -72,6 +72,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveNotify(w, r, next)
 	case endpointReturn:
 		return h.serveReturn(w, r, next)
+	case endpointRefund:
+		return h.serveRefund(w, r)
 	default:
 		return h.serveAPI(w, r, method)
 	}

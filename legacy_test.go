@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol/protocoltest"
 	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,12 +27,13 @@ import (
 type fakeMapi struct {
 	mu     sync.Mutex
 	answer string
-	asked  []url.Values
+	asked  []url.Values // each request's query and form
 }
 
 func (g *fakeMapi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
 	g.mu.Lock()
-	g.asked = append(g.asked, r.URL.Query())
+	g.asked = append(g.asked, r.Form)
 	answer := g.answer
 	g.mu.Unlock()
 	if answer == "hang" {
@@ -234,12 +236,135 @@ func TestLegacyReturn(t *testing.T) {
 }
 
 // The API is OpenAPI's: a legacy sidecar serves none of it.
-func TestLegacyHasNoAPI(t *testing.T) {
+// The API serves the legacy services, Alipay's XML answer as JSON; the
+// OpenAPI methods are not served.
+func TestLegacyAPI(t *testing.T) {
+	mapi := &fakeMapi{}
+	gw := httptest.NewServer(mapi)
+	defer gw.Close()
+	v := testvec.LoadLegacy(t)
+	h := newLegacyHandler(t, "utf-8", gw, nil)
+	h.protocol.(*protocol.Legacy).APITimeout = 200 * time.Millisecond
+	call := func(service, body string) *httptest.ResponseRecorder {
+		return serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/"+service, bearer(t, time.Minute), body))
+	}
+	assert.Equal(t, http.StatusNotFound, call("alipay.trade.query", `{"out_trade_no":"L1"}`).Code, "no OpenAPI method")
+
+	mapi.set(`<?xml version="1.0" encoding="utf-8"?><alipay><is_success>T</is_success>` +
+		`<request><param name="out_trade_no">L1</param><param name="service">single_trade_query</param></request>` +
+		`<response><trade><out_trade_no>L1</out_trade_no><trade_status>TRADE_FINISHED</trade_status><total_fee>9.90</total_fee></trade></response>` +
+		`<sign>x</sign><sign_type>MD5</sign_type></alipay>`)
+	w := call("SINGLE_TRADE_QUERY", `{"out_trade_no":"L1"}`)
+	require.Equal(t, 200, w.Code, w.Body.String())
+	var answer map[string]any
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &answer))
+	assert.Equal(t, "T", answer["is_success"])
+	assert.Equal(t, "TRADE_FINISHED", pick(answer["response"].(map[string]any)["trade"].(map[string]any), "trade_status")["trade_status"])
+	assert.Equal(t, map[string]any{"out_trade_no": "L1", "service": "single_trade_query"}, answer["request"])
+	asked := mapi.questions()
+	require.Len(t, asked, 1)
+	sent := map[string]string{}
+	for k := range asked[0] {
+		sent[k] = asked[0].Get(k)
+	}
+	assert.Equal(t, "single_trade_query", sent["service"])
+	assert.Equal(t, v.Partner, sent["partner"])
+	key, err := protocol.NewMD5Key(v.MD5Key)
+	require.NoError(t, err)
+	assert.NoError(t, key.Verify(protocol.LegacyContent(sent), sent["sign"]), "signed with md5_key")
+
+	mapi.set(`<alipay><is_success>F</is_success><error>TRADE_NOT_EXIST</error></alipay>`)
+	w = call("single_trade_query", `{"trade_no":"2024"}`)
+	assert.Equal(t, 200, w.Code)
+	assert.JSONEq(t, `{"is_success":"F","error":"TRADE_NOT_EXIST"}`, w.Body.String())
+
+	mapi.set("<html>a proxy's page</html>")
+	assert.Equal(t, http.StatusBadGateway, call("close_trade", `{"out_order_no":"L1"}`).Code, "not Alipay's XML")
+	mapi.set("hang")
+	assert.Equal(t, http.StatusGatewayTimeout, call("close_trade", `{"out_order_no":"L1"}`).Code)
+
+	mapi.set(`<alipay><is_success>T</is_success></alipay>`)
+	w = call("close_trade", `{"out_trade_no":"L1"}`)
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Contains(t, w.Body.String(), "out_order_no", "Alipay's name for it")
+
+	// A refund batch: the sidecar joins the items and names the site's
+	// notify URL.
+	mapi.set(`<alipay><is_success>T</is_success></alipay>`)
+	batch := time.Now().In(protocol.Beijing).Format("20060102") + "R001"
+	w = call("refund_fastpay_by_platform_nopwd", `{"batch_no":"`+batch+`","refunds":[{"trade_no":"2024052022001400001","amount":"9.9","reason":"退货"}]}`)
+	require.Equal(t, 200, w.Code, w.Body.String())
+	asked = mapi.questions()
+	require.Len(t, asked, 1)
+	assert.Equal(t, "2024052022001400001^9.90^退货", asked[0].Get("detail_data"))
+	assert.Equal(t, "1", asked[0].Get("batch_num"))
+	assert.Equal(t, "http://shop.example.com/alipay/notify", asked[0].Get("notify_url"))
+	for body, field := range map[string]string{
+		`{"batch_no":"19990101R001","refunds":[{"trade_no":"1","amount":"1","reason":""}]}`:  "batch_no",
+		`{"batch_no":"` + batch + `","refunds":[{"trade_no":"1","amount":"0","reason":""}]}`: "amount",
+		`{"batch_no":"` + batch + `"}`: "refunds",
+	} {
+		w = call("refund_fastpay_by_platform_nopwd", body)
+		assert.Equal(t, http.StatusBadRequest, w.Code, body)
+		assert.Contains(t, w.Body.String(), field, body)
+	}
+}
+
+// The refund link: a refund token, and only one, opens the seller's
+// refund page at Alipay; it opens nothing else.
+func TestRefundLink(t *testing.T) {
 	gw := httptest.NewServer(&fakeMapi{})
 	defer gw.Close()
-	h := newLegacyHandler(t, "utf-8", gw, nil)
-	w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.query", bearer(t, time.Minute), `{"out_trade_no":"L1"}`))
+	v := testvec.LoadLegacy(t)
+	h := newLegacyHandler(t, "gbk", gw, nil)
+	batch := time.Now().In(protocol.Beijing).Format("20060102") + "R002"
+	refundToken := func(exp time.Duration) string {
+		return payToken(t, map[string]any{"scope": protocol.RefundScope, "exp": time.Now().Add(exp).Unix(), "batch_no": batch,
+			"refunds": []map[string]string{{"trade_no": "2024052022001400001", "amount": "9.90", "reason": "退货"}}})
+	}
+	w := serve(t, h, &upstream{}, requestTo("GET", "/alipay/refund", "token="+refundToken(5*time.Minute), ""))
+	require.Equal(t, http.StatusFound, w.Code, w.Body.String())
+	loc := must(url.Parse(w.Header().Get("Location")))
+	assert.Equal(t, gw.URL+"/gateway.do", loc.Scheme+"://"+loc.Host+loc.Path)
+	assert.Equal(t, "refund_fastpay_by_platform_pwd", loc.Query().Get("service"))
+	assert.Equal(t, v.Partner, loc.Query().Get("partner"))
+	assert.Equal(t, batch, loc.Query().Get("batch_no"))
+	assert.Equal(t, "http://shop.example.com/alipay/notify", loc.Query().Get("notify_url"))
+	assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+
+	r := requestTo("GET", "/ALIPAY/Refund/", "token="+refundToken(5*time.Minute), "")
+	r.Header.Set("Accept", "application/json")
+	w = serve(t, h, &upstream{}, r)
+	require.Equal(t, 200, w.Code)
+	assert.Contains(t, w.Body.String(), `"url":"`+gw.URL)
+
+	for name, tok := range map[string]string{
+		"a pay token":      payToken(t, map[string]any{"out_trade_no": "L1", "total_amount": "1", "subject": "s"}),
+		"an API bearer":    bearer(t, time.Minute),
+		"expired":          refundToken(-time.Minute),
+		"exp too far":      refundToken(time.Hour),
+		"none":             "",
+		"another secret's": protocoltest.RawToken(strings.Repeat("x", 32), `{"alg":"HS256"}`, `{"scope":"refund","exp":9999999999}`),
+	} {
+		next := &upstream{}
+		w := serve(t, h, next, requestTo("GET", "/alipay/refund", "token="+tok, ""))
+		assert.Equal(t, http.StatusForbidden, w.Code, name)
+		assert.Zero(t, next.calls, name)
+	}
+	assert.Contains(t, serve(t, h, &upstream{}, requestTo("GET", "/alipay/refund", "token="+refundToken(-time.Minute), "")).Body.String(), "expired")
+
+	// A refund token opens nothing else.
+	w = serve(t, h, &upstream{}, requestTo("GET", "/alipay/pay", "token="+refundToken(5*time.Minute), ""))
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Contains(t, w.Body.String(), "scope")
+	w = serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/single_trade_query", refundToken(5*time.Minute), `{"out_trade_no":"L1"}`))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+
+	// OpenAPI has no refund link: the path is refused, never passed on.
+	next := &upstream{}
+	w = serve(t, newTestHandler(t, nil), next, requestTo("GET", "/alipay/refund", "token="+refundToken(5*time.Minute), ""))
 	assert.Equal(t, http.StatusNotFound, w.Code)
+	assert.Zero(t, next.calls)
 }
 
 // The legacy protocol through a real Caddy: a GBK and a UTF-8 partner, the

@@ -13,6 +13,7 @@ const (
 	eventNotify = "notify"
 	eventReturn = "return"
 	eventAPI    = "api"
+	eventRefund = "refund"
 )
 
 // An outcome is how an event ended.
@@ -30,7 +31,7 @@ const (
 )
 
 var (
-	allEvents   = []string{eventPay, eventNotify, eventReturn, eventAPI}
+	allEvents   = []string{eventPay, eventNotify, eventReturn, eventAPI, eventRefund}
 	allOutcomes = []outcome{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeUnacknowledged, outcomeAborted, outcomeUnconfirmed}
 )
 

@@ -154,7 +154,8 @@ type Handler struct {
 	router     router
 	site       *site
 	protocol   protocol.Protocol
-	client     *protocol.Client // the OpenAPI gateway, for the API and query_on_return
+	client     *protocol.Client // the OpenAPI gateway, for query_on_return
+	api        protocol.API     // the shop's API
 	queries    *returnQueries   // query_on_return's calls
 	tokens     *protocol.TokenKey
 	notifyPath string
@@ -201,10 +202,6 @@ func (h *Handler) stringSettings() []caddyconf.StringSetting {
 
 // configError names the setting that is wrong.
 var configError = caddyconf.SettingError
-
-// defaultAPIMethods are the methods the API serves unless api_methods
-// says otherwise.
-var defaultAPIMethods = []string{"alipay.trade.query", "alipay.trade.refund", "alipay.trade.fastpay.refund.query", "alipay.trade.close"}
 
 // defaultAPITimeout bounds one gateway call, connection to last byte.
 const defaultAPITimeout = 15 * time.Second
@@ -284,7 +281,7 @@ func (h *Handler) provisionOpenAPI() error {
 		return configError("notify_verify", errors.New("only for the legacy protocol, which partner selects"))
 	}
 	if len(h.APIMethods) == 0 {
-		h.APIMethods = defaultAPIMethods
+		h.APIMethods = protocol.DefaultOpenAPIMethods
 	}
 	api, warnings, err := protocol.NewOpenAPI(protocol.OpenAPIConfig{
 		AppID: h.AppID, SellerID: h.SellerID, SignType: h.SignType, Gateway: h.Gateway,
@@ -306,6 +303,7 @@ func (h *Handler) provisionOpenAPI() error {
 		Now:     func() time.Time { return now() },
 		HTTP:    protocol.NoRedirectClient(0),
 	}
+	h.api = &protocol.OpenAPICalls{Client: h.client, List: h.APIMethods}
 	return nil
 }
 
@@ -334,7 +332,8 @@ func (h *Handler) provisionLegacy() error {
 		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
 	}
 	legacy.HTTP = protocol.NoRedirectClient(0)
-	h.protocol = legacy
+	legacy.Now = func() time.Time { return now() }
+	h.protocol, h.api = legacy, legacy
 	return nil
 }
 

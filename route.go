@@ -20,6 +20,7 @@ const (
 	endpointNotify
 	endpointReturn
 	endpointAPI
+	endpointRefund // the legacy refund link for the seller
 	// endpointForward is forward_notify's or forward_return's path: the
 	// shop's own callback view, which only the handler's forward may
 	// reach.
@@ -141,7 +142,7 @@ func (rt router) matchAt(segs []string) (endpoint, string) {
 		for _, e := range []struct {
 			name string
 			ep   endpoint
-		}{{"pay", endpointPay}, {"notify", endpointNotify}, {"return", endpointReturn}} {
+		}{{"pay", endpointPay}, {"notify", endpointNotify}, {"return", endpointReturn}, {"refund", endpointRefund}} {
 			if lastSegmentMatches(name, e.name, len(after)) {
 				return e.ep, ""
 			}

@@ -162,7 +162,7 @@ func (h *Handler) verifyCallback(ctx context.Context, raw, event string, ev *eve
 	if err != nil {
 		return nil, err
 	}
-	fields := tradeFields{cb.Get("out_trade_no"), cb.Get("trade_no"), cb.Get("trade_status"), cb.Amount()}
+	fields := tradeFields{cb.Get("out_trade_no"), cb.Get("trade_no"), cb.Get("trade_status"), cb.Amount(), cb.Get("batch_no")}
 	if err := h.protocol.VerifyCallback(ctx, cb, event); err != nil {
 		ev.unverified = fields
 		return nil, err

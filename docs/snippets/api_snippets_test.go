@@ -205,7 +205,7 @@ func TestAPISnippets(t *testing.T) {
 			// The sidecar's 400, passed on.
 			_, err = im.call(t, "alipay.trade.refund", map[string]any{"out_trade_no": no, "refund_amount": "1.00"}, secret, w.site.URL)
 			require.Error(t, err, "a refund without out_request_no was accepted")
-			assert.Contains(t, err.Error(), "alipay api 400: alipay.trade.refund needs an out_request_no")
+			assert.Contains(t, err.Error(), "alipay api 400: out_request_no: required")
 
 			// The gateway's unsigned error_response: its code and msg, passed on.
 			_, err = im.call(t, "alipay.trade.query", map[string]any{"out_trade_no": no}, secret, wrongKey.site.URL)
