@@ -15,8 +15,9 @@ import (
 )
 
 // The sandbox's OpenAPI: alipay.trade.query, alipay.trade.refund,
-// alipay.trade.fastpay.refund.query and alipay.trade.close, answered from
-// the trades that its cashier made, as Alipay answers them:
+// alipay.trade.fastpay.refund.query, alipay.trade.close and
+// alipay.trade.cancel, answered from the trades that its cashier made,
+// as Alipay answers them:
 //
 //	{"<method with _ for .>_response":{"code":"10000","msg":"Success",...},"sign":"..."}
 //
@@ -24,7 +25,9 @@ import (
 // the request's sign_type. Business failures are signed too (code 40004,
 // sub_code ACQ.*); a request that fails the gateway's own checks (missing
 // parameters, unknown method, bad signature) gets an unsigned
-// {"error_response":{...}}. Every answer is HTTP 200, as Alipay's.
+// {"error_response":{...}}. Every answer is HTTP 200, as Alipay's. A
+// refund that moves money (alipay.trade.refund, or the cancel of a paid
+// trade) sends the trade's notify_url its notification (notices.go).
 
 // apiMethods is the OpenAPI methods the sandbox answers, each with the
 // request's app_id and biz_content. Each returns the trade it found (nil
@@ -34,6 +37,7 @@ var apiMethods = map[string]func(ts *tradeStore, appID string, biz apiBiz, at ti
 	"alipay.trade.refund":               apiRefund,
 	"alipay.trade.fastpay.refund.query": apiRefundQuery,
 	"alipay.trade.close":                apiClose,
+	"alipay.trade.cancel":               apiCancel,
 }
 
 // isAPIRequest reports whether a gateway request is an OpenAPI call rather
@@ -174,7 +178,7 @@ func apiEvent(method, source string, biz apiBiz, f apiFields, at time.Time) trad
 			detail = append(detail, k+" "+v)
 		}
 	}
-	for _, k := range []string{"trade_status", "refund_fee", "fund_change", "refund_status", "sub_msg"} {
+	for _, k := range []string{"trade_status", "refund_fee", "fund_change", "refund_status", "action", "sub_msg"} {
 		if v := str(f[k]); v != "" {
 			detail = append(detail, k+" "+v)
 		}
@@ -203,7 +207,7 @@ func (h *Handler) checkAPIRequest(p map[string]string, perr error) apiFields {
 		}
 	}
 	if apiMethods[p["method"]] == nil {
-		return gatewayFailure("40002", "isv.invalid-method", "不存在的方法名: the sandbox answers alipay.trade.query, alipay.trade.refund, alipay.trade.fastpay.refund.query and alipay.trade.close")
+		return gatewayFailure("40002", "isv.invalid-method", "不存在的方法名: the sandbox answers "+strings.Join(slices.Sorted(maps.Keys(apiMethods)), ", "))
 	}
 	if ge := h.checkRequest(p); ge != nil {
 		switch ge.code {
@@ -298,8 +302,14 @@ func apiQuery(ts *tradeStore, appID string, biz apiBiz, _ time.Time) (*trade, ap
 
 // apiRefund answers alipay.trade.refund. An out_request_no already
 // refunded is not refunded again: the answer is the same, with
-// fund_change N.
+// fund_change N, and no notification is sent.
 func apiRefund(ts *tradeStore, appID string, biz apiBiz, at time.Time) (*trade, apiFields) {
+	return refundCall(ts, appID, biz, at, refundByAPI)
+}
+
+// refundCall is alipay.trade.refund asked by by: the shop's call, or the
+// trade page's button.
+func refundCall(ts *tradeStore, appID string, biz apiBiz, at time.Time, by string) (*trade, apiFields) {
 	t, fail := findTrade(ts, appID, biz)
 	if fail != nil {
 		return t, fail
@@ -319,7 +329,7 @@ func apiRefund(ts *tradeStore, appID string, biz apiBiz, at time.Time) (*trade, 
 	if len(reqNo) > 64 {
 		return t, invalidParameter("out_request_no is longer than 64 characters")
 	}
-	res := ts.refund(t, reqNo, amount, biz.str("refund_reason"), at)
+	res := ts.refund(t, reqNo, amount, biz.str("refund_reason"), by, "alipay.trade.refund", at)
 	fundChange := "N"
 	switch res.outcome {
 	case refundOtherAmount:
@@ -381,4 +391,23 @@ func apiClose(ts *tradeStore, appID string, biz apiBiz, _ time.Time) (*trade, ap
 		return t, bizFailed("ACQ.TRADE_STATUS_ERROR", "交易状态不合法: a paid trade cannot be closed; refund it")
 	}
 	return t, apiSuccess(apiFields{"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo})
+}
+
+// apiCancel answers alipay.trade.cancel, as Alipay does: an unpaid trade
+// is closed (action close), a paid one refunded in full (action refund,
+// with its refund's notification); cancelling again answers the same and
+// moves nothing more. retry_flag is N: the sandbox never asks for a
+// retry.
+func apiCancel(ts *tradeStore, appID string, biz apiBiz, at time.Time) (*trade, apiFields) {
+	t, fail := findTrade(ts, appID, biz)
+	if fail != nil {
+		return t, fail
+	}
+	action, res := ts.cancelTrade(t, at)
+	f := apiSuccess(apiFields{"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo, "retry_flag": "N", "action": action})
+	if res.outcome == refundMade {
+		// Alipay's answer says when a cancel refunded.
+		f["gmt_refund_pay"] = protocol.Timestamp(res.refund.at)
+	}
+	return t, f
 }

@@ -26,8 +26,9 @@ func (e *gatewayError) Error() string { return e.code + ": " + e.reason }
 // serveGateway takes a page-pay or WAP-pay request, GET or POST, as the
 // SDKs send it, and opens the cashier for it. Any other method is an
 // OpenAPI call, answered in JSON by serveAPI (api.go). With partner, the
-// legacy services (service=create_direct_pay_by_user, notify_verify) are
-// answered by serveLegacy (legacy.go).
+// legacy services (service=create_direct_pay_by_user, notify_verify,
+// single_trade_query, close_trade and the batch refunds) are answered by
+// serveLegacy (legacy.go).
 func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request) {
 	params, err := gatewayParams(w, r)
 	if h.legacy != nil && isLegacyRequest(r, params) {
@@ -231,7 +232,11 @@ func (h *Handler) serveCashier(w http.ResponseWriter, r *http.Request) {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		v := h.trades.view(t)
 		if v.Status == "TRADE_CLOSED" && !v.Paid {
-			renderPage(w, http.StatusConflict, errorPageTemplate, errTradeClosed)
+			ge := errTradeClosed
+			if t.legacy != nil {
+				ge = legacyGatewayError(ge)
+			}
+			renderPage(w, http.StatusConflict, errorPageTemplate, ge)
 			return
 		}
 		renderPage(w, http.StatusOK, cashierTemplate, v)

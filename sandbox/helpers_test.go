@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,9 +98,16 @@ func onSite(h caddyhttp.MiddlewareHandler, r *http.Request, hosts ...string) *ht
 // notify_verify included), keeps what verified, and answers as it is
 // told.
 type merchantShop struct {
-	mu           sync.Mutex
-	merchant     protocol.Protocol
-	status       int
+	mu       sync.Mutex
+	merchant protocol.Protocol
+	// batchVerify, if set, verifies a batch_refund_notify in its place
+	// (legacyWorld.merchant sets it): it carries no seller, which the
+	// protocol package's check of a trade notification requires.
+	batchVerify func(ctx context.Context, body []byte) (map[string]string, error)
+	status      int
+	// statusFor, if set, answers in status's place, by the verified
+	// parameters.
+	statusFor    func(map[string]string) int
 	notify       []map[string]string // the verified notifications' parameters
 	contentTypes []string            // of every notification that came
 	refused      []string            // why notifications did not verify
@@ -112,11 +121,20 @@ func (s *merchantShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	m := s.merchant
+	m, batchVerify := s.merchant, s.batchVerify
 	s.mu.Unlock()
-	cb, err := m.ParseCallback(string(body))
-	if err == nil {
-		err = m.VerifyCallback(r.Context(), cb, protocol.EventNotify)
+	var params map[string]string
+	var err error
+	if q, _ := url.ParseQuery(string(body)); batchVerify != nil && q.Get("notify_type") == "batch_refund_notify" {
+		params, err = batchVerify(r.Context(), body)
+	} else {
+		var cb *protocol.Callback
+		if cb, err = m.ParseCallback(string(body)); err == nil {
+			err = m.VerifyCallback(r.Context(), cb, protocol.EventNotify)
+		}
+		if err == nil {
+			params = cb.Params()
+		}
 	}
 	s.mu.Lock()
 	status := s.status
@@ -125,7 +143,10 @@ func (s *merchantShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refused = append(s.refused, err.Error())
 		status = http.StatusBadRequest
 	} else {
-		s.notify = append(s.notify, cb.Params())
+		s.notify = append(s.notify, params)
+		if s.statusFor != nil {
+			status = s.statusFor(params)
+		}
 	}
 	s.mu.Unlock()
 	w.WriteHeader(status)
@@ -141,6 +162,29 @@ func (s *merchantShop) setStatus(code int) {
 	s.mu.Lock()
 	s.status = code
 	s.mu.Unlock()
+}
+
+func (s *merchantShop) setStatusFor(f func(map[string]string) int) {
+	s.mu.Lock()
+	s.statusFor = f
+	s.mu.Unlock()
+}
+
+// notified is a copy of the verified notifications' parameters so far.
+func (s *merchantShop) notified() []map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.notify)
+}
+
+// noArrival checks that no notification comes within d.
+func (s *merchantShop) noArrival(t *testing.T, d time.Duration, why string) {
+	t.Helper()
+	select {
+	case <-s.arrived:
+		t.Fatal("a notification came: " + why)
+	case <-time.After(d):
+	}
 }
 
 func (s *merchantShop) waitNotify(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,13 +14,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// The sandbox's legacy gateway (即时到账, the mapi gateway's
-// create_direct_pay_by_user): the pay request signed with the partner's MD5
-// key or RSA key in the partner's charset, the cashier, the notification
-// and the return signed the same way, and service=notify_verify, which
-// confirms the notify_id of each. The protocol package's merchant side
-// (EncodeLegacy, LegacyContent, MD5Key) does the signing, so that the
-// sandbox signs exactly as the sidecar verifies.
+// The sandbox's legacy gateway (即时到账, the mapi gateway's services):
+// create_direct_pay_by_user, its cashier, the notification and the
+// return; service=notify_verify, which confirms the notify_id of each;
+// and after the payment single_trade_query, close_trade and the batch
+// refunds (legacyservices.go, batch.go). Every request but notify_verify
+// is signed with the partner's MD5 key or RSA key, in the partner's
+// charset, and the sandbox signs what it sends the same way. The
+// protocol package's merchant side (EncodeLegacy, LegacyContent, MD5Key)
+// does the signing, so that the sandbox signs exactly as the sidecar
+// verifies.
 
 // legacyGateway is the legacy gateway of one partner.
 type legacyGateway struct {
@@ -34,6 +38,7 @@ type legacyGateway struct {
 // legacyTrade is what a legacy trade remembers of its request: its
 // callbacks speak as it spoke.
 type legacyTrade struct {
+	partner string
 	charset string // utf-8 or gbk: the request's _input_charset
 	// The seller as the request named it: one of them, or both.
 	sellerID, sellerEmail string
@@ -41,9 +46,10 @@ type legacyTrade struct {
 }
 
 // legacyPaidStatus is the trade_status of a paid legacy trade: a plain
-// 即时到账 partner is told TRADE_FINISHED (the advanced product's
-// TRADE_SUCCESS is refundable, which the sandbox's legacy side is not).
-// Shops must treat both as paid.
+// 即时到账 partner is told TRADE_FINISHED (the advanced product's is
+// TRADE_SUCCESS). Shops must treat both as paid. The sandbox refunds
+// such a trade all the same, so that the refund services can be tried
+// on it; a trade refunded in full is TRADE_CLOSED.
 const legacyPaidStatus = "TRADE_FINISHED"
 
 // notifyIDLifetime is how long notify_verify confirms a notify_id, as
@@ -52,6 +58,11 @@ const notifyIDLifetime = time.Minute
 
 // maxSentNotifyIDs bounds the notify_ids remembered within their minute.
 const maxSentNotifyIDs = 10000
+
+// legacyServices are the services that the sandbox's legacy gateway
+// answers.
+var legacyServices = []string{"create_direct_pay_by_user", "notify_verify", "single_trade_query", "close_trade",
+	"refund_fastpay_by_platform_nopwd", "refund_fastpay_by_platform_pwd"}
 
 // provisionLegacy sets up the legacy gateway when partner is set, from
 // the resolved settings; partnerGiven and md5KeyGiven say whether each
@@ -100,17 +111,27 @@ func legacyParam(r *http.Request, params map[string]string, key string) string {
 // form carries it).
 func isLegacyRequest(r *http.Request, params map[string]string) bool {
 	service := legacyParam(r, params, "service")
-	switch service {
-	case "create_direct_pay_by_user", "notify_verify":
+	if slices.Contains(legacyServices, service) {
 		return true
 	}
 	return legacyParam(r, params, "method") == "" && (service != "" || legacyParam(r, params, "_input_charset") != "")
 }
 
 // serveLegacy answers a legacy request; perr is gatewayParams' error.
+// The services after the payment answer in XML (legacyservices.go), but
+// the password page's (batch.go), which the seller's browser opens;
+// create_direct_pay_by_user, and any other service, opens the cashier
+// or shows the error page.
 func (h *Handler) serveLegacy(w http.ResponseWriter, r *http.Request, p map[string]string, perr error) {
-	if legacyParam(r, p, "service") == "notify_verify" {
+	switch service := legacyParam(r, p, "service"); service {
+	case "notify_verify":
 		h.serveNotifyVerify(w, r, p)
+		return
+	case "single_trade_query", "close_trade", "refund_fastpay_by_platform_nopwd":
+		h.serveLegacyXML(w, service, p, perr)
+		return
+	case "refund_fastpay_by_platform_pwd":
+		h.servePasswordPage(w, p, perr)
 		return
 	}
 	err := perr
@@ -122,45 +143,54 @@ func (h *Handler) serveLegacy(w http.ResponseWriter, r *http.Request, p map[stri
 			return
 		}
 	}
-	var ge *gatewayError
-	if !errors.As(err, &ge) {
-		ge = &gatewayError{"ILLEGAL_ARGUMENT", err.Error()}
-	}
-	ge = legacyGatewayError(ge)
+	h.legacyErrorPage(w, err)
+}
+
+// legacyErrorPage shows the legacy gateway's error page for err, with
+// the legacy gateway's code.
+func (h *Handler) legacyErrorPage(w http.ResponseWriter, err error) {
+	ge := asLegacyError(err)
 	h.logger.Warn("sandbox: legacy request refused", zap.String("code", ge.code), zap.String("reason", ge.reason))
 	renderPage(w, http.StatusBadRequest, errorPageTemplate, ge)
 }
 
+// asLegacyError is err as the legacy gateway names it.
+func asLegacyError(err error) *gatewayError {
+	var ge *gatewayError
+	if !errors.As(err, &ge) {
+		ge = &gatewayError{"ILLEGAL_ARGUMENT", err.Error()}
+	}
+	return legacyGatewayError(ge)
+}
+
 // legacyGatewayError names an error as the legacy gateway names it: the
 // request parser's and the trade store's errors have OpenAPI's names.
+// The legacy services' own codes are upper case without a dot, and stay.
 func legacyGatewayError(ge *gatewayError) *gatewayError {
 	code := ge.code
 	switch {
-	case strings.HasPrefix(code, "ILLEGAL_"):
-		return ge
 	case code == "ACQ.TRADE_HAS_SUCCESS":
 		code = "TRADE_HAS_SUCCESS"
 	case code == "ACQ.CONTEXT_INCONSISTENT":
 		code = "TRADE_DATA_MATCH_ERROR"
+	case code == errTradeClosed.code:
+		code = "TRADE_HAS_CLOSED"
+	case code == strings.ToUpper(code) && !strings.Contains(code, "."):
+		return ge
 	default:
 		code = "ILLEGAL_ARGUMENT"
 	}
 	return &gatewayError{code, ge.reason}
 }
 
-// openLegacyTrade checks a create_direct_pay_by_user request as the legacy
-// gateway does and returns its trade, new or (for the same order again)
-// the existing one. The signature is checked over the values as sent,
-// bytes in the request's _input_charset; they are converted to UTF-8
-// only once it holds, for the cashier and for the callbacks, which
-// EncodeLegacy encodes in that charset again.
-func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
+// verifyLegacyRequest makes the checks common to every signed legacy
+// request, as the legacy gateway does: the partner, _input_charset, the
+// sign type, and the signature over the values as sent, bytes in that
+// charset. It returns the charset, utf-8 or gbk.
+func (h *Handler) verifyLegacyRequest(p map[string]string) (string, *gatewayError) {
 	g := h.legacy
-	if p["service"] != "create_direct_pay_by_user" {
-		return nil, &gatewayError{"ILLEGAL_SERVICE", "接口名称不正确: the sandbox's legacy gateway serves create_direct_pay_by_user and notify_verify"}
-	}
 	if p["partner"] != g.partner {
-		return nil, &gatewayError{"ILLEGAL_PARTNER", "合作伙伴ID不正确: partner is not the sandbox's " + g.partner}
+		return "", &gatewayError{"ILLEGAL_PARTNER", "合作伙伴ID不正确: partner is not the sandbox's " + g.partner}
 	}
 	var charset string
 	switch strings.ToLower(p["_input_charset"]) {
@@ -169,9 +199,9 @@ func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
 	case "gbk":
 		charset = "gbk"
 	case "":
-		return nil, &gatewayError{"ILLEGAL_CHARSET", "_input_charset is required: utf-8 or gbk (in the action URL's query for a POST form)"}
+		return "", &gatewayError{"ILLEGAL_CHARSET", "_input_charset is required: utf-8 or gbk (in the action URL's query for a POST form)"}
 	default:
-		return nil, &gatewayError{"ILLEGAL_CHARSET", "_input_charset must be utf-8 or gbk"}
+		return "", &gatewayError{"ILLEGAL_CHARSET", "_input_charset must be utf-8 or gbk"}
 	}
 	signType := p["sign_type"]
 	v, ok := g.verifiers[signType]
@@ -182,11 +212,11 @@ func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
 		} else {
 			reason += " (RSA needs app_public_key and alipay_private_key in the sandbox)"
 		}
-		return nil, &gatewayError{"ILLEGAL_SIGN_TYPE", reason}
+		return "", &gatewayError{"ILLEGAL_SIGN_TYPE", reason}
 	}
 	sign := p["sign"]
 	if sign == "" {
-		return nil, &gatewayError{"ILLEGAL_SIGN", "missing sign"}
+		return "", &gatewayError{"ILLEGAL_SIGN", "missing sign"}
 	}
 	if signType != protocol.SignTypeMD5 {
 		// A sign read from a query may have lost its + to a space
@@ -198,15 +228,42 @@ func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
 		if signType != protocol.SignTypeMD5 {
 			reason = "签名不正确: the signature does not verify with app_public_key (SHA1withRSA)"
 		}
-		return nil, &gatewayError{"ILLEGAL_SIGN", reason + "; sign the values as sent, in " + charset + ", sorted, without sign, sign_type and empty values"}
+		return "", &gatewayError{"ILLEGAL_SIGN", reason + "; sign the values as sent, in " + charset + ", sorted, without sign, sign_type and empty values"}
 	}
+	return charset, nil
+}
+
+// decodeLegacy converts the values of keys, bytes in charset, to UTF-8,
+// once the signature holds; a value that is not text in the charset is
+// refused.
+func decodeLegacy(p map[string]string, charset string, keys ...string) (map[string]string, *gatewayError) {
 	text := map[string]string{}
-	for _, k := range []string{"subject", "body", "extra_common_param", "seller_email"} {
+	for _, k := range keys {
 		t, err := protocol.DecodeCharset([]byte(p[k]), charset)
 		if err != nil {
 			return nil, &gatewayError{"ILLEGAL_ARGUMENT", k + " is not text in " + charset}
 		}
 		text[k] = t
+	}
+	return text, nil
+}
+
+// openLegacyTrade checks a create_direct_pay_by_user request as the legacy
+// gateway does and returns its trade, new or (for the same order again)
+// the existing one. The values are converted to UTF-8 only once the
+// signature holds, for the cashier and for the callbacks, which
+// EncodeLegacy encodes in that charset again.
+func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
+	if p["service"] != "create_direct_pay_by_user" {
+		return nil, &gatewayError{"ILLEGAL_SERVICE", "接口名称不正确: the sandbox's legacy gateway serves " + strings.Join(legacyServices, ", ")}
+	}
+	charset, ge := h.verifyLegacyRequest(p)
+	if ge != nil {
+		return nil, ge
+	}
+	text, ge := decodeLegacy(p, charset, "subject", "body", "extra_common_param", "seller_email")
+	if ge != nil {
+		return nil, ge
 	}
 	amount, err := protocol.ParseAmount(p["total_fee"])
 	switch {
@@ -231,11 +288,11 @@ func (h *Handler) openLegacyTrade(p map[string]string) (*trade, error) {
 		}
 	}
 	t, err := h.trades.open(&trade{
-		signType: signType, outTradeNo: p["out_trade_no"], amount: amount,
+		signType: p["sign_type"], outTradeNo: p["out_trade_no"], amount: amount,
 		subject: text["subject"], body: text["body"],
 		notifyURL: p["notify_url"], returnURL: p["return_url"],
-		legacy: &legacyTrade{charset: charset, sellerID: p["seller_id"], sellerEmail: text["seller_email"],
-			extraCommonParam: text["extra_common_param"]},
+		legacy: &legacyTrade{partner: h.legacy.partner, charset: charset, sellerID: p["seller_id"],
+			sellerEmail: text["seller_email"], extraCommonParam: text["extra_common_param"]},
 	})
 	if err != nil {
 		return nil, err
@@ -317,52 +374,16 @@ func (n *sentNotifyIDs) forgetOldest() {
 	n.order = n.order[1:]
 }
 
-// legacyNotification is the form body of a legacy trade_status_sync
-// notification, with the fields Alipay's legacy gateway sends, encoded
-// and signed in the trade's charset with its sign type. Each sending has
-// a fresh notify_id, remembered for notify_verify. It returns the body,
-// its charset and its notify_id.
-func (h *Handler) legacyNotification(t tradeSnapshot, at time.Time) (form, charset, notifyID string, err error) {
-	p := h.legacyCallbackFields(t)
-	p["notify_time"], p["payment_type"] = protocol.Timestamp(at), "1"
-	p["price"], p["quantity"] = t.amount.String(), "1"
-	p["gmt_create"], p["gmt_payment"] = protocol.Timestamp(t.created), protocol.Timestamp(t.paid)
-	p["is_total_fee_adjust"], p["use_coupon"], p["discount"] = "N", "N", "0.00"
-	p["notify_id"] = h.trades.sent.add(at)
-	form, err = h.signLegacy(p, t.legacy.charset, t.signType)
-	return form, t.legacy.charset, p["notify_id"], err
-}
-
 // legacyReturnQuery is the query of the legacy return, signed like the
 // notification, with a fresh notify_id of its own, which it returns too.
 func (h *Handler) legacyReturnQuery(t tradeSnapshot) (query, notifyID string, err error) {
 	at := now()
-	p := h.legacyCallbackFields(t)
+	p := legacyCallbackFields(&t.trade)
 	p["is_success"], p["exterface"], p["notify_time"] = "T", "create_direct_pay_by_user", protocol.Timestamp(at)
 	p["payment_type"] = "1"
 	p["notify_id"] = h.trades.sent.add(at)
 	query, err = h.signLegacy(p, t.legacy.charset, t.signType)
 	return query, p["notify_id"], err
-}
-
-// legacyCallbackFields are the fields that the legacy notification and
-// return share. The seller is the request's own: the seller_id or
-// seller_email it named, the other one the sandbox's.
-func (h *Handler) legacyCallbackFields(t tradeSnapshot) map[string]string {
-	sellerID, sellerEmail := t.legacy.sellerID, t.legacy.sellerEmail
-	if sellerID == "" {
-		sellerID = h.legacy.partner
-	}
-	if sellerEmail == "" {
-		sellerEmail = sandboxSellerEmail
-	}
-	return map[string]string{
-		"notify_type": "trade_status_sync", "out_trade_no": t.outTradeNo, "trade_no": t.tradeNo,
-		"trade_status": legacyPaidStatus, "total_fee": t.amount.String(),
-		"subject": t.subject, "body": t.body, "extra_common_param": t.legacy.extraCommonParam,
-		"seller_id": sellerID, "seller_email": sellerEmail,
-		"buyer_id": sandboxBuyerID, "buyer_email": sandboxBuyerEmail,
-	}
 }
 
 // signLegacy encodes p in charset and signs it as Alipay's legacy gateway

@@ -79,7 +79,7 @@ func TestLegacyRefused(t *testing.T) {
 		"notify_url elsewhere":    {signed(func(p map[string]string) { p["notify_url"] = "https://attacker.example/n" }), "ILLEGAL_ARGUMENT", false},
 		"return_url not absolute": {signed(func(p map[string]string) { p["return_url"] = "/return" }), "ILLEGAL_ARGUMENT", false},
 		"duplicate":               {good + "&subject=x", "ILLEGAL_ARGUMENT", false},
-		"another service":         {signed(func(p map[string]string) { p["service"] = "refund_fastpay_by_platform_pwd" }), "ILLEGAL_SERVICE", false},
+		"another service":         {signed(func(p map[string]string) { p["service"] = "create_partner_trade_by_buyer" }), "ILLEGAL_SERVICE", false},
 		"no service":              {signed(func(p map[string]string) { delete(p, "service") }), "ILLEGAL_SERVICE", false},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -65,7 +65,8 @@ var testLegacyRSAKeys = legacyKeys{testvec.Key("app_private_key_pkcs1.pem"), tes
 
 // merchant is the partner as the sidecar speaks for it: sign_type MD5
 // (keys ignored) or RSA (with keys), in charset, asking the sandbox's
-// notify_verify. The shop verifies with it from now on.
+// notify_verify. The shop verifies with it from now on, and with its
+// keys the batch_refund_notify (verifyBatchNotify).
 func (w *legacyWorld) merchant(t *testing.T, signType, charset string, keys legacyKeys, edit func(*protocol.LegacyConfig)) *protocol.Legacy {
 	t.Helper()
 	cfg := protocol.LegacyConfig{Partner: w.vec.Partner, SignType: signType, InputCharset: charset,
@@ -83,6 +84,9 @@ func (w *legacyWorld) merchant(t *testing.T, signType, charset string, keys lega
 	m.HTTP = w.gateway.Client()
 	w.shop.mu.Lock()
 	w.shop.merchant = m
+	w.shop.batchVerify = func(ctx context.Context, body []byte) (map[string]string, error) {
+		return w.verifyBatchNotify(ctx, body, m.Verifier, cfg.InputCharset)
+	}
 	w.shop.mu.Unlock()
 	return m
 }

@@ -30,13 +30,15 @@ func init() {
 // Handler is a local stand-in for Alipay's gateway, for the demo, for
 // tests and for trying an integration offline. It serves the gateway at
 // /gateway.do, a cashier under /sandbox/cashier/, and, for the
-// developer, the trades it keeps and what it did for each (every
-// notification attempt, returns, OpenAPI calls) at /sandbox/trades, as
-// HTML or JSON (tradepages.go). It checks merchant signatures with the
-// app's public key, and signs notifications and returns with its own
-// "Alipay" private key, as Alipay does. With partner and md5_key it also
-// plays the legacy gateway (即时到账, create_direct_pay_by_user) at the
-// same /gateway.do.
+// developer, the trades it keeps and what it did for each (refunds,
+// every notification and its attempts, returns, OpenAPI calls) at
+// /sandbox/trades, as HTML or JSON (tradepages.go). It checks merchant
+// signatures with the app's public key, and signs notifications and
+// returns with its own "Alipay" private key, as Alipay does. With
+// partner and md5_key it also plays the legacy gateway (即时到账:
+// create_direct_pay_by_user, single_trade_query, close_trade and the
+// batch refunds, with the seller's password page under /sandbox/refund/)
+// at the same /gateway.do.
 //
 // Trades live in memory, for one machine. They outlive a reload, with
 // their pending notification retries, as long as the sandbox keeps its
@@ -300,6 +302,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	case isTradesPath(r.URL.Path):
 		h.serveTrades(w, r)
+		return nil
+	case h.legacy != nil && strings.HasPrefix(r.URL.Path, refundPagePrefix):
+		h.serveRefundPage(w, r)
 		return nil
 	}
 	return next.ServeHTTP(w, r)

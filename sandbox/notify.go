@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,25 +14,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// A notifyAttempt is one POST of a trade's notification to its
-// notify_url, as the trade's page shows it.
-type notifyAttempt struct {
-	at       time.Time // when it was sent
-	url      string
-	status   int    // the shop's HTTP status; 0 when no answer came
-	err      string // why no answer came (connection refused, a timeout)
-	duration time.Duration
-	answer   string // the answer's first bytes
-	accepted bool   // the answer was success
-	notifyID string // the notify_id it carried
-	resend   bool   // sent by the page's send-again button
-}
+// The notifier: each notification's retry loop, its attempts, and the
+// trade page's Send again. What each notification tells is fixed when it
+// is made (notices.go); each sending adds notify_time (and, for the
+// legacy gateway, a fresh notify_id) and signs it.
 
 // maxAnswerPreview is how many bytes of the shop's answer an attempt
 // keeps.
 const maxAnswerPreview = 200
 
-// deliver is t's retry loop, started when t is paid: it POSTs the
+// deliver is n's retry loop, started when n is made: it POSTs the
 // notification until the answer is exactly success, at once and then
 // after each wait of the current sandbox's notify_retry. A resend from
 // the trade's page while it waits takes the wait's place (resend). It
@@ -39,36 +31,36 @@ const maxAnswerPreview = 200
 // stop it (pool.go); each attempt reads the current sandbox's settings.
 // It ends when an attempt (its own or a resend's) is accepted, when the
 // schedule ends, or when the last sandbox lets go of the store.
-func (ts *tradeStore) deliver(t *trade) {
+func (ts *tradeStore) deliver(n *notification) {
 	defer ts.loops.Done()
 	for {
-		n, due, ok := ts.scheduled(t)
+		number, due, ok := ts.scheduled(n)
 		switch {
 		case !ok:
 			return
 		case ts.ctx.Err() != nil: // the store has stopped
-			ts.endLoop(t)
+			ts.endLoop(n)
 			return
-		case n == 0: // a resend sends the attempt: wait for it
-			if !ts.await(t, -1) {
+		case number == 0: // a resend sends the attempt: wait for it
+			if !ts.await(n, -1) {
 				return
 			}
 		case due.After(now()):
-			if !ts.await(t, due.Sub(now())) {
+			if !ts.await(n, due.Sub(now())) {
 				return
 			}
-		case ts.claim(t, n):
+		case ts.claim(n, number):
 			h := ts.current()
-			a := h.notifyOnce(t, false)
-			ts.recordAttempt(t, a, n)
-			h.logAttempt(t, a, n)
+			a := h.notifyOnce(n, false)
+			ts.recordAttempt(n, a, number)
+			h.logAttempt(n, a, number)
 		}
 	}
 }
 
-// await waits d (d < 0: with no time limit) or until a resend moves t's
+// await waits d (d < 0: with no time limit) or until a resend moves n's
 // schedule, and returns false once the store has stopped.
-func (ts *tradeStore) await(t *trade, d time.Duration) bool {
+func (ts *tradeStore) await(n *notification, d time.Duration) bool {
 	var timeout <-chan time.Time
 	if d >= 0 {
 		timer := time.NewTimer(d)
@@ -77,32 +69,35 @@ func (ts *tradeStore) await(t *trade, d time.Duration) bool {
 	}
 	select {
 	case <-ts.ctx.Done():
-		ts.endLoop(t)
+		ts.endLoop(n)
 		return false
-	case <-t.wake:
+	case <-n.wake:
 	case <-timeout:
 	}
 	return true
 }
 
-// resend sends t's notification once, now, for the page's send-again
-// button, and returns once the attempt is recorded. If the retry loop is
-// waiting, the attempt takes the wait's place: it is the schedule's next
-// one, and the loop goes on with the rest of the schedule unless it is
-// accepted. Otherwise (the loop is sending, or has ended) it is one
-// attempt more, beside the schedule; if it is accepted, the loop sends
-// no more.
-func (h *Handler) resend(t *trade) {
-	n := h.trades.claimForResend(t, now())
-	a := h.notifyOnce(t, true)
-	h.trades.recordAttempt(t, a, n)
-	h.logAttempt(t, a, n)
+// resend sends n once, now, for the page's send-again button, and
+// returns once the attempt is recorded. If the retry loop is waiting,
+// the attempt takes the wait's place: it is the schedule's next one, and
+// the loop goes on with the rest of the schedule unless it is accepted.
+// Otherwise (the loop is sending, or has ended) it is one attempt more,
+// beside the schedule; if it is accepted, the loop sends no more.
+func (h *Handler) resend(n *notification) {
+	number := h.trades.claimForResend(n, now())
+	a := h.notifyOnce(n, true)
+	h.trades.recordAttempt(n, a, number)
+	h.logAttempt(n, a, number)
 }
 
-// logAttempt logs a, attempt number n of the schedule (0: a resend
-// beside it).
-func (h *Handler) logAttempt(t *trade, a notifyAttempt, n int) {
-	fields := []zap.Field{zap.String("out_trade_no", t.outTradeNo), zap.Int("attempt", n), zap.Bool("resend", a.resend)}
+// logAttempt logs a, attempt number of n's schedule (0: a resend beside
+// it).
+func (h *Handler) logAttempt(n *notification, a notifyAttempt, number int) {
+	fields := []zap.Field{zap.String("notify_type", n.notifyType), zap.String("about", n.about),
+		zap.String("out_trade_no", n.outTradeNo), zap.Int("attempt", number), zap.Bool("resend", a.resend)}
+	if n.batchNo != "" {
+		fields = append(fields, zap.String("batch_no", n.batchNo))
+	}
 	if a.accepted {
 		h.logger.Info("sandbox: notification accepted", fields...)
 		return
@@ -114,30 +109,24 @@ func (h *Handler) logAttempt(t *trade, a notifyAttempt, n int) {
 	h.logger.Warn("sandbox: notification not accepted", append(fields, zap.String("error", reason))...)
 }
 
-// notifyOnce POSTs t's notification once and returns what happened. It
-// runs on the store's context, so that the attempt is made and recorded
-// even if the page that asked for it goes away, and stops with the store.
-func (h *Handler) notifyOnce(t *trade, resend bool) notifyAttempt {
+// notifyOnce POSTs n once and returns what happened. It runs on the
+// store's context, so that the attempt is made and recorded even if the
+// page that asked for it goes away, and stops with the store.
+func (h *Handler) notifyOnce(n *notification, resend bool) notifyAttempt {
 	at := now()
-	a := notifyAttempt{at: at, url: t.notifyURL, resend: resend}
-	var form string
-	var err error
-	charset := "utf-8"
-	if snap := h.trades.snapshot(t); t.legacy != nil {
-		form, charset, a.notifyID, err = h.legacyNotification(snap, at)
-	} else {
-		form, a.notifyID, err = h.notification(snap, at)
-	}
+	a := notifyAttempt{at: at, url: n.url, resend: resend}
+	form, notifyID, err := h.noteForm(n, at)
+	a.notifyID = notifyID
 	if err != nil {
 		a.err = "signing the notification: " + err.Error()
 		return a
 	}
-	req, err := http.NewRequestWithContext(h.trades.ctx, http.MethodPost, t.notifyURL, strings.NewReader(form))
+	req, err := http.NewRequestWithContext(h.trades.ctx, http.MethodPost, n.url, strings.NewReader(form))
 	if err != nil {
 		a.err = err.Error()
 		return a
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset="+charset)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset="+n.charset)
 	start := time.Now()
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -158,6 +147,24 @@ func (h *Handler) notifyOnce(t *trade, resend bool) notifyAttempt {
 	return a
 }
 
+// noteForm is the form body of one sending of n, at at, signed as Alipay
+// signs it: OpenAPI's with the notification's one notify_id, sign_type
+// and empty values left out of the string; a legacy one encoded and
+// signed in its charset, with a fresh notify_id that notify_verify then
+// confirms.
+func (h *Handler) noteForm(n *notification, at time.Time) (form, notifyID string, err error) {
+	p := maps.Clone(n.fields)
+	p["notify_time"] = protocol.Timestamp(at)
+	if n.legacy {
+		p["notify_id"] = h.trades.sent.add(at)
+		form, err = h.signLegacy(p, n.charset, n.signType)
+		return form, p["notify_id"], err
+	}
+	p["notify_id"] = n.notifyID
+	form, err = h.signCallback(p, n.signType)
+	return form, n.notifyID, err
+}
+
 // networkError is why a POST got no answer, without the method and URL
 // that the page shows beside it: "dial tcp 127.0.0.1:8080: connect:
 // connection refused", a timeout.
@@ -172,27 +179,6 @@ func networkError(err error) string {
 	return err.Error()
 }
 
-// notification is the form body of a trade_status_sync notification, with
-// the fields Alipay sends, signed as Alipay signs it: sign_type and empty
-// values left out of the string. It tells of the payment: a retry sent
-// after a refund or a close still says TRADE_SUCCESS, as Alipay's does.
-func (h *Handler) notification(t tradeSnapshot, at time.Time) (form, notifyID string, err error) {
-	p := map[string]string{
-		"notify_time": protocol.Timestamp(at), "notify_type": "trade_status_sync", "notify_id": t.notifyID,
-		"app_id": t.appID, "auth_app_id": t.appID, "charset": "utf-8", "version": "1.0",
-		"trade_no": t.tradeNo, "out_trade_no": t.outTradeNo,
-		"buyer_id": sandboxBuyerID, "buyer_logon_id": sandboxBuyerLogon,
-		"seller_id": sandboxSellerID, "seller_email": sandboxSellerEmail,
-		"trade_status": "TRADE_SUCCESS", "total_amount": t.amount.String(), "receipt_amount": t.amount.String(),
-		"invoice_amount": t.amount.String(), "buyer_pay_amount": t.amount.String(), "point_amount": "0.00",
-		"subject": t.subject, "body": t.body, "passback_params": t.passback,
-		"gmt_create": protocol.Timestamp(t.created), "gmt_payment": protocol.Timestamp(t.paid),
-		"fund_bill_list": `[{"amount":"` + t.amount.String() + `","fundChannel":"ALIPAYACCOUNT"}]`,
-	}
-	form, err = h.signCallback(p, t.signType)
-	return form, p["notify_id"], err
-}
-
 // returnQuery is the query Alipay's return carries: no trade_status.
 func (h *Handler) returnQuery(t tradeSnapshot) (string, error) {
 	p := map[string]string{
@@ -203,9 +189,13 @@ func (h *Handler) returnQuery(t tradeSnapshot) (string, error) {
 	return h.signCallback(p, t.signType)
 }
 
-// signCallback signs p as Alipay signs callbacks (V1) and form-encodes it.
+// signCallback signs p as Alipay signs OpenAPI callbacks (V1: sign_type
+// and empty values left out of the string) and form-encodes it.
 func (h *Handler) signCallback(p map[string]string, signType string) (string, error) {
 	signer := h.signers[signType]
+	if signer == nil {
+		return "", fmt.Errorf("no signer for sign_type %q", signType)
+	}
 	sign, err := signer.Sign(protocol.RequestContent(p))
 	if err != nil {
 		return "", err

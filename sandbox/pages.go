@@ -21,7 +21,7 @@ header{background:#1677ff;color:#fff;padding:14px 24px;font-size:18px}
 main{max-width:480px;margin:32px auto;background:#fff;border-radius:8px;padding:24px;box-shadow:0 1px 4px #0002}
 .amount{font-size:32px;color:#f60;margin:8px 0}
 button{font-size:16px;padding:10px 28px;border-radius:4px;border:1px solid #1677ff;cursor:pointer}
-#pay{background:#1677ff;color:#fff}#cancel{background:#fff;color:#1677ff}
+#pay,#confirm{background:#1677ff;color:#fff}#cancel{background:#fff;color:#1677ff}
 form{display:inline-block;margin:16px 8px 0 0}.muted{color:#888;font-size:13px}.error{color:#c00}
 .wide main{max-width:1100px;margin:16px auto;padding:18px 28px}
 .wide h1{font-size:22px;margin:2px 0 8px}.wide h2{font-size:18px;margin:18px 0 6px}.wide h3{font-size:15px;margin:18px 0 6px}
@@ -37,6 +37,7 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;word-bre
 .wide button{font-size:14px;padding:7px 18px}.primary{background:#1677ff;color:#fff}.secondary{background:#fff;color:#1677ff}
 .actions{display:flex;gap:28px;align-items:flex-start;margin:12px 0 4px}.actions form{margin:0}
 .action{max-width:420px}.action .muted{display:block;margin-top:4px}.nowrap{white-space:nowrap}
+.note{border-left:3px solid #e8eaee;padding:0 0 4px 12px;margin:14px 0}.wide h4{font-size:14px;margin:6px 0}details{margin:6px 0}
 </style></head>
 <body class="{{block "bodyclass" .}}{{end}}"><header>支付宝 Alipay <span class="muted" style="color:#dde">sandbox · 本地沙箱</span>{{block "nav" .}}{{end}}</header>
 <main>{{block "main" .}}{{end}}</main></body></html>`
@@ -95,7 +96,7 @@ Newest first; times are Beijing time (UTC+8), as Alipay writes them. Also as JSO
 <td class="num">¥{{.Amount}}</td>
 <td>{{.Status}}</td>
 <td>{{if .Legacy}}legacy 即时到账{{else}}OpenAPI{{end}}</td>
-<td><span class="{{.DeliveryClass}}">{{.DeliveryShort}}</span>{{if .AttemptsTotal}}<br><span class="muted">{{.AttemptsTotal}} attempt{{if gt .AttemptsTotal 1}}s{{end}}</span>{{end}}</td>
+<td><span class="{{.DeliveryClass}}">{{.DeliveryShort}}</span>{{if .AttemptsTotal}}<br><span class="muted">{{.AttemptsTotal}} attempt{{if gt .AttemptsTotal 1}}s{{end}}{{if gt .NoticeCount 1}}, {{.NoticeCount}} notifications{{end}}</span>{{end}}</td>
 </tr>
 {{end}}</tbody>
 </table></div>
@@ -110,7 +111,7 @@ var tradePageTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Pa
 {{define "main"}}
 <h1>交易 Trade <code>{{.OutTradeNo}}</code><a class="back" href="/sandbox/trades" id="all-trades">← 全部交易 All trades</a></h1>
 {{if gt (len .Trades) 1}}<p class="muted">{{len .Trades}} trades have this out_trade_no (other apps, or an OpenAPI and a legacy one): newest first.</p>{{end}}
-{{range .Trades}}{{$legacy := .Legacy}}
+{{range .Trades}}{{$t := .}}
 <section id="trade{{.Suffix}}">
 <h2><span id="subject{{.Suffix}}">{{.Subject}}</span> · ¥<span id="amount{{.Suffix}}">{{.Amount}}</span></h2>
 <table class="fields">
@@ -120,19 +121,42 @@ var tradePageTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Pa
 <tr><th>created</th><td>{{bj .CreatedAt}}</td><th>paid</th><td>{{if .Paid}}{{bj .PaidAt}}{{else}}—{{end}}</td></tr>
 <tr><th>notify_url</th><td colspan="3">{{if .NotifyURL}}<code>{{.NotifyURL}}</code>{{else}}—{{end}}</td></tr>
 <tr><th>return_url</th><td colspan="3">{{if .ReturnURL}}<code>{{.ReturnURL}}</code>{{else}}—{{end}}</td></tr>
-{{if not .Legacy}}<tr><th>notify_id</th><td><code>{{.NotifyID}}</code></td><th>refunded</th><td>¥{{.Refunded}}</td></tr>{{end}}
+<tr><th>refunded</th><td>¥<span id="refunded{{.Suffix}}">{{.Refunded}}</span></td><th>notifications</th><td>{{.NoticeCount}}</td></tr>
 </table>
-{{if or .CanResend .CanRefund}}<div class="actions">
-{{if .CanResend}}<div class="action"><form method="post" action="/sandbox/trades/{{.OutTradeNo}}/resend"><input type="hidden" name="id" value="{{.ID}}"><button id="resend{{.Suffix}}" class="primary" type="submit">Send again 重新通知</button></form><span class="muted">{{.ResendNote}}</span></div>{{end}}
-{{if .CanRefund}}<div class="action"><form method="post" action="/sandbox/trades/{{.OutTradeNo}}/refund"><input type="hidden" name="id" value="{{.ID}}"><button id="refund{{.Suffix}}" class="secondary" type="submit">Refund in full 全额退款 ¥{{.RefundAmount}}</button></form><span class="muted">As alipay.trade.refund would refund it: the shop's queries then see it.</span></div>{{end}}
+{{if .CanRefund}}<div class="actions">
+<div class="action"><form method="post" action="/sandbox/trades/{{.OutTradeNo}}/refund"><input type="hidden" name="id" value="{{.ID}}"><button id="refund{{.Suffix}}" class="secondary" type="submit">Refund in full 全额退款 ¥{{.RefundAmount}}</button></form><span class="muted">{{if .Legacy}}As a legacy batch of one item would refund it: its batch_refund_notify goes to the trade's notify_url.{{else}}As alipay.trade.refund would refund it: the shop's queries then see it, and its notification goes out.{{end}}</span></div>
 </div>{{end}}
 
+<h3>退款 Refunds</h3>
+{{if .Refunds}}
+<div class="scroll"><table id="refunds{{.Suffix}}">
+<thead><tr><th>Time 时间</th><th class="num">Amount 金额</th><th>out_request_no / batch_no</th><th>By</th><th>Reason 原因</th></tr></thead>
+<tbody>
+{{range .Refunds}}<tr class="refund">
+<td class="time">{{bj .AtTime}}</td><td class="num">¥{{.Amount}}</td>
+<td>{{if .BatchNo}}batch_no <code>{{.BatchNo}}</code>{{else}}<code>{{.OutRequestNo}}</code>{{end}}</td>
+<td>{{.ByText}}</td><td>{{.Reason}}</td>
+</tr>
+{{end}}</tbody>
+</table></div>
+{{else}}
+<p class="muted">None.</p>
+{{end}}
+
 <h3>异步通知 Notifications</h3>
-<p id="delivery{{.Suffix}}" class="{{.DeliveryClass}}">{{.Delivery}}{{if .NextAttempt}} <span id="next-attempt{{.Suffix}}" class="muted">{{bj .NextAt}}</span>{{end}}</p>
+{{if not .Notifications}}<p id="delivery{{.Suffix}}" class="{{.DeliveryClass}}">{{.Delivery}}</p>{{end}}
+{{range .Notifications}}{{$n := .}}
+<div class="note" id="notification{{.Tag}}{{$t.Suffix}}">
+<h4>{{.Number}}. <code>{{.NotifyType}}</code> · {{.AboutText}}{{if .NotifyID}} · notify_id <code>{{.NotifyID}}</code>{{end}}</h4>
+<p class="muted">To <code>{{.URL}}</code>, in {{.Charset}}, signed {{.SignType}}.</p>
+<p id="delivery{{.Tag}}{{$t.Suffix}}" class="{{.DeliveryClass}}">{{.Delivery}}{{if .NextAttempt}} <span id="next-attempt{{.Tag}}{{$t.Suffix}}" class="muted">{{bj .NextAt}}</span>{{end}}</p>
+<div class="actions"><div class="action"><form method="post" action="/sandbox/trades/{{$t.OutTradeNo}}/resend"><input type="hidden" name="id" value="{{$t.ID}}"><input type="hidden" name="notification" value="{{.ID}}"><button id="resend{{.Tag}}{{$t.Suffix}}" class="primary" type="submit">Send again 重新通知</button></form><span class="muted">{{.ResendNote}}</span></div></div>
+<details><summary class="muted">Fields 字段 (each sending adds notify_time{{if not .NotifyID}}, a fresh notify_id{{end}}, sign_type and sign)</summary>
+<table class="fields" id="fields{{.Tag}}{{$t.Suffix}}">{{range .FieldKeys}}<tr><th>{{.}}</th><td><code>{{index $n.Fields .}}</code></td></tr>{{end}}</table></details>
 {{if .Attempts}}
 {{if gt .AttemptsTotal (len .Attempts)}}<p class="muted">{{.AttemptsTotal}} attempts in all; the latest {{len .Attempts}} are kept.</p>{{end}}
-<div class="scroll"><table id="attempts{{.Suffix}}">
-<thead><tr><th>#</th><th>Sent 时间</th><th>URL</th><th>Status</th><th class="num">Took</th><th>Answer 应答</th><th>Result</th>{{if .Legacy}}<th>notify_id</th>{{end}}</tr></thead>
+<div class="scroll"><table id="attempts{{.Tag}}{{$t.Suffix}}">
+<thead><tr><th>#</th><th>Sent 时间</th><th>URL</th><th>Status</th><th class="num">Took</th><th>Answer 应答</th><th>Result</th>{{if not $n.NotifyID}}<th>notify_id</th>{{end}}</tr></thead>
 <tbody>
 {{range .Attempts}}<tr class="attempt">
 <td class="nowrap">{{.Number}}{{if .Resend}}<span class="tag">send again</span>{{end}}</td>
@@ -142,14 +166,16 @@ var tradePageTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Pa
 <td class="num">{{.DurationMS}} ms</td>
 <td>{{if .Answer}}<code>{{.Answer}}</code>{{else if .Status}}<span class="muted">(empty)</span>{{end}}</td>
 <td>{{if .Accepted}}<span class="ok">✓ accepted</span>{{else}}<span class="bad">✗ not accepted</span>{{end}}</td>
-{{if $legacy}}<td><code>{{.NotifyID}}</code></td>{{end}}
+{{if not $n.NotifyID}}<td><code>{{.NotifyID}}</code></td>{{end}}
 </tr>
 {{end}}</tbody>
 </table></div>
-<p class="muted">An attempt counts only if the shop's answer is <code>success</code>; any other answer, or none, is sent again on the schedule (notify_retry).</p>
 {{else}}
 <p class="muted">No attempt yet.</p>
 {{end}}
+</div>
+{{end}}
+{{if .Notifications}}<p class="muted">An attempt counts only if the shop's answer is <code>success</code>; any other answer, or none, is sent again on the schedule (notify_retry).</p>{{end}}
 
 <h3>同步返回与接口调用 Returns and API calls</h3>
 {{if .Events}}
@@ -164,14 +190,40 @@ var tradePageTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Pa
 {{end}}</tbody>
 </table></div>
 {{else}}
-<p class="muted">None: no return to the shop, and no OpenAPI call about this trade.</p>
+<p class="muted">None: no return to the shop, and no call about this trade.</p>
 {{end}}
 </section>
 {{end}}
 {{end}}`))
 
+// passwordPageTemplate is the legacy refund_fastpay_by_platform_pwd
+// page, where the seller confirms a batch with a password (a
+// passwordPageDoc), and the page after Confirm.
+var passwordPageTemplate = template.Must(template.Must(template.New("password").Parse(pageLayout)).Parse(`
+{{define "title"}}退款 Refund{{end}}
+{{define "main"}}
+{{if .Done}}
+<h2 id="refund-result" class="ok">退款成功 Refunded</h2>
+<p>{{if .Repeated}}This batch was refunded before: nothing more was refunded.{{else}}Every item is refunded; the shop gets batch_refund_notify.{{end}}</p>
+{{else}}
+<h2>退款确认 Confirm the refund</h2>
+<p class="muted">The seller confirms this batch refund (refund_fastpay_by_platform_pwd) with the payment password.</p>
+{{end}}
+<p>批次号 batch_no <code id="batch-no">{{.BatchNo}}</code></p>
+<table id="items"><thead><tr><th>trade_no</th><th class="num">Amount 金额</th><th>Reason 原因</th></tr></thead>
+<tbody>{{range .Items}}<tr class="item"><td><code>{{.TradeNo}}</code></td><td class="num">¥{{.Amount}}</td><td>{{.Reason}}</td></tr>{{end}}</tbody></table>
+<p>合计 Total ¥<span id="total">{{.Total}}</span></p>
+{{if not .Done}}
+{{if .Repeated}}<p class="muted" id="repeated">This batch was refunded before: Confirm refunds nothing more.</p>{{end}}
+<form method="post" action="/sandbox/refund/{{.ID}}/confirm">
+<p><label>支付密码 Payment password <input type="password" id="password" name="password" autocomplete="off"></label></p>
+<button id="confirm" type="submit">Confirm 确认退款</button></form>
+<p class="muted">This is a local sandbox: any password is taken, and no money moves.</p>
+{{end}}
+{{end}}`))
+
 // renderPage writes a sandbox page; data is a tradeView, a tradeListDoc, a
-// tradePageDoc or a *gatewayError.
+// tradePageDoc, a passwordPageDoc or a *gatewayError.
 func renderPage(w http.ResponseWriter, status int, t *template.Template, data any) {
 	if ge, ok := data.(*gatewayError); ok {
 		data = struct{ Code, Reason string }{ge.code, ge.reason}

@@ -23,8 +23,9 @@ import (
 // provisioned last of those that share the store (tradeStore.current):
 // its logger, HTTP client, signers and notify_retry, so that the waits
 // after a reload are the new config's (a wait under way runs out as it
-// was scheduled). The notify_ids that notify_verify confirms are the
-// store's too, and max_trades is the current sandbox's.
+// was scheduled). The notify_ids that notify_verify confirms, the legacy
+// batches refunded and those that wait on the seller's password page are
+// the store's too, and max_trades is the current sandbox's.
 
 // stores holds the trade stores of the running sandboxes, by storeKey.
 var stores = caddy.NewUsagePool()

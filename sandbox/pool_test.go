@@ -47,23 +47,33 @@ func loadConfig(t *testing.T, raw json.RawMessage) (h *Handler, stop func()) {
 	return mod.(*Handler), stop
 }
 
-// fireRetry does what the timer of the trade's retry loop does when its
-// wait is over, without the wait: it moves the package clock past the
-// next attempt and wakes the loop.
+// fireRetry does what the timers of the trade's retry loops do when
+// their waits are over, without the waits: it moves the package clock
+// past the next attempt of each of the trade's notifications and wakes
+// their loops.
 func fireRetry(t *testing.T, sb *Handler, no string) {
 	t.Helper()
 	d := tradeJSON(t, sb, no)[0]
 	require.NotNil(t, d.NextAttempt)
-	advanceClock(t, parseRFC3339(t, *d.NextAttempt).Sub(now())+time.Second)
-	select {
-	case sb.trades.byCashierID(d.ID).wake <- struct{}{}:
-	default: // a wake-up is pending already
+	var latest time.Time
+	for _, n := range d.Notifications {
+		if n.NextAttempt != nil && parseRFC3339(t, *n.NextAttempt).After(latest) {
+			latest = parseRFC3339(t, *n.NextAttempt)
+		}
+	}
+	advanceClock(t, latest.Sub(now())+time.Second)
+	for _, n := range sb.trades.snapshot(sb.trades.byCashierID(d.ID)).notices {
+		select {
+		case n.wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
 	}
 }
 
 // A reload of an unchanged sandbox keeps its trades and their pending
-// retries: the old config's cleanup stops neither, and the retry goes out
-// after it, recorded where the new config's pages see it.
+// retries, a refund's notification's as well as the payment's: the old
+// config's cleanup stops neither, and the retries go out after it,
+// recorded where the new config's pages see them.
 func TestReloadKeepsTradesAndRetries(t *testing.T) {
 	raw := configJSON(t, map[string]any{"notify_retry": []string{"1h", "1h"}})
 	a, stopA := loadConfig(t, raw)
@@ -72,6 +82,10 @@ func TestReloadKeepsTradesAndRetries(t *testing.T) {
 	require.Equal(t, http.StatusFound, w.postCashier(t, w.openTestOrder(t, "RL1", "9.90", "reload")).Code)
 	w.shop.waitNotify(t)
 	waitTrade(t, a, "RL1", waiting(1))
+	r := apiCall(t, a, "alipay.trade.refund", map[string]any{"out_trade_no": "RL1", "refund_amount": "1.00", "out_request_no": "RF1"})
+	require.Equal(t, "10000", r["code"])
+	w.shop.waitNotify(t)
+	waitTrade(t, a, "RL1", waiting(2))
 
 	b, _ := loadConfig(t, raw) // the new config, before the old one ends
 	require.Same(t, a.trades, b.trades, "the same identity: the same store")
@@ -80,22 +94,33 @@ func TestReloadKeepsTradesAndRetries(t *testing.T) {
 	assert.Same(t, b, b.trades.current(), "the retries read the new config's sandbox")
 
 	w.sandbox = b
-	d := waitTrade(t, b, "RL1", waiting(1))
+	d := waitTrade(t, b, "RL1", waiting(2))
 	assert.False(t, d.GivenUp)
+	require.Len(t, d.Notifications, 2)
+	for _, n := range d.Notifications {
+		assert.NotNil(t, n.NextAttempt, "both pending: "+n.About)
+	}
 	q := apiCall(t, b, "alipay.trade.query", map[string]any{"out_trade_no": "RL1"})
 	assertAPIFields(t, map[string]any{"code": "10000", "trade_status": "TRADE_SUCCESS", "total_amount": "9.90"}, q)
 
 	w.shop.setStatus(http.StatusOK)
 	fireRetry(t, b, "RL1")
 	w.shop.waitNotify(t)
+	w.shop.waitNotify(t)
 	d = waitTrade(t, b, "RL1", delivered)
-	require.Len(t, d.Attempts, 2)
-	assert.True(t, d.Attempts[1].Accepted)
-	assert.False(t, d.Attempts[1].Resend, "the retry loop's own attempt")
-	assert.Equal(t, d.Attempts[0].NotifyID, d.Attempts[1].NotifyID)
-	w.shop.mu.Lock()
-	assert.Len(t, w.shop.notify, 2, "both verified with Alipay's key")
-	w.shop.mu.Unlock()
+	require.Len(t, d.Attempts, 4)
+	for _, n := range d.Notifications {
+		require.Len(t, n.Attempts, 2, n.About)
+		assert.True(t, n.Attempts[1].Accepted)
+		assert.False(t, n.Attempts[1].Resend, "the retry loop's own attempt")
+		assert.Equal(t, n.Attempts[0].NotifyID, n.Attempts[1].NotifyID)
+	}
+	assert.Equal(t, "refund", d.Notifications[1].About)
+	notes := w.shop.notified()
+	assert.Len(t, notes, 4, "all verified with Alipay's key")
+	require.Len(t, notes, 4)
+	assert.ElementsMatch(t, []string{"", "1.00"}, []string{notes[2]["refund_fee"], notes[3]["refund_fee"]},
+		"after the reload, the payment's and the refund's")
 	assert.Contains(t, tradePage(t, b, "RL1"), "Delivered 已送达")
 }
 

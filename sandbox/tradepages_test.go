@@ -210,11 +210,16 @@ func TestTradeListPage(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(tradesGet(t, w.sandbox, "/sandbox/trades/P3", true).Body.Bytes(), &page3))
 	require.Len(t, page3.Trades, 1)
-	full := append(slices.Clone(summary), "attempts", "events")
+	full := append(slices.Clone(summary), "attempts", "events", "notifications", "refunds")
 	slices.Sort(full)
 	assert.Equal(t, full, keysOf(page3.Trades[0]))
 	attempt := page3.Trades[0]["attempts"].([]any)[0].(map[string]any)
-	assert.Equal(t, []string{"accepted", "answer", "at", "duration_ms", "error", "notify_id", "resend", "status", "url"}, keysOf(attempt))
+	assert.Equal(t, []string{"accepted", "answer", "at", "duration_ms", "error", "notification", "notify_id", "resend", "status", "url"}, keysOf(attempt))
+	note := page3.Trades[0]["notifications"].([]any)[0].(map[string]any)
+	assert.Equal(t, []string{"about", "attempts", "attempts_total", "batch_no", "charset", "created", "delivered", "fields",
+		"given_up", "id", "next_attempt", "notify_id", "notify_type", "out_request_no", "sign_type", "url"}, keysOf(note))
+	assert.Equal(t, note["id"], attempt["notification"])
+	assert.Equal(t, []any{}, page3.Trades[0]["refunds"], "an empty list, not null")
 	event := page3.Trades[0]["events"].([]any)[0].(map[string]any)
 	assert.Equal(t, []string{"at", "code", "detail", "kind", "source", "sub_code"}, keysOf(event))
 	assert.Equal(t, "return", event["kind"])
@@ -374,9 +379,8 @@ func TestTradePageButtonsRefused(t *testing.T) {
 	assert.Contains(t, tradesGet(t, sb, "/sandbox/trades/NOPE", false).Body.String(), `<b id="error-code">TRADE_NOT_EXIST</b>`)
 }
 
-// A legacy trade's page: its attempts' notify_ids, fresh each time, and
-// no refund; an OpenAPI trade with the same out_trade_no is shown beside
-// it.
+// A legacy trade's page: its attempts' notify_ids, fresh each time; an
+// OpenAPI trade with the same out_trade_no is shown beside it.
 func TestTradePageLegacy(t *testing.T) {
 	w := newLegacyWorld(t, withRetry(time.Hour))
 	m := w.merchant(t, protocol.SignTypeMD5, "gbk", legacyKeys{}, nil)
@@ -429,12 +433,9 @@ func TestTradePageLegacy(t *testing.T) {
 	assert.Contains(t, page, "2 trades have this out_trade_no")
 	assert.Contains(t, page, `id="resend"`)
 	assert.Contains(t, page, `id="trade-`+trades[1].TradeNo+`"`, "the older trade's ids have its trade_no")
-	assert.NotContains(t, page, `id="refund`, "no refund for the legacy trade (and the OpenAPI one is unpaid)")
+	assert.Contains(t, page, `id="refund"`, "a paid legacy trade can be refunded")
+	assert.NotContains(t, page, `id="refund-`, "the OpenAPI one is unpaid")
 	assert.NotContains(t, page, `id="resend-`, "nothing to send for the unpaid OpenAPI trade")
-
-	rec := press(t, w.sandbox, "L1", "refund", d.ID)
-	assert.Equal(t, http.StatusConflict, rec.Code)
-	assert.Contains(t, rec.Body.String(), "NO_REFUND")
 	// The trade list says which is which.
 	list := tradesGet(t, w.sandbox, "/sandbox/trades", false).Body.String()
 	assert.Contains(t, list, "<td>legacy 即时到账</td>")

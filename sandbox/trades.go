@@ -3,8 +3,9 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,144 +18,19 @@ import (
 // which copy what they are asked for (tradeSnapshot) or make one change,
 // under the lock. The store outlives a reload (pool.go).
 
-// A trade is one order at the sandbox. The fields of its first group are
-// fixed when the store opens it and may be read without the lock; the
-// others change, and only the store's methods read or write them.
-type trade struct {
-	// Fixed when the trade opens.
-	id                            string // the cashier's unguessable id
-	appID, outTradeNo             string
-	subject, body, passback       string
-	amount                        protocol.Amount
-	quitURL, notifyURL, returnURL string
-	tradeNo, notifyID             string
-	created                       time.Time
-	// legacy: a create_direct_pay_by_user trade, or nil for OpenAPI's.
-	// A legacy trade has no appID, so no OpenAPI call finds it. The
-	// pointer is fixed; the fields it points to change with the order's
-	// latest request, under the lock.
-	legacy *legacyTrade
-	// wake tells the retry loop, while it waits, that a resend moved its
-	// schedule (notify.go).
-	wake chan struct{}
-
-	// Under the lock. method and signType are the order's latest
-	// request's: the callbacks speak as it spoke.
-	method, signType string
-	status           string
-	paid             time.Time
-
-	// The refunds by out_request_no, and their total. alipay.trade.close
-	// makes an unpaid trade TRADE_CLOSED; a trade refunded in full is
-	// TRADE_CLOSED too.
-	refunds  map[string]*refund
-	refunded protocol.Amount
-
-	// What the sandbox did for the trade, for its page (tradepages.go):
-	// the latest maxTradeLog notification attempts and events, oldest
-	// first, and how many there were in all.
-	attempts                   []notifyAttempt
-	events                     []tradeEvent
-	attemptsTotal, eventsTotal int
-
-	// The retry loop (notify.go). next is when the schedule's next
-	// attempt is due, or was due while that attempt is being sent: zero
-	// before the trade is paid and once the loop has ended. nextNumber is
-	// that attempt's number on the schedule, from 1. sending: that
-	// attempt is being sent, by the loop or, in the wait's place, by a
-	// resend.
-	next       time.Time
-	nextNumber int
-	sending    bool
-	delivered  bool // an attempt was accepted
-	gaveUp     bool // the schedule ended with no attempt accepted
-}
-
-// A refund is one alipay.trade.refund that moved money. It never changes
-// once made.
-type refund struct {
-	outRequestNo, reason string
-	amount               protocol.Amount
-	at                   time.Time
-}
-
-// maxTradeLog is how many notification attempts, and how many events, a
-// trade keeps for its page: the latest ones. With max_trades it bounds
-// the sandbox's memory.
-const maxTradeLog = 50
-
-// A tradeEvent is something other than a notification that touched a
-// trade: the buyer sent back to return_url or to quit_url, or an OpenAPI
-// call about it.
-type tradeEvent struct {
-	at time.Time
-	// kind is "return", "cancel" or the OpenAPI method.
-	kind string
-	// source is who caused it: "buyer" (at the cashier), "shop" (an
-	// OpenAPI call signed with the app's key) or "page" (a button of the
-	// trade's page).
-	source        string
-	code, subCode string // an OpenAPI call's answer
-	detail        string
-}
-
-// appendBounded appends v to a log of at most maxTradeLog entries,
-// forgetting the oldest.
-func appendBounded[T any](log []T, v T) []T {
-	if len(log) >= maxTradeLog {
-		log = slices.Delete(log, 0, len(log)-maxTradeLog+1)
-	}
-	return append(log, v)
-}
-
-// tradeKey is a trade's key in byKey: app_id and out_trade_no. A legacy
-// trade's app_id is empty, which no OpenAPI request has.
-func tradeKey(appID, outTradeNo string) string { return appID + "\x00" + outTradeNo }
-
-// closedUnpaid is a trade that alipay.trade.close closed.
-func (t *trade) closedUnpaid() bool { return t.status == "TRADE_CLOSED" && t.paid.IsZero() }
-
-// waiting reports whether the retry loop waits, at at, for the
-// schedule's next attempt: a resend then takes the wait's place.
-func (t *trade) waiting(at time.Time) bool {
-	return !t.next.IsZero() && !t.sending && t.next.After(at)
-}
-
-// A tradeSnapshot is a copy of a trade, taken under the store's lock:
-// what a callback, an API answer or a page reads of it.
-type tradeSnapshot struct{ trade }
-
-// snapshot copies t, with its attempts and events if logs. The caller
-// holds the lock.
-func (t *trade) snapshot(logs bool) tradeSnapshot {
-	s := tradeSnapshot{*t}
-	if t.legacy != nil {
-		l := *t.legacy
-		s.legacy = &l
-	}
-	s.refunds = maps.Clone(t.refunds)
-	s.attempts, s.events = nil, nil
-	if logs {
-		s.attempts, s.events = slices.Clone(t.attempts), slices.Clone(t.events)
-	}
-	return s
-}
-
-// tradeView is what the cashier page shows.
-type tradeView struct {
-	ID, OutTradeNo, TradeNo, Subject, Amount, Status string
-	Service                                          string // legacy trades: the service
-	Paid                                             bool
-}
-
 // defaultMaxTrades is how many trades the sandbox keeps by default.
 const defaultMaxTrades = 5000
+
+// maxBatches bounds the legacy batches remembered, by which a batch sent
+// again refunds nothing more. A batch_no carries the day it is sent on,
+// and only today's are taken, so the store forgets the others' first.
+const maxBatches = 1000
 
 // tradeStore holds the trades in memory, at most max of them, and runs
 // the retry loops of their notifications. Every sandbox of one identity
 // shares one store across reloads (pool.go); its retry loops run until
-// the last of them lets go (Destruct). Its lock guards every trade's
-// changing fields too.
+// the last of them lets go (Destruct). Its lock guards every trade's and
+// every notification's changing fields too.
 type tradeStore struct {
 	mu        sync.Mutex
 	max       int               // the current sandbox's max_trades
@@ -164,6 +40,12 @@ type tradeStore struct {
 	byNo      map[string]*trade // trade_no
 	counter   int64
 	dropped   int64 // trades dropped to stay within max
+	notes     int64 // notifications made, which numbers them
+
+	// The legacy batches refunded, by batch_no, oldest first in
+	// batchOrder.
+	batches    map[string]*legacyBatch
+	batchOrder []string
 
 	// handlers are the sandboxes that share the store, in the order they
 	// were provisioned: the last is the current one, whose settings
@@ -173,8 +55,11 @@ type tradeStore struct {
 	last     *Handler
 
 	// sent remembers the notify_ids of legacy callbacks for
-	// notify_verify, across reloads like the trades (its own lock).
-	sent *sentNotifyIDs
+	// notify_verify, and pending the legacy password pages' batches
+	// until the seller confirms, across reloads like the trades (each
+	// with its own lock).
+	sent    *sentNotifyIDs
+	pending *pendingBatches
 
 	// The store's lifetime: the retry loops end when ctx is done.
 	ctx     context.Context
@@ -186,7 +71,10 @@ type tradeStore struct {
 func newTradeStore() *tradeStore {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &tradeStore{max: defaultMaxTrades, byKey: map[string]*trade{}, byCashier: map[string]*trade{}, byNo: map[string]*trade{},
-		sent: &sentNotifyIDs{at: map[string]time.Time{}, max: maxSentNotifyIDs}, ctx: ctx, cancel: cancel}
+		batches: map[string]*legacyBatch{},
+		sent:    &sentNotifyIDs{at: map[string]time.Time{}, max: maxSentNotifyIDs},
+		pending: &pendingBatches{byID: map[string]*legacyBatch{}, max: maxPendingBatches},
+		ctx:     ctx, cancel: cancel}
 }
 
 // Destruct implements caddy.Destructor: when the last sandbox that
@@ -293,10 +181,8 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 	t.id = protocol.RandomID()
 	// 28 digits, as Alipay's: the date, 22001, then 15 digits unique here.
 	t.tradeNo = fmt.Sprintf("%s22001%015d", created.In(protocol.Beijing).Format("20060102"), created.UnixMilli()%1e9*1e6+ts.counter%1e6)
-	t.notifyID = protocol.RandomID()
 	t.status = "WAIT_BUYER_PAY"
 	t.created = created
-	t.wake = make(chan struct{}, 1)
 	ts.byKey[key] = t
 	ts.byCashier[t.id] = t
 	ts.byNo[t.tradeNo] = t
@@ -304,8 +190,8 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 	return t, nil
 }
 
-// drop forgets the oldest trade t. A notification of it that is still
-// being retried goes on. The caller holds the lock.
+// drop forgets the oldest trade t. Its notifications that are still
+// being retried go on. The caller holds the lock.
 func (ts *tradeStore) drop(t *trade) {
 	delete(ts.byKey, tradeKey(t.appID, t.outTradeNo))
 	delete(ts.byCashier, t.id)
@@ -325,26 +211,43 @@ func (ts *tradeStore) byCashierID(id string) *trade {
 // find returns the app's trade with trade_no or, without one,
 // out_trade_no (both given: they must name the same trade), as OpenAPI
 // calls look trades up; nil if there is none. Legacy trades belong to no
-// app: the legacy protocol has query services of its own.
+// app: findLegacy finds them.
 func (ts *tradeStore) find(appID, tradeNo, outTradeNo string) *trade {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	var t *trade
-	if tradeNo != "" {
-		t = ts.byNo[tradeNo]
-		if t != nil && (t.appID != appID || (outTradeNo != "" && outTradeNo != t.outTradeNo)) {
-			t = nil
-		}
-	} else {
-		t = ts.byKey[tradeKey(appID, outTradeNo)]
-	}
+	t := ts.lookup(appID, tradeNo, outTradeNo)
 	if t != nil && t.legacy != nil {
 		return nil
 	}
 	return t
 }
 
-// snapshot copies t as it is now, without its attempts and events.
+// findLegacy returns the legacy trade with trade_no or, without one,
+// out_trade_no, as the legacy services look trades up; nil if there is
+// none.
+func (ts *tradeStore) findLegacy(tradeNo, outTradeNo string) *trade {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t := ts.lookup("", tradeNo, outTradeNo)
+	if t != nil && t.legacy == nil {
+		return nil
+	}
+	return t
+}
+
+// lookup is find's and findLegacy's search. The caller holds the lock.
+func (ts *tradeStore) lookup(appID, tradeNo, outTradeNo string) *trade {
+	if tradeNo == "" {
+		return ts.byKey[tradeKey(appID, outTradeNo)]
+	}
+	t := ts.byNo[tradeNo]
+	if t != nil && (t.appID != appID || (outTradeNo != "" && outTradeNo != t.outTradeNo)) {
+		return nil
+	}
+	return t
+}
+
+// snapshot copies t as it is now, without its events and attempts.
 func (ts *tradeStore) snapshot(t *trade) tradeSnapshot {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -403,10 +306,34 @@ func (ts *tradeStore) event(t *trade, e tradeEvent) {
 	t.eventsTotal++
 }
 
+// note returns t's notification of id ("": its first), or nil.
+func (ts *tradeStore) note(t *trade, id string) *notification {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, n := range t.notes {
+		if n.id == id || id == "" {
+			return n
+		}
+	}
+	return nil
+}
+
+// startNote numbers n, adds it to the notifications of trades (one, or a
+// legacy batch's) and starts its retry loop, its first attempt due at
+// once. The caller holds the lock.
+func (ts *tradeStore) startNote(n *notification, trades ...*trade) {
+	ts.notes++
+	n.id = strconv.FormatInt(ts.notes, 10)
+	for _, t := range trades {
+		t.addNote(n)
+	}
+	ts.startLoop(n, n.created)
+}
+
 // markPaid moves t from WAIT_BUYER_PAY to TRADE_SUCCESS (a legacy trade to
 // legacyPaidStatus), once; a paid or closed trade is refused. With a
-// notify_url, the notification's retry loop starts, its first attempt
-// due at once.
+// notify_url, the payment's notification is made and its retry loop
+// starts.
 func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -421,16 +348,15 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 		t.status = legacyPaidStatus
 	}
 	t.paid = at
-	if t.notifyURL != "" && !ts.stopped {
-		t.next, t.nextNumber = at, 1
-		ts.loops.Add(1)
-		go ts.deliver(t)
+	if t.notifyURL != "" {
+		ts.startNote(newNote(t, noteAboutPayment, t.notifyURL, paymentFields(t), at), t)
 	}
 	return nil
 }
 
-// close closes t unless it is paid, as alipay.trade.close does, and
-// reports whether t is now closed unpaid (closing it again is no error).
+// close closes t unless it is paid, as alipay.trade.close and
+// close_trade do, and reports whether t is now closed unpaid (closing it
+// again is no error).
 func (ts *tradeStore) close(t *trade) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -440,57 +366,126 @@ func (ts *tradeStore) close(t *trade) bool {
 	return t.closedUnpaid()
 }
 
-// A refundOutcome is what refund did with a request.
-type refundOutcome int
-
-const (
-	refundMade        refundOutcome = iota // money moved
-	refundRepeated                         // out_request_no was refunded before, this amount: nothing moved
-	refundOtherAmount                      // out_request_no was refunded before, another amount
-	refundNotPaid                          // the trade is not paid
-	refundClosed                           // the trade is closed (refunded in full, or closed unpaid)
-	refundTooMuch                          // more than is left to refund
-)
-
-// A refundResult is what refund did: the outcome, the refund of the
-// out_request_no (new, or made before; nil when there is none), and the
-// trade's total refunded after it.
-type refundResult struct {
-	outcome  refundOutcome
-	refund   *refund
-	refunded protocol.Amount
-}
-
 // refund refunds amount of t as out_request_no reqNo, as
 // alipay.trade.refund does: money moves once per out_request_no, and a
-// trade refunded in full is TRADE_CLOSED.
-func (ts *tradeStore) refund(t *trade, reqNo string, amount protocol.Amount, reason string, at time.Time) refundResult {
+// trade refunded in full is TRADE_CLOSED. A refund that moved money
+// sends its notification. by and method say who asked, and how.
+func (ts *tradeStore) refund(t *trade, reqNo string, amount protocol.Amount, reason, by, method string, at time.Time) refundResult {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	r := t.refunds[reqNo]
-	res := refundResult{refund: r, refunded: t.refunded}
-	switch {
-	case r != nil && r.amount != amount:
-		res.outcome = refundOtherAmount
-	case r != nil:
-		res.outcome = refundRepeated
-	case t.status == "WAIT_BUYER_PAY":
-		res.outcome = refundNotPaid
-	case t.status == "TRADE_CLOSED":
-		res.outcome = refundClosed
-	case t.refunded+amount > t.amount:
-		res.outcome = refundTooMuch
-	default:
-		r = &refund{outRequestNo: reqNo, reason: reason, amount: amount, at: at}
-		if t.refunds == nil {
-			t.refunds = map[string]*refund{}
+	if r := t.refunds[reqNo]; r != nil {
+		if r.amount != amount {
+			return refundResult{refundOtherAmount, r, t.refunded}
 		}
-		t.refunds[reqNo] = r
-		t.refunded += amount
-		if t.refunded == t.amount {
-			t.status = "TRADE_CLOSED"
-		}
-		res = refundResult{outcome: refundMade, refund: r, refunded: t.refunded}
+		return refundResult{refundRepeated, r, t.refunded}
 	}
-	return res
+	if outcome := t.refundCheck(amount); outcome != refundMade {
+		return refundResult{outcome: outcome, refunded: t.refunded}
+	}
+	r := &refund{outRequestNo: reqNo, reason: reason, amount: amount, at: at, by: by, method: method}
+	ts.refundOpenAPI(t, r)
+	return refundResult{refundMade, r, t.refunded}
+}
+
+// refundOpenAPI records r, an allowed refund of OpenAPI trade t, and
+// starts its notification to the trade's notify_url. The caller holds
+// the lock.
+func (ts *tradeStore) refundOpenAPI(t *trade, r *refund) {
+	t.addRefund(r)
+	if t.notifyURL != "" {
+		n := newNote(t, noteAboutRefund, t.notifyURL, refundFields(t, r), r.at)
+		n.outRequestNo = r.outRequestNo
+		ts.startNote(n, t)
+	}
+}
+
+// cancelTrade cancels t as alipay.trade.cancel does, and returns the action
+// it took: "close" for an unpaid trade, closed (or closed before);
+// "refund" for a paid one, whose amount left is refunded in full, with
+// the refund's notification (nothing moves if nothing is left, and res
+// is then refundRepeated).
+func (ts *tradeStore) cancelTrade(t *trade, at time.Time) (action string, res refundResult) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t.status == "WAIT_BUYER_PAY" {
+		t.status = "TRADE_CLOSED"
+	}
+	if t.closedUnpaid() {
+		return "close", refundResult{outcome: refundNotPaid}
+	}
+	res = refundResult{outcome: refundRepeated, refunded: t.refunded}
+	if left := t.amount - t.refunded; left > 0 {
+		r := &refund{outRequestNo: t.freeRequestNo(), amount: left, at: at, by: refundByAPI, method: "alipay.trade.cancel"}
+		ts.refundOpenAPI(t, r)
+		res = refundResult{refundMade, r, t.refunded}
+	}
+	return "refund", res
+}
+
+// A batchResult is what refundBatch did with a legacy batch: the error
+// code that refuses it ("" when it is taken), whether it is one refunded
+// before (taken, nothing more moved), and the trades of its items (those
+// still kept, for a repeat).
+type batchResult struct {
+	code     string
+	repeated bool
+	trades   []*trade
+}
+
+// refundBatch checks legacy batch b, well formed, against the trades as
+// they are, and with apply refunds every item, as Alipay's refund
+// services do: a batch_no refunded before is answered as before if the
+// batch is the same (nothing more moves) and refused otherwise; every
+// item must be a legacy trade of the partner, paid, not closed, with
+// that much left. The batch is taken or refused whole. Its
+// batch_refund_notify, if it names a notify_url, is made once for all
+// its trades and its retry loop starts.
+func (ts *tradeStore) refundBatch(b *legacyBatch, apply bool, at time.Time) batchResult {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if old := ts.batches[b.batchNo]; old != nil {
+		if old.detail != b.detail {
+			return batchResult{code: "DUPLICATE_BATCH_NO"}
+		}
+		res := batchResult{repeated: true}
+		for _, it := range old.items {
+			if t := ts.byNo[it.tradeNo]; t != nil {
+				res.trades = append(res.trades, t)
+			}
+		}
+		return res
+	}
+	trades := make([]*trade, len(b.items))
+	for i, it := range b.items {
+		t := ts.byNo[it.tradeNo]
+		if t == nil || t.legacy == nil {
+			return batchResult{code: "NOT_THIS_PARTNERS_TRADE"}
+		}
+		switch t.refundCheck(it.amount) {
+		case refundNotPaid, refundClosed:
+			return batchResult{code: "TRADE_STATUS_ERROR"}
+		case refundTooMuch:
+			return batchResult{code: "REFUND_AMOUNT_NOT_VALID"}
+		}
+		trades[i] = t
+	}
+	if !apply {
+		return batchResult{trades: trades}
+	}
+	today := at.In(protocol.Beijing).Format("20060102")
+	for len(ts.batchOrder) > 0 && (len(ts.batchOrder) >= maxBatches || !strings.HasPrefix(ts.batchOrder[0], today)) {
+		delete(ts.batches, ts.batchOrder[0])
+		ts.batchOrder = ts.batchOrder[1:]
+	}
+	ts.batches[b.batchNo] = b
+	ts.batchOrder = append(ts.batchOrder, b.batchNo)
+	for i, t := range trades {
+		t.addRefund(&refund{batchNo: b.batchNo, reason: b.items[i].reason, amount: b.items[i].amount, at: at, by: b.by, method: b.service})
+	}
+	if b.notifyURL != "" {
+		n := newNote(trades[0], noteAboutBatch, b.notifyURL, batchFields(b), at)
+		n.charset, n.signType, n.batchNo = b.charset, b.signType, b.batchNo
+		ts.startNote(n, trades...)
+	}
+	return batchResult{trades: trades}
 }
