@@ -8,14 +8,19 @@ package alipay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddy-alipay/caddy-alipay/sandbox"
 	"github.com/caddyserver/caddy/v2"
@@ -122,6 +127,182 @@ func TestCaddySandbox(t *testing.T) {
 	code, v = api("alipay.trade.refund", `{"out_trade_no":"`+sbx1+`","refund_amount":"1.00"}`)
 	assert.Equal(t, 400, code, "a refund without out_request_no never leaves Caddy")
 	assert.Contains(t, v["error"], "out_request_no")
+
+	// Each refund's notification reaches the shop, verified: the total
+	// refunded so far, partial then full.
+	refunds := awaitNotifications(t, s, 2, func(p map[string]any) bool { return p["out_trade_no"] == sbx1 && p["refund_fee"] != nil })
+	assert.Equal(t, []map[string]any{
+		{"refund_fee": "10.00", "out_biz_no": "R1", "trade_status": "TRADE_SUCCESS"},
+		{"refund_fee": "66.60", "out_biz_no": "R2", "trade_status": "TRADE_CLOSED"},
+	}, []map[string]any{pick(refunds[0], "refund_fee", "out_biz_no", "trade_status"), pick(refunds[1], "refund_fee", "out_biz_no", "trade_status")})
+
+	// alipay.trade.cancel is served by default: an unpaid trade is closed.
+	sbx3 := orderNo("SBX3")
+	tok = payToken(t, map[string]any{"out_trade_no": sbx3, "total_amount": "2.00", "subject": "cancelled"})
+	resp, _ = getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
+	getStatus(t, tester, resp.Header.Get("Location"), 302)
+	_, v = api("alipay.trade.cancel", `{"out_trade_no":"`+sbx3+`"}`)
+	assert.Equal(t, map[string]any{"code": "10000", "action": "close", "retry_flag": "N"}, pick(v, "code", "action", "retry_flag"))
+}
+
+// awaitNotifications waits until the shop has had n verified
+// notifications whose params match, and returns their params in the
+// order they came.
+func awaitNotifications(t *testing.T, s *shop, n int, match func(params map[string]any) bool) []map[string]any {
+	t.Helper()
+	var got []map[string]any
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		got = nil
+		for _, r := range s.requests {
+			if p, ok := r.claims["params"].(map[string]any); ok && r.tokenErr == "" && r.claims["event"] == "notify" && match(p) {
+				got = append(got, p)
+			}
+		}
+		return len(got) >= n
+	}, 10*time.Second, 20*time.Millisecond, "%d notifications reach the shop", n)
+	return got
+}
+
+// The legacy protocol's API and refunds through a real Caddy against the
+// sandbox's legacy gateway, for a GBK and a UTF-8 partner: the query,
+// close_trade, a batch refund and its batch_refund_notify, a repeated and
+// a refused batch, the seller's refund link and password page, and a
+// batch_refund_notify that notify_verify denies.
+func TestCaddyLegacySandbox(t *testing.T) {
+	v := testvec.LoadLegacy(t)
+	t.Setenv("TEST_MD5_KEY", v.MD5Key)
+	for _, charset := range []string{"gbk", "utf-8"} {
+		t.Run(charset, func(t *testing.T) {
+			s, upstream := startShop(t)
+			s.aud = v.Partner
+			tester := loadCaddyfile(t, "", caddyURL+` {
+		alipay {
+			partner `+v.Partner+`
+			md5_key {env.TEST_MD5_KEY}
+			input_charset `+charset+`
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway `+sandboxURL+`/gateway.do
+		}
+		`+upstream+`
+	}
+	`+sandboxSite(t, "partner "+v.Partner+"\n\t\t\tmd5_key {env.TEST_MD5_KEY}"))
+			api := func(service, body string) map[string]any {
+				t.Helper()
+				req, err := http.NewRequest("POST", caddyURL+"/alipay/api/"+service, strings.NewReader(body))
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
+				resp := tester.AssertResponseCode(req, 200)
+				defer resp.Body.Close()
+				var answer map[string]any
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+				return answer
+			}
+			open := func(no string) string { // the cashier's page
+				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "9.90", "subject": "西湖龙井"})
+				resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
+				resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
+				_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
+				return page
+			}
+
+			// Paid, then queried.
+			paid := orderNo("LSB")
+			m := cashierFormRE.FindStringSubmatch(open(paid))
+			require.NotNil(t, m)
+			req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
+			tester.AssertResponseCode(req, 302)
+			payment := awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid })[0]
+			tradeNo := payment["trade_no"].(string)
+			answer := api("single_trade_query", `{"out_trade_no":"`+paid+`"}`)
+			assert.Equal(t, "T", answer["is_success"])
+			trade := answer["response"].(map[string]any)["trade"].(map[string]any)
+			assert.Equal(t, map[string]any{"trade_no": tradeNo, "trade_status": "TRADE_FINISHED", "total_fee": "9.90"}, pick(trade, "trade_no", "trade_status", "total_fee"))
+
+			// A batch refund: accepted, then its result as a notification.
+			today := time.Now().In(protocol.Beijing).Format("20060102")
+			batch := fmt.Sprintf("%sR%05d", today, orderSeq.Add(1))
+			refund := `{"batch_no":"` + batch + `","refunds":[{"trade_no":"` + tradeNo + `","amount":"1.50","reason":"退货 少了一盒"}]}`
+			assert.Equal(t, map[string]any{"is_success": "T"}, api("refund_fastpay_by_platform_nopwd", refund))
+			result := awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["batch_no"] == batch })[0]
+			assert.Equal(t, map[string]any{"notify_type": "batch_refund_notify", "success_num": "1", "result_details": tradeNo + "^1.50^SUCCESS"},
+				pick(result, "notify_type", "success_num", "result_details"))
+			assert.Equal(t, "T", api("refund_fastpay_by_platform_nopwd", refund)["is_success"], "the same batch again is answered as before")
+			over := `{"batch_no":"` + batch + `X","refunds":[{"trade_no":"` + tradeNo + `","amount":"8.50","reason":"r"}]}`
+			assert.Equal(t, map[string]any{"is_success": "F", "error": "REFUND_AMOUNT_NOT_VALID"}, api("refund_fastpay_by_platform_nopwd", over), "more than is left")
+
+			// close_trade: an unpaid trade is closed; a paid one is not.
+			unpaid := orderNo("LSB")
+			open(unpaid)
+			assert.Equal(t, "T", api("close_trade", `{"out_order_no":"`+unpaid+`"}`)["is_success"])
+			trade = api("single_trade_query", `{"out_trade_no":"`+unpaid+`"}`)["response"].(map[string]any)["trade"].(map[string]any)
+			assert.Equal(t, "TRADE_CLOSED", trade["trade_status"])
+			assert.Equal(t, map[string]any{"is_success": "F", "error": "TRADE_STATUS_NOT_AVAILD"}, api("close_trade", `{"trade_no":"`+tradeNo+`"}`))
+
+			// The seller's refund link: the sidecar signs it, the sandbox's
+			// password page takes the seller's Confirm.
+			batch2 := batch + "P"
+			link := payToken(t, map[string]any{"scope": "refund", "exp": time.Now().Add(5 * time.Minute).Unix(), "batch_no": batch2,
+				"refunds": []map[string]string{{"trade_no": tradeNo, "amount": "2.00", "reason": "破损"}}})
+			resp, _ := getStatus(t, tester, caddyURL+"/alipay/refund?token="+link, 302)
+			_, page := getStatus(t, tester, resp.Header.Get("Location"), 200)
+			assert.Contains(t, page, `<code id="batch-no">`+batch2+`</code>`)
+			confirm := regexp.MustCompile(`action="(/sandbox/refund/[0-9a-f]+/confirm)"`).FindStringSubmatch(page)
+			require.NotNil(t, confirm, page)
+			req, _ = http.NewRequest("POST", sandboxURL+confirm[1], strings.NewReader("password=123456"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			tester.AssertResponseCode(req, 200)
+			result = awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["batch_no"] == batch2 })[0]
+			assert.Equal(t, tradeNo+"^2.00^SUCCESS", result["result_details"])
+
+			// A batch_refund_notify signed with the partner's key, but not
+			// one the sandbox sent: notify_verify says false, and the shop
+			// never sees it.
+			forged := map[string]string{"notify_time": protocol.Timestamp(time.Now()), "notify_type": "batch_refund_notify",
+				"notify_id": "forged0123456789", "batch_no": batch + "F", "success_num": "1", "result_details": tradeNo + "^9.90^SUCCESS"}
+			form, err := protocol.EncodeLegacy(forged, charset, must(protocol.NewMD5Key(v.MD5Key)))
+			require.NoError(t, err)
+			req, _ = http.NewRequest("POST", caddyURL+"/alipay/notify", strings.NewReader(form))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			tester.AssertResponse(req, 400, "fail")
+			for _, r := range s.take() {
+				assert.NotEqual(t, batch+"F", r.claims["params"].(map[string]any)["batch_no"], "the forged result reached the shop")
+			}
+		})
+	}
+}
+
+// The legacy API through a real Caddy when the gateway fails: an answer
+// that is not Alipay's XML is a 502, none at all a 504.
+func TestCaddyLegacyAPIFailures(t *testing.T) {
+	v := testvec.LoadLegacy(t)
+	t.Setenv("TEST_MD5_KEY", v.MD5Key)
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
+	}))
+	defer garbage.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	require.NoError(t, err)
+	defer silent.Close()
+	for _, c := range []struct {
+		gateway string
+		status  int
+	}{{garbage.URL + "/gateway.do", http.StatusBadGateway}, {"http://" + silent.Addr().String() + "/gateway.do", http.StatusGatewayTimeout}} {
+		tester := loadCaddyfile(t, "", caddyURL+` {
+		alipay {
+			partner `+v.Partner+`
+			md5_key {env.TEST_MD5_KEY}
+			secret {env.TEST_ALIPAY_SECRET}
+			gateway `+c.gateway+`
+		}
+	}`)
+		tester.Client.Timeout = 3 * protocol.LegacyAPITimeout
+		req, _ := http.NewRequest("POST", caddyURL+"/alipay/api/single_trade_query", strings.NewReader(`{"out_trade_no":"L1"}`))
+		req.Header.Set("Authorization", "Bearer "+bearer(t, time.Minute))
+		resp := tester.AssertResponseCode(req, c.status)
+		resp.Body.Close()
+	}
 }
 
 // Certificate mode through a real Caddy: the sidecar uses the
