@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Walks a purchase through the running demo (bash demo/run.sh) with curl,
 # as a browser would: order, pay link, sidecar, sandbox cashier, Pay,
-# return; then waits for the shop to record the notification.
+# return; then waits for the shop to record the notification. Then it
+# presses the order page's Refund button (alipay.trade.refund, or the
+# legacy refund_fastpay_by_platform_nopwd, through the sidecar's API) and
+# waits for the order to be refunded and the refund's notification (OpenAPI's
+# refund_fee, the legacy batch_refund_notify) to reach the shop.
 set -euo pipefail
 shop=${SHOP_URL:-http://127.0.0.1:8080}
 sandbox=${SANDBOX_URL:-http://127.0.0.1:8081}
@@ -36,7 +40,7 @@ for _ in $(seq 50); do
         || fail "the sandbox has no trade page for ${order##*/}"
       if grep -q '"delivered": true' <<<"$trade" && grep -q '"next_attempt": null' <<<"$trade"; then
         echo "demo check: order ${order##*/} paid through the sandbox, and delivered on its trade page"
-        exit 0
+        break 2
       fi
       sleep 0.2
     done
@@ -44,4 +48,15 @@ for _ in $(seq 50); do
   fi
   sleep 0.2
 done
-fail "the order did not become paid: $(curl -s "$order.json")"
+curl -fs "$order.json" | grep -q '"status": *"paid"' || fail "the order did not become paid: $(curl -s "$order.json")"
+
+refund=$(curl -s -o /dev/null -w '%{http_code}' -b "$jar" ${csrf:+-H "X-CSRFToken: $csrf"} -X POST "$order/refund")
+[ "$refund" = 303 ] || fail "the refund button answered HTTP $refund: $(curl -s "$order.json")"
+for _ in $(seq 50); do
+  if curl -fs "$order.json" | grep -q '"status": *"refunded"' && ! curl -fs "$order.json" | grep -q '"refund_notifications": *0'; then
+    echo "demo check: order ${order##*/} refunded, and the refund's notification is in"
+    exit 0
+  fi
+  sleep 0.2
+done
+fail "the order was not refunded, or the refund's notification did not come: $(curl -s "$order.json")"

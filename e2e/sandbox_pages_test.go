@@ -144,6 +144,22 @@ func TestSandboxPages(t *testing.T) {
 	assert.Equal(t, 502, *got.Attempts[0].Status)
 	assert.True(t, got.Attempts[1].Resend)
 	assert.True(t, got.Attempts[1].Accepted)
+
+	// Refund in full on the mug's trade page, as a developer refunds by
+	// hand: the sandbox sends the notification that Alipay sends after a
+	// refund, and the shop, which asked for none, records the order
+	// refunded from it alone.
+	open(t, tab, e.gateway+"/sandbox/trades/"+mug)
+	resp = clickAndLoad(t, tab, "refund")
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	o = e.waitOrder(t, mug, "refunded by the refund's notification", 20*time.Second,
+		func(o order) bool { return o.Status == "refunded" })
+	require.NotNil(t, o.RefundFee)
+	assert.Equal(t, mugAmount, *o.RefundFee)
+	assert.Equal(t, 1, o.RefundNotifications)
+	assert.Equal(t, 1, o.Notifications, "paid once: the refund's notification is no payment")
+	open(t, tab, e.site+"/orders/"+mug)
+	assert.Equal(t, "refunded", textOf(t, tab, "status"))
 }
 
 // sandboxTradeList is the sandbox's GET /sandbox/trades as JSON.

@@ -219,10 +219,16 @@ type order struct {
 	OutTradeNo    string  `json:"out_trade_no"`
 	TotalAmount   string  `json:"total_amount"`
 	Status        string  `json:"status"`
-	Notifications int     `json:"notifications"`
+	Notifications int     `json:"notifications"` // the paying ones
 	NotifyCalls   int     `json:"notify_calls"`
 	PaidAt        *string `json:"paid_at"`
 	RefundFee     *string `json:"refund_fee"`
+	// The notifications that followed a refund (OpenAPI's refund_fee and
+	// out_biz_no, the legacy batch_refund_notify), and when the first came.
+	RefundNotifications int     `json:"refund_notifications"`
+	RefundNotifiedAt    *string `json:"refund_notified_at"`
+	// The Django shop's legacy refund batch, once it has sent one.
+	RefundBatchNo *string `json:"refund_batch_no"`
 }
 
 func (e *shopEnv) order(t *testing.T, no string) order {
@@ -237,14 +243,20 @@ func (e *shopEnv) order(t *testing.T, no string) order {
 // waitPaid polls the order until it is paid.
 func (e *shopEnv) waitPaid(t *testing.T, no string, timeout time.Duration) order {
 	t.Helper()
+	return e.waitOrder(t, no, "paid", timeout, func(o order) bool { return o.Status == "paid" })
+}
+
+// waitOrder polls the order until ok says it is as wanted.
+func (e *shopEnv) waitOrder(t *testing.T, no, what string, timeout time.Duration, ok func(order) bool) order {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		o := e.order(t, no)
-		if o.Status == "paid" {
+		if ok(o) {
 			return o
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("order %s not paid after %s: %+v\nCaddy's log:\n%s", no, timeout, o, tail(e.caddy.logPath, 30))
+			t.Fatalf("order %s: not %s after %s: %+v\nCaddy's log:\n%s", no, what, timeout, o, tail(e.caddy.logPath, 30))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -341,18 +353,42 @@ func (e *shopEnv) testBuy(t *testing.T) {
 	assert.NotContains(t, e.caddy.log(), `"outcome":"unacknowledged"`,
 		"the shop's answer to a notification is an acknowledgement (the body success)")
 
-	if e.kind.legacy {
-		// The legacy protocol has no refund API: no button.
-		assert.False(t, hasElement(t, tab, "refund"), "no refund button after a legacy payment")
-		return
-	}
-	// The shop's refund button: alipay.trade.refund through the sidecar's
-	// API, against the sandbox's record of this payment.
+	// The shop's refund button, through the sidecar's API against the
+	// sandbox's record of this payment: alipay.trade.refund (OpenAPI), whose
+	// answer says refunded; refund_fastpay_by_platform_nopwd (legacy), whose
+	// is_success T says only that the batch was accepted: the order waits
+	// for the batch_refund_notify, its page refreshing itself.
 	clickAndLoad(t, tab, "refund")
+	if e.kind.legacy {
+		if st := textOf(t, tab, "status"); st != "refunded" { // the notification may be in already
+			assert.Equal(t, "paid", st, "accepted is not refunded")
+			assert.True(t, hasElement(t, tab, "refund-requested"), "the page says the refund is requested")
+			assert.False(t, hasElement(t, tab, "refund"), "no second refund button meanwhile")
+		}
+	}
 	waitText(t, tab, "status", "refunded", 20*time.Second)
-	o = e.order(t, no)
+	assert.Equal(t, "¥"+teaAmount, textOf(t, tab, "refund-fee"))
+	assert.False(t, hasElement(t, tab, "refund"), "a refunded order has no refund button")
+
+	// The notification that Alipay sends after a refund reaches the shop
+	// through the sidecar: recorded, acknowledged, and no payment.
+	o = e.waitOrder(t, no, "told of its refund", 20*time.Second, func(o order) bool { return o.RefundNotifications > 0 })
+	assert.Equal(t, "refunded", o.Status)
 	require.NotNil(t, o.RefundFee)
 	assert.Equal(t, teaAmount, *o.RefundFee)
+	assert.NotNil(t, o.RefundNotifiedAt)
+	if e.kind.legacy {
+		// One batch per order and day: today's date in China, and the order number's digits.
+		require.NotNil(t, o.RefundBatchNo)
+		assert.Equal(t, time.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102")+no[1:], *o.RefundBatchNo)
+	}
+	time.Sleep(2500 * time.Millisecond) // the first retry would come after 1 s
+	o = e.order(t, no)
+	assert.Equal(t, "refunded", o.Status, "still refunded")
+	assert.Equal(t, 1, o.Notifications, "still paid once: the refund's notification is no payment")
+	assert.Equal(t, 1, o.RefundNotifications, "the shop acknowledged the refund's notification: no repeat")
+	assert.Equal(t, 2, o.NotifyCalls, "the payment's notification and the refund's, once each")
+	assert.NotContains(t, e.caddy.log(), `"outcome":"unacknowledged"`)
 }
 
 // testCancel: Cancel at the cashier brings the buyer back to the shop, and

@@ -10,13 +10,16 @@
 #
 # Starts the shop on a free loopback port with a temporary database, and a
 # fake of the sidecar's API (POST /alipay/api/alipay.trade.refund) on another,
-# runs the checks, stops both. Exits non-zero if any check fails.
+# runs the checks, stops both. Exits non-zero if any check fails. Refunds are
+# followed by the notification Alipay sends after one (refund_fee, out_biz_no),
+# which the shop must record and never take for a payment.
 #
 # The legacy flavour plays a sidecar set up for the legacy protocol (即时到账,
 # partner and MD5): the shop is configured with a partner id, and the tokens
 # carry it as aud, a claim "protocol": "legacy" and the callback's total_fee
-# (not total_amount); TRADE_FINISHED alone must pay, and an order paid that
-# way has no refund button (the sidecar has no API in that protocol).
+# (not total_amount); TRADE_FINISHED alone must pay. Its refund button calls
+# POST /alipay/api/refund_fastpay_by_platform_nopwd, and the order turns
+# refunded only when the batch_refund_notify says SUCCESS for its trade_no.
 #
 # Needs bash, curl, python3 (and php with pdo_sqlite for the PHP shop; for
 # the Django shop Debian's python3-django, run with /usr/bin/python3 or
@@ -78,12 +81,19 @@ export PYTHONDONTWRITEBYTECODE=1
 # most 10 minutes ahead, as Caddy does), logs each call to api.log, and
 # answers alipay.trade.refund as Alipay does: fund_change Y the first time for
 # an out_request_no, N after. Orders listed in api502 get a 502 {"error"},
-# those in api40004 a business failure.
+# those in api40004 a business failure. In the legacy flavour it serves
+# refund_fastpay_by_platform_nopwd instead, with the sidecar's checks of
+# batch_no (today's date in China Standard Time, then 3 to 24 letters or
+# digits, not 000) and refunds: is_success T the first time for a batch_no,
+# F DUPLICATE_BATCH_NO after (Alipay takes a batch once); trade_nos listed
+# in api502 get a 502, those in apiF is_success F.
 cat >"$tmp/fake_api.py" <<'PY'
-import base64, hashlib, hmac, json, os, sys, threading, time
+import base64, datetime, hashlib, hmac, json, os, re, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 tmp, secret = sys.argv[1], os.environ["SHOP_SECRET"]
+legacy = os.environ.get("SMOKE_PROTOCOL_CLAIM") == "legacy"
 seen, lock = set(), threading.Lock()
+CHINA = datetime.timezone(datetime.timedelta(hours=8))
 
 def b64d(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 def listed(name, no):
@@ -116,6 +126,8 @@ class H(BaseHTTPRequestHandler):
             f.write(json.dumps({"path": self.path, "auth": ok, "biz": biz}) + "\n")
         if not ok:
             return self.answer(401, {"error": "invalid or expired bearer token"})
+        if legacy:
+            return self.legacy_refund(biz)
         if self.path != "/alipay/api/alipay.trade.refund":
             return self.answer(404, {"error": "no such API method"})
         if not isinstance(biz, dict) or not biz.get("out_request_no"):
@@ -130,6 +142,28 @@ class H(BaseHTTPRequestHandler):
             seen.add(biz["out_request_no"])
         self.answer(200, {"code": "10000", "msg": "Success", "out_trade_no": no, "fund_change": "Y" if first else "N",
                           "refund_fee": biz.get("refund_amount")})
+    def legacy_refund(self, biz):
+        if self.path != "/alipay/api/refund_fastpay_by_platform_nopwd":
+            return self.answer(404, {"error": "no such API method"})
+        batch = biz.get("batch_no") if isinstance(biz, dict) else None
+        today = datetime.datetime.now(CHINA).strftime("%Y%m%d")
+        if not (isinstance(batch, str) and re.fullmatch(r"[0-9]{8}[A-Za-z0-9]{3,24}", batch)
+                and batch[:8] == today and batch[8:] != "000"):
+            return self.answer(400, {"error": f"batch_no: today's date {today} and 3 to 24 letters or digits"})
+        refunds = biz.get("refunds")
+        if not (isinstance(refunds, list) and refunds and all(
+                isinstance(r, dict) and r.get("trade_no") and re.fullmatch(r"[0-9]+\.[0-9]{2}", str(r.get("amount")))
+                and not set("^$|#") & set(str(r.get("reason", ""))) for r in refunds)):
+            return self.answer(400, {"error": "refunds: a list of trade_no, amount and reason"})
+        trade = refunds[0]["trade_no"]
+        if listed("api502", trade):
+            return self.answer(502, {"error": "the gateway could not be reached"})
+        if listed("apiF", trade):
+            return self.answer(200, {"is_success": "F", "error": "TRADE_NOT_EXIST"})
+        with lock:
+            first = batch not in seen
+            seen.add(batch)
+        self.answer(200, {"is_success": "T"} if first else {"is_success": "F", "error": "DUPLICATE_BATCH_NO"})
 
 srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
 open(os.path.join(tmp, "api.port.tmp"), "w").write(str(srv.server_address[1]))
@@ -352,12 +386,7 @@ acked "TRADE_FINISHED after TRADE_SUCCESS"
 json_is "TRADE_FINISHED: still paid once" "$A" status='"paid"' notifications=1 notify_calls=3
 req GET "/orders/$A"
 check "order page: status paid, no pay link" bash -c "grep -q '<strong id=\"status\">paid</strong>' '$tmp/body' && ! grep -q 'id=\"pay\"' '$tmp/body'"
-if [ "$protocol" = legacy ]; then
-  check "legacy: paid through a legacy notification: no refund button (the sidecar has no API)" bash -c \
-    "! grep -q 'id=\"refund\"' '$tmp/body' && ! grep -q '/refund\"' '$tmp/body' && grep -q 'id=\"refund-portal\"' '$tmp/body'"
-else
-  check "order page: a refund button posting to /orders/<no>/refund" bash -c "grep -q 'action=\"/orders/$A/refund\"' '$tmp/body' && grep -q 'id=\"refund\"' '$tmp/body'"
-fi
+check "order page: a refund button posting to /orders/<no>/refund" bash -c "grep -q 'action=\"/orders/$A/refund\"' '$tmp/body' && grep -q 'id=\"refund\"' '$tmp/body'"
 
 # --- notify: amounts, statuses, unknown orders ----------------------------------
 B=$(new_order tea)
@@ -450,18 +479,143 @@ json_is "unpaid: still unpaid" "$U" status='"unpaid"' refund_fee=null
 req POST /orders/NOSUCHORDER/refund
 status_is "refund of an unknown order" 404
 
+# The notification that follows a refund never pays: an unpaid order stays
+# unpaid (OpenAPI: refund_fee, out_biz_no and gmt_refund; the legacy trade
+# notification: refund_status and gmt_refund), and an unknown one is logged.
+gmt_refund="$(date '+%Y-%m-%d %H:%M:%S')"
 if [ "$protocol" = legacy ]; then
-  # No API in the legacy protocol: the shop refuses, and calls nothing.
-  req POST "/orders/$B/refund"
-  status_is "legacy: refund of a legacy payment refused by the shop" 409
-  check "legacy: the page says why, with no refund button" bash -c \
-    "grep -q 'id=\"refund-error\"' '$tmp/body' && grep -q 'legacy protocol' '$tmp/body' && ! grep -q 'id=\"refund\"' '$tmp/body'"
-  json_is "legacy: still paid, no refund_fee" "$B" status='"paid"' refund_fee=null
+  RU=(total_fee=9.90 refund_status=REFUND_SUCCESS)
+else
+  RU=(total_amount=9.90 refund_fee=9.90 out_biz_no="$U-R1")
+fi
+notify "$(tok make --jti R0 out_trade_no="$U" "${RU[@]}" trade_status=TRADE_SUCCESS "gmt_refund=$gmt_refund" trade_no=2024052022001400000099)"
+acked "a refund notification for an unpaid order: answered success"
+json_is "a refund notification (TRADE_SUCCESS, the right amount) does not pay an unpaid order" "$U" \
+  status='"unpaid"' notifications=0 paid_at=null refund_fee=null refund_notifications=1
+check "a refund notification for an unpaid order: logged" grep -q refund_unpaid "$tmp/shop.log"
+notify "$(tok make --jti R00 out_trade_no=NOSUCHORDER "${RU[@]}" trade_status=TRADE_CLOSED "gmt_refund=$gmt_refund")"
+acked "a refund notification for an unknown order: answered success"
+check "a refund notification for an unknown order: logged" grep -q refund_unknown_order "$tmp/shop.log"
+
+if [ "$protocol" = legacy ]; then
+  # Refunds through the legacy API: refund_fastpay_by_platform_nopwd, a batch
+  # of one (Alipay's trade_no), whose batch_no is today's date in China and
+  # the order's 24 hex digits; is_success T says only that the batch was
+  # accepted, and the batch_refund_notify brings the result.
+  cst_today() { python3 -c 'import datetime; print(datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8))).strftime("%Y%m%d"))'; }
+  batches() { # batches TRADE_NO: the batch_no of each API call that refunds Alipay's trade TRADE_NO, one a line
+    python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    b = json.loads(l)["biz"] or {}
+    if ((b.get("refunds") or [{}])[0] or {}).get("trade_no") == sys.argv[2]: print(b.get("batch_no"))' "$tmp/api.log" "$1" 2>/dev/null; }
+  batch_notify() { # batch_notify JTI BATCH_NO RESULT_DETAILS: a batch_refund_notify token
+    tok make --jti "$1" notify_type=batch_refund_notify notify_id="$1" "notify_time=$(date '+%Y-%m-%d %H:%M:%S')" \
+      batch_no="$2" success_num=1 result_details="$3"
+  }
+  paid_order() { # paid_order JTI TRADE_NO: a new mug order, paid by a legacy notification; prints its out_trade_no
+    local no
+    no=$(new_order mug)
+    notify "$(tok make --jti "$1" out_trade_no="$no" total_fee=9.90 trade_status=TRADE_FINISHED trade_no="$2")"
+    echo "$no"
+  }
+  TA=2024052022001400000001 # A's trade_no
+  batchA="$(cst_today)${A:1}"
+  req POST "/orders/$A/refund"
+  status_is "legacy: refund of a paid order: batch requested" 303
+  check "legacy: refund redirects to the order" test "$(location)" = "/orders/$A"
+  check "legacy: one call of refund_fastpay_by_platform_nopwd: batch_no of today (China) and the order, trade_no, full amount, reason, good bearer" python3 -c "import json, sys
+c = [json.loads(l) for l in open('$tmp/api.log')]
+sys.exit(not (len(c) == 1 and c[0]['path'] == '/alipay/api/refund_fastpay_by_platform_nopwd' and c[0]['auth']
+  and c[0]['biz'] == {'batch_no': '$batchA', 'refunds': [{'trade_no': '$TA', 'amount': '9.90', 'reason': '退货'}]}))"
+  json_is "legacy: accepted is not refunded: still paid, the batch recorded" "$A" status='"paid"' refund_fee=null \
+    refund_batch_no="\"$batchA\"" refund_requested_at='<set>' refund_notifications=0 refund_error=null
+  req GET "/orders/$A"
+  check "legacy: the page says refund requested and refreshes, with no refund button" bash -c \
+    "grep -q '<strong id=\"status\">paid</strong>' '$tmp/body' && grep -q 'id=\"refund-requested\"' '$tmp/body' && grep -q '$batchA' '$tmp/body' && grep -q '<meta http-equiv=\"refresh\" content=\"2\">' '$tmp/body' && ! grep -q 'id=\"refund\"' '$tmp/body'"
+  req POST "/orders/$A/refund"
+  status_is "legacy: a second refund POST while the batch is pending refused" 409
+  check "legacy: ... with no second call" test "$(batches "$TA")" = "$batchA"
+  notify "$(batch_notify B1 "$batchA" "$TA^9.90^SUCCESS")"
+  acked "legacy: batch_refund_notify with SUCCESS"
+  json_is "legacy: SUCCESS for its trade_no: refunded, refund_fee, a refund notification, not a payment" "$A" \
+    status='"refunded"' refund_fee='"9.90"' refund_notifications=1 refund_notified_at='<set>' notifications=1 notify_calls=4
+  notify "$(batch_notify B1 "$batchA" "$TA^9.90^SUCCESS")"
+  acked "legacy: the same batch_refund_notify again (same notify_id)"
+  json_is "legacy: its repeat changes nothing" "$A" status='"refunded"' refund_notifications=1 notify_calls=5
+  notify "$(batch_notify B2 "$batchA" "$TA^9.90^SUCCESS")"
+  acked "legacy: the same batch_refund_notify with a new notify_id"
+  json_is "legacy: a new notify_id is recorded, still refunded once" "$A" status='"refunded"' refund_fee='"9.90"' refund_notifications=2 notifications=1
+  req GET "/orders/$A"
+  check "legacy: refunded page: refund fee shown, no refund button, no refresh" bash -c \
+    "grep -q '<strong id=\"status\">refunded</strong>' '$tmp/body' && grep -q 'id=\"refund-fee\">¥9.90<' '$tmp/body' && ! grep -q 'id=\"refund\"' '$tmp/body' && ! grep -q 'http-equiv' '$tmp/body'"
+  req POST "/orders/$A/refund"
+  status_is "legacy: refund POST after the refund refused" 409
+  check "legacy: ... with no call" test "$(batches "$TA")" = "$batchA"
+  notify "$(tok make --jti L10 out_trade_no="$A" total_fee=9.90 trade_status=TRADE_FINISHED trade_no="$TA")"
+  acked "legacy: a late paying notification after the refund"
+  json_is "legacy: a late paying notification does not undo the refund" "$A" status='"refunded"' notifications=1
+
+  # A batch item that Alipay did not refund: the button comes back; the same
+  # day's retry sends the same batch_no, which Alipay takes only once.
+  TF=2024052022001400000077 # F's trade_no
+  batchF="$(cst_today)${F:1}"
+  req POST "/orders/$F/refund"
+  status_is "legacy: refund of F requested" 303
+  notify "$(batch_notify B3 "$batchF" "$TF^9.90^REFUND_AMOUNT_NOT_VALID")"
+  acked "legacy: batch_refund_notify with a failed item"
+  json_is "legacy: a failed item: still paid, its code kept" "$F" status='"paid"' refund_fee=null \
+    refund_error='"REFUND_AMOUNT_NOT_VALID"' refund_notifications=1 notifications=1
+  req GET "/orders/$F"
+  check "legacy: a failed batch: the page shows its code and the refund button again" bash -c \
+    "grep -q 'id=\"refund-failed\"' '$tmp/body' && grep -q 'REFUND_AMOUNT_NOT_VALID' '$tmp/body' && grep -q 'id=\"refund\"' '$tmp/body' && ! grep -q 'http-equiv' '$tmp/body'"
+  req POST "/orders/$F/refund"
+  status_is "legacy: the same day's retry: refused by Alipay (the same batch_no)" 502
+  check "legacy: ... the page shows why, still paid" bash -c \
+    "grep -q 'id=\"refund-error\"' '$tmp/body' && grep -q DUPLICATE_BATCH_NO '$tmp/body' && grep -q '<strong id=\"status\">paid</strong>' '$tmp/body'"
+  check "legacy: the retry sent the same batch_no" test "$(batches "$TF" | tr '\n' ' ')" = "$batchF $batchF "
+  json_is "legacy: after the refused retry: paid, nothing pending" "$F" status='"paid"' refund_requested_at=null refund_fee=null
+
+  # A double click: one batch.
+  TG=2024052022001400000079
+  G=$(paid_order L11 "$TG")
+  json_is "legacy: G paid" "$G" status='"paid"' trade_no="\"$TG\""
   curls=()
-  for _ in 1 2; do curl -s -o /dev/null -X POST ${csrf[@]+"${csrf[@]}"} "$base/orders/$D/refund" & curls+=($!); done
+  for _ in 1 2; do curl -s -o /dev/null -X POST ${csrf[@]+"${csrf[@]}"} "$base/orders/$G/refund" & curls+=($!); done
   wait "${curls[@]}"
-  json_is "legacy: a double click refunds nothing" "$D" status='"paid"' refund_fee=null
-  check "legacy: no API call at all" test ! -s "$tmp/api.log"
+  json_is "legacy: double click: the batch requested" "$G" status='"paid"' refund_requested_at='<set>'
+  check "legacy: double click: every call with the same batch_no" test "$(batches "$TG" | sort -u)" = "$(cst_today)${G:1}"
+
+  # The sidecar fails, then a retry; Alipay refuses the batch.
+  TH=2024052022001400000080
+  H=$(paid_order L12 "$TH")
+  echo "$TH" >"$tmp/api502"
+  req POST "/orders/$H/refund"
+  status_is "legacy: sidecar error: refund failed" 502
+  check "legacy: sidecar error: the page shows it" bash -c "grep -q 'id=\"refund-error\"' '$tmp/body' && grep -q 'the gateway could not be reached' '$tmp/body' && grep -q '<strong id=\"status\">paid</strong>' '$tmp/body'"
+  json_is "legacy: sidecar error: still paid, nothing pending" "$H" status='"paid"' refund_requested_at=null
+  : >"$tmp/api502"
+  req POST "/orders/$H/refund"
+  status_is "legacy: retry after the error" 303
+  json_is "legacy: retry: requested" "$H" status='"paid"' refund_requested_at='<set>'
+  check "legacy: retry: the same batch_no" test "$(batches "$TH" | tr '\n' ' ')" = "$(cst_today)${H:1} $(cst_today)${H:1} "
+  TI=2024052022001400000081
+  I=$(paid_order L13 "$TI")
+  echo "$TI" >"$tmp/apiF"
+  req POST "/orders/$I/refund"
+  status_is "legacy: is_success F: refund failed" 502
+  check "legacy: is_success F: the page shows Alipay's error" bash -c "grep -q 'id=\"refund-error\"' '$tmp/body' && grep -q TRADE_NOT_EXIST '$tmp/body'"
+  json_is "legacy: is_success F: still paid, nothing pending" "$I" status='"paid"' refund_requested_at=null refund_fee=null
+  # A result counts only for a batch this shop sent, and only for its trade
+  # (a partner signing with RSA shares Alipay's key with every other one).
+  notify "$(batch_notify B4 "$(cst_today)NOTOURS1" "$TI^9.90^SUCCESS")"
+  acked "legacy: batch_refund_notify of a batch the shop never sent: answered success"
+  json_is "legacy: ... refunds nothing" "$I" status='"paid"' refund_fee=null refund_notifications=0
+  check "legacy: ... logged" grep -q refund_not_ours "$tmp/shop.log"
+  notify "$(batch_notify B5 "$(cst_today)${I:1}" "$TA^9.90^SUCCESS#$TI^9.90^SUCCESS")"
+  acked "legacy: the shop's batch, with an item for another trade too"
+  json_is "legacy: only the batch's own trade is refunded" "$I" status='"refunded"' refund_fee='"9.90"' refund_notifications=1
+  json_is "legacy: ... and the other trade's order is untouched" "$A" refund_notifications=2
+  check "every API call had a good bearer token" python3 -c "import json, sys; sys.exit(not all(json.loads(l)['auth'] for l in open('$tmp/api.log')))"
 else # OpenAPI: refunds through the sidecar's API (the block is left unindented, as it was)
 req POST "/orders/$A/refund"
 status_is "refund of a paid order" 303
@@ -481,6 +635,36 @@ json_is "second POST: still refunded" "$A" status='"refunded"' refund_fee='"9.90
 notify "$(tok make --jti N9 out_trade_no="$A" "$AMT=9.90" trade_status=TRADE_SUCCESS)"
 acked "a late TRADE_SUCCESS after the refund"
 json_is "a late TRADE_SUCCESS does not undo the refund" "$A" status='"refunded"' notifications=1 notify_calls=4
+# The notification Alipay sends after the refund: trade_status_sync again, with
+# refund_fee (the total refunded so far), gmt_refund and out_biz_no.
+RA=(out_trade_no="$A" total_amount=9.90 trade_no=2024052022001400000001 "gmt_refund=$gmt_refund" out_biz_no="$A-R1")
+notify "$(tok make --jti R1 "${RA[@]}" trade_status=TRADE_CLOSED refund_fee=9.90)"
+acked "the refund's notification (TRADE_CLOSED, refund_fee)"
+json_is "the refund's notification: recorded, still refunded, not a payment" "$A" status='"refunded"' refund_fee='"9.90"' \
+  notifications=1 refund_notifications=1 refund_notified_at='<set>' notify_calls=5
+notify "$(tok make --jti R1 "${RA[@]}" trade_status=TRADE_CLOSED refund_fee=9.90)"
+acked "its repeat (same notify_id)"
+json_is "its repeat changes nothing" "$A" status='"refunded"' refund_notifications=1 notify_calls=6
+notify "$(tok make --jti R2 "${RA[@]}" trade_status=TRADE_SUCCESS refund_fee=1.00)"
+acked "a late notification of a smaller refund (TRADE_SUCCESS)"
+json_is "a late TRADE_SUCCESS with refund_fee: still refunded, refund_fee kept" "$A" status='"refunded"' refund_fee='"9.90"' \
+  notifications=1 refund_notifications=2
+check "refund notifications call nothing" test "$(calls "$A" | sort -u)" = "$A-R1"
+# Refunds made elsewhere (the merchant portal, the sandbox's trade page): the
+# notification alone moves a paid order to refunded; a partial one is recorded.
+E=$(new_order mug)
+notify "$(tok make --jti N10 out_trade_no="$E" "$AMT=9.90" trade_status=TRADE_SUCCESS trade_no=2024052022001400000010)"
+json_is "E paid" "$E" status='"paid"' notifications=1
+notify "$(tok make --jti R3 out_trade_no="$E" total_amount=9.90 "gmt_refund=$gmt_refund" out_biz_no=portal-1 trade_status=TRADE_CLOSED refund_fee=9.90)"
+acked "a full refund's notification for a paid order"
+json_is "a full refund made elsewhere: refunded by its notification" "$E" status='"refunded"' refund_fee='"9.90"' \
+  notifications=1 refund_notifications=1 refund_notified_at='<set>'
+check "... with no API call" test -z "$(calls "$E")"
+E2=$(new_order mug)
+notify "$(tok make --jti N11 out_trade_no="$E2" "$AMT=9.90" trade_status=TRADE_SUCCESS trade_no=2024052022001400000011)"
+notify "$(tok make --jti R4 out_trade_no="$E2" total_amount=9.90 "gmt_refund=$gmt_refund" out_biz_no=portal-2 trade_status=TRADE_SUCCESS refund_fee=1.00)"
+acked "a partial refund's notification"
+json_is "a partial refund: recorded, the order stays paid" "$E2" status='"paid"' refund_fee='"1.00"' notifications=1 refund_notifications=1
 
 curls=()
 for _ in 1 2; do curl -s -o /dev/null -X POST ${csrf[@]+"${csrf[@]}"} "$base/orders/$D/refund" & curls+=($!); done

@@ -26,6 +26,11 @@ const PRODUCTS = [
     'tea' => ['name' => '西湖龙井 Longjing tea, 250 g', 'amount' => '88.80'],
 ];
 const PAID_STATUSES = ['TRADE_SUCCESS', 'TRADE_FINISHED'];
+// Alipay's notification after a refund is the trade's trade_status_sync again,
+// with these fields: refund_fee (the total refunded so far), gmt_refund and
+// out_biz_no (the refund's out_request_no). Its trade_status is TRADE_SUCCESS
+// after a partial refund, TRADE_CLOSED after a full one: never a payment.
+const REFUND_FIELDS = ['refund_fee', 'out_biz_no', 'gmt_refund'];
 
 const SCHEMA = <<<'SQL'
 CREATE TABLE IF NOT EXISTS orders (
@@ -39,14 +44,16 @@ CREATE TABLE IF NOT EXISTS orders (
   trade_no     TEXT,                       -- Alipay's, from the paying notification
   returned_at  TEXT,                       -- the buyer came back from Alipay
   notify_calls INTEGER NOT NULL DEFAULT 0, -- notify requests with a valid token
-  refund_fee   TEXT                        -- "9.90" once refunded
+  refund_fee   TEXT,                       -- "9.90" once refunded (Alipay's refund_fee)
+  refund_notified_at TEXT                  -- the first refund notification
 );
 -- One row per notification (jti = notify_id), written in the transaction
 -- that acts on it, so a repeat is recognised and a rolled-back one is not.
 CREATE TABLE IF NOT EXISTS notifications (
   jti          TEXT PRIMARY KEY,
   out_trade_no TEXT NOT NULL,
-  outcome      TEXT NOT NULL,  -- paid | already_paid | amount_mismatch | unknown_order | not_paid_status
+  outcome      TEXT NOT NULL,  -- paid | already_paid | amount_mismatch | unknown_order | not_paid_status,
+                               -- or a refund's: refunded | refund_recorded | refund_partial | refund_unpaid | refund_unknown_order
   trade_status TEXT NOT NULL,
   total_amount TEXT NOT NULL,
   received_at  TEXT NOT NULL,
@@ -86,8 +93,11 @@ function db(string $path): PDO
     ]);
     $pdo->exec('PRAGMA journal_mode=WAL');
     $pdo->exec(SCHEMA);
-    if (!in_array('refund_fee', $pdo->query('PRAGMA table_info(orders)')->fetchAll(PDO::FETCH_COLUMN, 1), true)) {
-        $pdo->exec('ALTER TABLE orders ADD COLUMN refund_fee TEXT'); // a database from before refunds
+    $columns = $pdo->query('PRAGMA table_info(orders)')->fetchAll(PDO::FETCH_COLUMN, 1);
+    foreach (['refund_fee', 'refund_notified_at'] as $column) { // a database from before refunds
+        if (!in_array($column, $columns, true)) {
+            $pdo->exec("ALTER TABLE orders ADD COLUMN $column TEXT");
+        }
     }
     return $pdo;
 }
@@ -106,6 +116,45 @@ function normalize_amount(mixed $s): ?string
     return (int) $m[1] . '.' . str_pad($m[2] ?? '', 2, '0');
 }
 
+// The larger of two amounts (either may be null): Alipay's refund_fee only grows,
+// so a late notification of an earlier refund never lowers the shop's record.
+function larger_amount(?string $a, ?string $b): ?string
+{
+    if ($a === null || $b === null) {
+        return $a ?? $b;
+    }
+    return compare_amounts($a, $b) >= 0 ? $a : $b;
+}
+
+// Compares two amounts as normalize_amount() writes them ("9.90"): as whole fen.
+function compare_amounts(string $a, string $b): int
+{
+    return (int) str_replace('.', '', $a) <=> (int) str_replace('.', '', $b);
+}
+
+function is_refund_notification(array $p): bool
+{
+    return count(array_intersect(REFUND_FIELDS, array_keys($p))) > 0;
+}
+
+// What a refund notification means for the order $o (null: unknown). It never pays:
+// an unpaid order stays unpaid, a refunded one refunded.
+function refund_outcome(?array $o, array $p): string
+{
+    if (!$o) {
+        return 'refund_unknown_order';
+    }
+    if ($o['status'] === 'unpaid') {
+        return 'refund_unpaid'; // a refund of a payment the shop never saw: someone must look
+    }
+    $full = ($p['trade_status'] ?? '') === 'TRADE_CLOSED'
+        || normalize_amount($p['refund_fee'] ?? null) === normalize_amount($o['total_amount']);
+    if (!$full) {
+        return 'refund_partial'; // recorded; the order keeps its status
+    }
+    return $o['status'] === 'paid' ? 'refunded' : 'refund_recorded'; // refunded: the API's answer came first
+}
+
 function get_order(PDO $pdo, string $no): ?array
 {
     $st = $pdo->prepare('SELECT * FROM orders WHERE out_trade_no = ?');
@@ -116,6 +165,13 @@ function get_order(PDO $pdo, string $no): ?array
 function paying_notifications(PDO $pdo, string $no): int
 {
     $st = $pdo->prepare("SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome = 'paid'");
+    $st->execute([$no]);
+    return (int) $st->fetchColumn();
+}
+
+function refund_notifications(PDO $pdo, string $no): int
+{
+    $st = $pdo->prepare("SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome LIKE 'refund%'");
     $st->execute([$no]);
     return (int) $st->fetchColumn();
 }
@@ -295,13 +351,16 @@ function order_json(PDO $pdo, string $no): void
         'paid_at' => $o['paid_at'],
         'trade_no' => $o['trade_no'],
         'refund_fee' => $o['refund_fee'],
+        'refund_notifications' => refund_notifications($pdo, $no),
+        'refund_notified_at' => $o['refund_notified_at'],
     ], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR), 'application/json');
 }
 
 // The notification. Answers the body success only once the order is saved (or the
 // notification is a repeat of one already done): Caddy then answers Alipay success.
 // Any other answer makes Caddy answer fail (a 2xx without success too), and Alipay
-// sends the notification again.
+// sends the notification again. A refund's notification (refund_fee, out_biz_no) is
+// recorded, never taken for a payment, whatever its trade_status says.
 function notify(PDO $pdo, array $conf): void
 {
     $c = token_claims($conf, 'notify'); // the raw form body is ignored: only the token counts
@@ -326,7 +385,18 @@ function notify(PDO $pdo, array $conf): void
             send(200, 'success', 'text/plain'); // a repeat: already done
             return;
         }
-        if (!$o) {
+        if (is_refund_notification($p)) {
+            // After a refund (the shop's, or one made elsewhere): record it, never pay.
+            $outcome = refund_outcome($o, $p);
+            if ($o && $outcome !== 'refund_unpaid') {
+                $pdo->prepare('UPDATE orders SET refund_fee = ?, refund_notified_at = COALESCE(refund_notified_at, ?)'
+                    . ' WHERE out_trade_no = ?')
+                    ->execute([larger_amount($o['refund_fee'], normalize_amount($p['refund_fee'] ?? null)), now_iso(), $no]);
+            }
+            if ($outcome === 'refunded') { // refunded in full, but not through this shop's button (or before its answer)
+                $pdo->prepare("UPDATE orders SET status = 'refunded' WHERE out_trade_no = ? AND status = 'paid'")->execute([$no]);
+            }
+        } elseif (!$o) {
             $outcome = 'unknown_order';
         } elseif (normalize_amount($amount) !== normalize_amount($o['total_amount'])) {
             $outcome = 'amount_mismatch';
@@ -351,10 +421,11 @@ function notify(PDO $pdo, array $conf): void
         }
         throw $e;
     }
-    if ($outcome === 'unknown_order' || $outcome === 'amount_mismatch') {
+    if (in_array($outcome, ['unknown_order', 'amount_mismatch', 'refund_unknown_order', 'refund_unpaid'], true)) {
         // Answered success all the same: a retry would not change it. Someone must look.
-        shop_log(sprintf('notify %s: %s: out_trade_no=%s total_amount=%s trade_status=%s',
-            $c['jti'], $outcome, json_encode($no), json_encode($amount), json_encode($status)));
+        shop_log(sprintf('notify %s: %s: out_trade_no=%s total_amount=%s trade_status=%s refund_fee=%s',
+            $c['jti'], $outcome, json_encode($no), json_encode($amount), json_encode($status),
+            json_encode($p['refund_fee'] ?? null)));
     }
     send(200, 'success', 'text/plain'); // Caddy answers Alipay success: no more retries
 }

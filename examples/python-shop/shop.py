@@ -18,6 +18,7 @@ Environment:
 
 import base64
 import contextlib
+import decimal
 import hashlib
 import hmac
 import html
@@ -102,6 +103,11 @@ PRODUCTS = {
     "tea": {"name": "西湖龙井 Longjing tea, 250 g", "amount": "88.80"},
 }
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
+# Alipay's notification after a refund is the trade's trade_status_sync again,
+# with these fields: refund_fee (the total refunded so far), gmt_refund and
+# out_biz_no (the refund's out_request_no). Its trade_status is TRADE_SUCCESS
+# after a partial refund, TRADE_CLOSED after a full one: never a payment.
+REFUND_FIELDS = ("refund_fee", "out_biz_no", "gmt_refund")
 TRADE_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 AMOUNT_RE = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,2}))?")
 
@@ -117,14 +123,16 @@ CREATE TABLE IF NOT EXISTS orders (
   trade_no     TEXT,                       -- Alipay's, from the paying notification
   returned_at  TEXT,                       -- the buyer came back from Alipay
   notify_calls INTEGER NOT NULL DEFAULT 0, -- notify requests with a valid token
-  refund_fee   TEXT                        -- "9.90" once refunded
+  refund_fee   TEXT,                       -- "9.90" once refunded (Alipay's refund_fee)
+  refund_notified_at TEXT                  -- the first refund notification
 );
 -- One row per notification (jti = notify_id), written in the transaction
 -- that acts on it, so a repeat is recognised and a rolled-back one is not.
 CREATE TABLE IF NOT EXISTS notifications (
   jti          TEXT PRIMARY KEY,
   out_trade_no TEXT NOT NULL,
-  outcome      TEXT NOT NULL,  -- paid | already_paid | amount_mismatch | unknown_order | not_paid_status
+  outcome      TEXT NOT NULL,  -- paid | already_paid | amount_mismatch | unknown_order | not_paid_status,
+                               -- or a refund's: refunded | refund_recorded | refund_partial | refund_unpaid | refund_unknown_order
   trade_status TEXT NOT NULL,
   total_amount TEXT NOT NULL,
   received_at  TEXT NOT NULL,
@@ -157,8 +165,10 @@ def init_db() -> None:
     with db() as conn:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
-        if "refund_fee" not in [r["name"] for r in conn.execute("PRAGMA table_info(orders)")]:
-            conn.execute("ALTER TABLE orders ADD COLUMN refund_fee TEXT")  # a database from before refunds
+        columns = [r["name"] for r in conn.execute("PRAGMA table_info(orders)")]
+        for column in ("refund_fee", "refund_notified_at"):  # a database from before refunds
+            if column not in columns:
+                conn.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
 
 
 def normalize_amount(s) -> str | None:
@@ -169,6 +179,30 @@ def normalize_amount(s) -> str | None:
     return f"{int(m.group(1))}.{(m.group(2) or '').ljust(2, '0')}"
 
 
+def larger_amount(a, b):
+    """The larger of two amounts (either may be None): Alipay's refund_fee only grows,
+    so a late notification of an earlier refund never lowers the shop's record."""
+    return max((x for x in (a, b) if x), key=decimal.Decimal, default=None)
+
+
+def is_refund_notification(p: dict) -> bool:
+    return any(k in p for k in REFUND_FIELDS)
+
+
+def refund_outcome(o, p: dict) -> str:
+    """What a refund notification means for the order o (None: unknown). It never pays:
+    an unpaid order stays unpaid, a refunded one refunded."""
+    if not o:
+        return "refund_unknown_order"
+    if o["status"] == "unpaid":
+        return "refund_unpaid"  # a refund of a payment the shop never saw: someone must look
+    full = (p.get("trade_status") == "TRADE_CLOSED"
+            or normalize_amount(p.get("refund_fee")) == normalize_amount(o["total_amount"]))
+    if not full:
+        return "refund_partial"  # recorded; the order keeps its status
+    return "refunded" if o["status"] == "paid" else "refund_recorded"  # refunded: the API's answer came first
+
+
 def get_order(conn, no):
     return conn.execute("SELECT * FROM orders WHERE out_trade_no = ?", (no,)).fetchone()
 
@@ -176,6 +210,12 @@ def get_order(conn, no):
 def paying_notifications(conn, no) -> int:
     return conn.execute(
         "SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome = 'paid'", (no,)
+    ).fetchone()[0]
+
+
+def refund_notifications(conn, no) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome LIKE 'refund%'", (no,)
     ).fetchone()[0]
 
 
@@ -379,6 +419,8 @@ class Shop(BaseHTTPRequestHandler):
                 "paid_at": o["paid_at"],
                 "trade_no": o["trade_no"],
                 "refund_fee": o["refund_fee"],
+                "refund_notifications": refund_notifications(conn, no),
+                "refund_notified_at": o["refund_notified_at"],
             }
         self.send(200, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), "application/json")
 
@@ -386,7 +428,10 @@ class Shop(BaseHTTPRequestHandler):
         """The notification. Answers the body success only once the order is saved
         (or the notification is a repeat of one already done): Caddy then answers
         Alipay success. Any other answer makes Caddy answer fail (a 2xx without
-        success too), and Alipay sends the notification again."""
+        success too), and Alipay sends the notification again.
+
+        A refund's notification (refund_fee, out_biz_no) is recorded, never taken
+        for a payment, whatever its trade_status says."""
         c = self.claims("notify")
         if c is None:
             return self.send(403, b"forbidden\n", "text/plain")
@@ -403,7 +448,18 @@ class Shop(BaseHTTPRequestHandler):
             if conn.execute("SELECT 1 FROM notifications WHERE jti = ?", (c["jti"],)).fetchone():
                 conn.execute("COMMIT")
                 return self.send(200, b"success", "text/plain")  # a repeat: already done
-            if not o:
+            if is_refund_notification(p):
+                # After a refund (the shop's, or one made elsewhere): record it, never pay.
+                outcome = refund_outcome(o, p)
+                if o and outcome != "refund_unpaid":
+                    conn.execute(
+                        "UPDATE orders SET refund_fee = ?, refund_notified_at = COALESCE(refund_notified_at, ?)"
+                        " WHERE out_trade_no = ?",
+                        (larger_amount(o["refund_fee"], normalize_amount(p.get("refund_fee"))), now_iso(), no),
+                    )
+                if outcome == "refunded":  # refunded in full, but not through this shop's button (or before its answer)
+                    conn.execute("UPDATE orders SET status = 'refunded' WHERE out_trade_no = ? AND status = 'paid'", (no,))
+            elif not o:
                 outcome = "unknown_order"
             elif normalize_amount(amount) != normalize_amount(o["total_amount"]):
                 outcome = "amount_mismatch"
@@ -430,10 +486,11 @@ class Shop(BaseHTTPRequestHandler):
             raise
         finally:
             conn.close()
-        if outcome in ("unknown_order", "amount_mismatch"):
+        if outcome in ("unknown_order", "amount_mismatch", "refund_unknown_order", "refund_unpaid"):
             # Answered success all the same: a retry would not change it. Someone must look.
             log(f"notify {c['jti']}: {outcome}: out_trade_no={json.dumps(no)}"
-                f" total_amount={json.dumps(amount)} trade_status={json.dumps(status)}")
+                f" total_amount={json.dumps(amount)} trade_status={json.dumps(status)}"
+                f" refund_fee={json.dumps(p.get('refund_fee'))}")
         self.send(200, b"success", "text/plain")  # Caddy answers Alipay success: no more retries
 
     def refund(self, no: str):
