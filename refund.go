@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 )
 
@@ -60,13 +59,5 @@ func (h *Handler) serveRefund(w http.ResponseWriter, r *http.Request) error {
 		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
 	}
 	ev.outcome = outcomeOK
-	w.Header().Set("Cache-Control", "no-store")
-	if caddyconf.AcceptsJSON(r) {
-		w.Header().Set("Content-Type", "application/json")
-		return json.NewEncoder(w).Encode(struct {
-			URL string `json:"url"`
-		}{target})
-	}
-	http.Redirect(w, r, target, http.StatusFound)
-	return nil
+	return sendTo(w, r, target)
 }

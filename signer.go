@@ -65,7 +65,13 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
 	}
 	ev.outcome = outcomeOK
+	return sendTo(w, r, target)
+}
 
+// sendTo sends the browser to a signed gateway URL: a 302, or with
+// Accept: application/json the URL as {"url": ...}, for a page that
+// sends it there itself. Never cached: the URL is signed for one use.
+func sendTo(w http.ResponseWriter, r *http.Request, target string) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if caddyconf.AcceptsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")

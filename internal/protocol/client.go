@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,6 +49,39 @@ const (
 	CallRefused                          // an unsigned error_response: the gateway refused the call
 )
 
+// exchange sends req to a gateway with client and returns the answer's
+// body: a 200 of at most MaxResponseSize bytes, or a *CallError that says
+// why there is none.
+func exchange(client *http.Client, req *http.Request) ([]byte, error) {
+	res, err := client.Do(req)
+	if err != nil {
+		if isTimeout(err) {
+			return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
+		}
+		return nil, &CallError{Kind: CallUnreachable, Msg: "the gateway could not be reached"}
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseSize+1))
+	switch {
+	case err != nil && isTimeout(err):
+		return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
+	case err != nil:
+		return nil, &CallError{Kind: CallUnreachable, Msg: "reading the gateway's answer failed"}
+	case len(body) > MaxResponseSize:
+		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is too large"}
+	case res.StatusCode != http.StatusOK:
+		return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", res.StatusCode)}
+	}
+	return body, nil
+}
+
+// isTimeout reports whether err is a deadline passed, the call's or the
+// connection's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
 // Call makes one OpenAPI call of method with bizContent.
 func (c *Client) Call(ctx context.Context, method string, bizContent []byte) (*Response, error) {
 	params := c.API.RequestParams(method, bizContent, c.Now())
@@ -68,24 +102,9 @@ func (c *Client) Call(ctx context.Context, method string, bizContent []byte) (*R
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
-	res, err := c.HTTP.Do(req)
+	body, err := exchange(c.HTTP, req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
-		}
-		return nil, &CallError{Kind: CallUnreachable, Msg: "the gateway could not be reached"}
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseSize+1))
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
-	case err != nil:
-		return nil, &CallError{Kind: CallUnreachable, Msg: "reading the gateway's answer failed"}
-	case len(body) > MaxResponseSize:
-		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is too large"}
-	case res.StatusCode != http.StatusOK:
-		return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", res.StatusCode)}
+		return nil, err
 	}
 	resp, err := ParseResponse(body, method)
 	if err != nil {

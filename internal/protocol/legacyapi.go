@@ -3,11 +3,8 @@ package protocol
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -155,24 +152,9 @@ func (p *Legacy) post(ctx context.Context, params map[string]string) ([]byte, er
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset="+p.Charset)
-	res, err := p.noRedirect().Do(req)
+	body, err := exchange(p.noRedirect(), req)
 	if err != nil {
-		if isTimeout(err) {
-			return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
-		}
-		return nil, &CallError{Kind: CallUnreachable, Msg: "the gateway could not be reached"}
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseSize+1))
-	switch {
-	case err != nil && isTimeout(err):
-		return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
-	case err != nil:
-		return nil, &CallError{Kind: CallUnreachable, Msg: "reading the gateway's answer failed"}
-	case len(body) > MaxResponseSize:
-		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is too large"}
-	case res.StatusCode != http.StatusOK:
-		return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", res.StatusCode)}
+		return nil, err
 	}
 	answer, err := LegacyXMLToJSON(body)
 	if err != nil {
@@ -192,13 +174,6 @@ func (p *Legacy) noRedirect() *http.Client {
 		c = &copied
 	}
 	return c
-}
-
-// isTimeout reports whether err is a deadline that passed: the call's
-// own, or the HTTP client's.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // Interface guards.
