@@ -73,6 +73,14 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, segment strin
 		return ev.replyJSON(w, status, outcomeUpstreamFailed, err.Error(), body)
 	}
 	ev.outcome = outcomeOK
+	if method == "alipay.trade.pay" {
+		var res protocol.BarcodeResult
+		_ = json.Unmarshal(answer, &res)
+		ev.tradeNo, ev.tradeStatus = res.TradeNo, "barcode "+res.Result
+		if res.Result == protocol.BarcodeUnknown {
+			ev.reason = "barcode pay: the cancel could not be settled; the trade needs a person (query it, cancel or refund it in Alipay's merchant portal)"
+		}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

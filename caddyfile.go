@@ -64,6 +64,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    alipay_root_cert   <file or inline PEM>
 //	    notify_timeout     <duration>
 //	    notify_ack         success | status
+//	    barcode_poll       <duration>
+//	    barcode_wait       <duration>
 //	}
 //
 // or, for the legacy protocol (即时到账), partner in place of app_id:
@@ -97,17 +99,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.QueryOnReturn, err = onOff("query_on_return", args)
 			return err
 		},
-		"notify_timeout": func(args []string) error {
-			if len(args) != 1 {
-				return errors.New("notify_timeout takes one duration")
-			}
-			d, err := caddy.ParseDuration(args[0])
-			if err != nil || d <= 0 {
-				return fmt.Errorf("notify_timeout: %q is not a positive duration", args[0])
-			}
-			h.NotifyTimeout = caddy.Duration(d)
-			return nil
-		},
+		"notify_timeout": positiveDuration("notify_timeout", &h.NotifyTimeout),
+		"barcode_poll":   positiveDuration("barcode_poll", &h.BarcodePoll),
+		"barcode_wait":   positiveDuration("barcode_wait", &h.BarcodeWait),
 		"notify_verify": func(args []string) error {
 			on, err := onOff("notify_verify", args)
 			h.NotifyVerify = &on
@@ -120,6 +114,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 )
+
+// positiveDuration reads a setting of one positive duration into dst.
+func positiveDuration(name string, dst *caddy.Duration) func([]string) error {
+	return func(args []string) error {
+		if len(args) != 1 {
+			return errors.New(name + " takes one duration")
+		}
+		d, err := caddy.ParseDuration(args[0])
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration", name, args[0])
+		}
+		*dst = caddy.Duration(d)
+		return nil
+	}
+}
 
 // onOff reads a switch: no argument or on is true, off is false.
 func onOff(name string, args []string) (bool, error) {

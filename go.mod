@@ -3,6 +3,7 @@ module github.com/caddy-alipay/caddy-alipay
 go 1.26.8
 
 require (
+	github.com/boombuler/barcode v1.1.0
 	github.com/caddyserver/caddy/v2 v2.11.9
 	github.com/prometheus/client_golang v1.24.1
 	github.com/stretchr/testify v1.12.1

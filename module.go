@@ -9,6 +9,7 @@
 package alipay
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -142,6 +143,12 @@ type Handler struct {
 	// cannot change its answer (a misrouted 2xx, such as a catch-all
 	// page, then loses the notification).
 	NotifyAck string `json:"notify_ack,omitempty"`
+
+	// Barcode pay (POST {prefix}/api/alipay.trade.pay): how often the
+	// trade is queried while the buyer confirms, and for how long at most
+	// before it is cancelled. Defaults: 5s and 60s, Alipay's guidance.
+	BarcodePoll caddy.Duration `json:"barcode_poll,omitempty"`
+	BarcodeWait caddy.Duration `json:"barcode_wait,omitempty"`
 
 	// Limits the endpoints to the requests that these matcher sets match
 	// (the Caddyfile's "alipay <matcher>" puts its matcher here, not on
@@ -303,7 +310,8 @@ func (h *Handler) provisionOpenAPI() error {
 		Now:     func() time.Time { return now() },
 		HTTP:    protocol.NoRedirectClient(0),
 	}
-	h.api = &protocol.OpenAPICalls{Client: h.client, List: h.APIMethods}
+	h.api = &protocol.OpenAPICalls{Client: h.client, List: h.APIMethods, Barcode: &protocol.Barcode{
+		Client: h.client, Poll: time.Duration(h.BarcodePoll), Wait: time.Duration(h.BarcodeWait)}}
 	return nil
 }
 
@@ -314,7 +322,8 @@ func (h *Handler) provisionLegacy() error {
 		setting string
 		set     bool
 	}{{"app_id", h.AppID != ""}, {"app_cert", h.AppCert != ""}, {"alipay_cert", h.AlipayCert != ""},
-		{"alipay_root_cert", h.AlipayRootCert != ""}, {"api_methods", len(h.APIMethods) > 0}, {"query_on_return", h.QueryOnReturn}} {
+		{"alipay_root_cert", h.AlipayRootCert != ""}, {"api_methods", len(h.APIMethods) > 0}, {"query_on_return", h.QueryOnReturn},
+		{"barcode_poll", h.BarcodePoll != 0}, {"barcode_wait", h.BarcodeWait != 0}} {
 		if s.set {
 			return configError(s.setting, errors.New("not for the legacy protocol (partner): it is OpenAPI's; remove one"))
 		}
@@ -345,8 +354,16 @@ var (
 // Validate checks the settings that provisioning did not; each error
 // names its setting.
 func (h *Handler) Validate() error {
-	if h.NotifyTimeout < 0 {
-		return configError("notify_timeout", fmt.Errorf("%v: must be positive", time.Duration(h.NotifyTimeout)))
+	for _, d := range []struct {
+		setting string
+		v       caddy.Duration
+	}{{"notify_timeout", h.NotifyTimeout}, {"barcode_poll", h.BarcodePoll}, {"barcode_wait", h.BarcodeWait}} {
+		if d.v < 0 {
+			return configError(d.setting, fmt.Errorf("%v: must be positive", time.Duration(d.v)))
+		}
+	}
+	if poll, wait := cmp.Or(time.Duration(h.BarcodePoll), protocol.DefaultBarcodePoll), cmp.Or(time.Duration(h.BarcodeWait), protocol.DefaultBarcodeWait); poll > wait {
+		return configError("barcode_poll", fmt.Errorf("%v is longer than barcode_wait (%v): the trade would never be queried", poll, wait))
 	}
 	if h.NotifyAck != "" && h.NotifyAck != notifyAckSuccess && h.NotifyAck != notifyAckStatus {
 		return configError("notify_ack", fmt.Errorf("%q: want success or status", h.NotifyAck))

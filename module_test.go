@@ -210,6 +210,8 @@ func TestLegacyConfigErrors(t *testing.T) {
 		"app_cert":        legacy(func(h *Handler) { h.AppCert = testvec.Cert("appCertPublicKey_2021000000000001.crt") }),
 		"api_methods":     legacy(func(h *Handler) { h.APIMethods = []string{"alipay.trade.query"} }),
 		"query_on_return": legacy(func(h *Handler) { h.QueryOnReturn = true }),
+		"barcode_poll":    legacy(func(h *Handler) { h.BarcodePoll = caddy.Duration(time.Second) }),
+		"barcode_wait":    legacy(func(h *Handler) { h.BarcodeWait = caddy.Duration(time.Minute) }),
 		"partner":         legacy(func(h *Handler) { h.Partner = "2088" }),
 		"md5_key":         legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
 		"app_private_key": legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/caddyconf"
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
@@ -47,18 +48,19 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	}
 	ev.outTradeNo, ev.totalAmount = order.OutTradeNo, order.TotalAmount
 
-	var notifyURL, returnURL string
-	for _, u := range []struct {
-		dst              *string
-		configured, path string
-	}{{&notifyURL, h.NotifyURL, h.notifyPath}, {&returnURL, h.ReturnURL, h.returnPath}} {
-		if *u.dst, err = h.callbackURL(r, u.configured, u.path); err != nil {
-			if errors.Is(err, errBadHost) {
-				return ev.reply(w, http.StatusBadRequest, outcomeInvalid, err.Error(), "bad request: no valid Host\n")
-			}
-			return ev.reply(w, http.StatusMisdirectedRequest, outcomeInvalid, "host "+strconv.Quote(r.Host)+": "+err.Error(),
-				"this site does not take payments for this host name\n")
-		}
+	notifyURL, err := h.callbackURL(r, h.NotifyURL, h.notifyPath)
+	if err != nil {
+		return hostRefusal(w, r, &ev, err)
+	}
+	switch order.Product.Kind {
+	case protocol.InApp:
+		return h.serveAppPay(w, &ev, order, notifyURL, t)
+	case protocol.ByQRCode:
+		return h.serveQRPay(w, r, &ev, order, notifyURL)
+	}
+	returnURL, err := h.callbackURL(r, h.ReturnURL, h.returnPath)
+	if err != nil {
+		return hostRefusal(w, r, &ev, err)
 	}
 	target, err := h.protocol.PayURL(order, notifyURL, returnURL, t)
 	if err != nil {
@@ -66,6 +68,32 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	}
 	ev.outcome = outcomeOK
 	return sendTo(w, r, target)
+}
+
+// hostRefusal answers a pay request whose callback URLs cannot be built
+// from its Host.
+func hostRefusal(w http.ResponseWriter, r *http.Request, ev *event, err error) error {
+	if errors.Is(err, errBadHost) {
+		return ev.reply(w, http.StatusBadRequest, outcomeInvalid, err.Error(), "bad request: no valid Host\n")
+	}
+	return ev.reply(w, http.StatusMisdirectedRequest, outcomeInvalid, "host "+strconv.Quote(r.Host)+": "+err.Error(),
+		"this site does not take payments for this host name\n")
+}
+
+// serveAppPay answers an app-pay order with its signed order string, for
+// the shop's mobile app to hand to Alipay's app SDK: always JSON, since
+// the shop's server, not a browser, asks for it.
+func (h *Handler) serveAppPay(w http.ResponseWriter, ev *event, order *protocol.Order, notifyURL string, t time.Time) error {
+	s, err := h.client.API.AppOrderString(order, notifyURL, t)
+	if err != nil {
+		return ev.reply(w, http.StatusInternalServerError, outcomeInvalid, err.Error(), "internal error\n")
+	}
+	ev.outcome = outcomeOK
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(struct {
+		OrderString string `json:"order_string"`
+	}{s})
 }
 
 // sendTo sends the browser to a signed gateway URL: a 302, or with

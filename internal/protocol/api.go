@@ -25,22 +25,36 @@ type API interface {
 // DefaultOpenAPIMethods are the OpenAPI methods that the API serves
 // unless the operator lists others.
 var DefaultOpenAPIMethods = []string{"alipay.trade.query", "alipay.trade.refund",
-	"alipay.trade.fastpay.refund.query", "alipay.trade.close", "alipay.trade.cancel"}
+	"alipay.trade.fastpay.refund.query", "alipay.trade.close", "alipay.trade.cancel", "alipay.trade.pay"}
 
 // OpenAPICalls is OpenAPI's API: the Client's calls of the listed
-// methods, the shop's body as their biz_content.
+// methods, the shop's body as their biz_content; alipay.trade.pay, a
+// barcode payment, runs Barcode's whole flow.
 type OpenAPICalls struct {
-	Client *Client
-	List   []string
+	Client  *Client
+	List    []string
+	Barcode *Barcode
 }
 
 // Methods implements API.
 func (c *OpenAPICalls) Methods() []string { return slices.Clone(c.List) }
 
-// Call implements API. A refund must carry an out_request_no: Alipay
-// refunds once per out_request_no, so without one a retried call could
-// refund twice.
-func (c *OpenAPICalls) Call(ctx context.Context, method string, body []byte, fields map[string]json.RawMessage, _ string) ([]byte, error) {
+// Call implements API. A barcode payment (alipay.trade.pay) is settled
+// before it answers: see Barcode.Pay. A refund must carry an
+// out_request_no: Alipay refunds once per out_request_no, so without one
+// a retried call could refund twice.
+func (c *OpenAPICalls) Call(ctx context.Context, method string, body []byte, fields map[string]json.RawMessage, notifyURL string) ([]byte, error) {
+	if method == "alipay.trade.pay" {
+		biz, err := BarcodeBiz(fields)
+		if err != nil {
+			return nil, err
+		}
+		res, err := c.Barcode.Pay(ctx, biz, notifyURL)
+		if err != nil {
+			return nil, err
+		}
+		return MarshalJSON(res)
+	}
 	if method == "alipay.trade.refund" && stringField(fields, "out_request_no") == "" {
 		return nil, &ClaimError{"out_request_no", "required, so that a retried alipay.trade.refund cannot refund twice"}
 	}

@@ -84,7 +84,18 @@ func isTimeout(err error) bool {
 
 // Call makes one OpenAPI call of method with bizContent.
 func (c *Client) Call(ctx context.Context, method string, bizContent []byte) (*Response, error) {
+	return c.CallWith(ctx, method, bizContent, nil)
+}
+
+// CallWith is Call with more common parameters, such as notify_url
+// (empty ones are left out).
+func (c *Client) CallWith(ctx context.Context, method string, bizContent []byte, common map[string]string) (*Response, error) {
 	params := c.API.RequestParams(method, bizContent, c.Now())
+	for k, v := range common {
+		if v != "" {
+			params[k] = v
+		}
+	}
 	if err := SignParams(c.API.Signer, params); err != nil {
 		return nil, err
 	}

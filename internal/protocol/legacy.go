@@ -125,7 +125,7 @@ func (p *Legacy) ParseOrder(claims map[string]json.RawMessage) (*Order, error) {
 		return nil, err
 	}
 	if o.Product.Name != "page" {
-		return nil, &ClaimError{"product", "the legacy protocol pays in the browser only: page"}
+		return nil, &ClaimError{"product", "the legacy protocol pays in the browser only: page (app and qr are OpenAPI's)"}
 	}
 	if _, err := p.params(o, "", "", ""); err != nil {
 		return nil, err

@@ -19,21 +19,38 @@ import (
 type Product struct {
 	Name   string // the pay token's product claim
 	Method string // the OpenAPI method
-	Code   string // biz_content.product_code
+	Code   string // biz_content.product_code; "" for none
+	Kind   ProductKind
 }
+
+// A ProductKind is how a product's payment starts.
+type ProductKind int
+
+const (
+	// InBrowser: the buyer's browser is sent to the gateway with the
+	// signed request (page and WAP pay).
+	InBrowser ProductKind = iota
+	// InApp: the shop's mobile app hands Alipay's app SDK a signed
+	// order string (app pay).
+	InApp
+	// ByQRCode: the merchant asks the gateway for a QR code that the
+	// buyer scans (face-to-face precreate).
+	ByQRCode
+)
 
 // Products are the products that a pay token may name, the first the
-// default. New browser products (and, later, QR and app pay) are added
-// here.
+// default.
 var Products = []Product{
-	{Name: "page", Method: "alipay.trade.page.pay", Code: "FAST_INSTANT_TRADE_PAY"},
-	{Name: "wap", Method: "alipay.trade.wap.pay", Code: "QUICK_WAP_WAY"},
+	{Name: "page", Method: "alipay.trade.page.pay", Code: "FAST_INSTANT_TRADE_PAY", Kind: InBrowser},
+	{Name: "wap", Method: "alipay.trade.wap.pay", Code: "QUICK_WAP_WAY", Kind: InBrowser},
+	{Name: "app", Method: "alipay.trade.app.pay", Code: "QUICK_MSECURITY_PAY", Kind: InApp},
+	{Name: "qr", Method: "alipay.trade.precreate", Kind: ByQRCode},
 }
 
-// ProductOf returns the product that an OpenAPI method starts.
+// ProductOf returns the browser product that an OpenAPI method starts.
 func ProductOf(method string) (Product, bool) {
 	for _, p := range Products {
-		if p.Method == method {
+		if p.Method == method && p.Kind == InBrowser {
 			return p, true
 		}
 	}
@@ -251,7 +268,7 @@ func productClaim(claims map[string]json.RawMessage) (Product, error) {
 	}
 	i := slices.IndexFunc(Products, func(p Product) bool { return p.Name == name })
 	if i < 0 {
-		return Product{}, &ClaimError{"product", "must be page or wap"}
+		return Product{}, &ClaimError{"product", "must be page, wap, app or qr"}
 	}
 	return Products[i], nil
 }
@@ -328,6 +345,9 @@ func (o *Order) BizContent() []byte {
 		{"subject", o.Subject},
 		{"product_code", o.Product.Code},
 	} {
+		if f.v == "" {
+			continue // precreate has no product_code
+		}
 		v, _ := MarshalJSON(f.v)
 		write(f.k, v)
 	}

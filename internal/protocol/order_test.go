@@ -44,7 +44,7 @@ func TestParseOrderClaimErrors(t *testing.T) {
 		{"total_amount", `"100000000.01"`}, {"total_amount", `"-1"`}, {"total_amount", `"01.5"`}, {"total_amount", `1e2`},
 		{"total_amount", `" 1"`}, {"total_amount", `"1."`}, {"total_amount", `true`}, {"total_amount", `"１"`},
 		{"subject", ""}, {"subject", `""`}, {"subject", `"` + strings.Repeat("中", 257) + `"`}, {"subject", `"a/b"`}, {"subject", `"a=b"`},
-		{"product", `"app"`}, {"product", `1`},
+		{"product", `"APP"`}, {"product", `"card"`}, {"product", `1`},
 		{"body", `"` + strings.Repeat("b", 129) + `"`},
 		{"timeout_express", `"16d"`}, {"timeout_express", `"0m"`}, {"timeout_express", `"30s"`},
 		{"time_expire", `"2024-05-20T10:00:00"`},
