@@ -267,3 +267,101 @@ func randomHex(t *testing.T, n int) string {
 	require.NoError(t, err)
 	return strings.ToUpper(hex.EncodeToString(b))
 }
+
+// nodeAppOrderJS makes an app-pay order string with the SDK's sdkExecute,
+// as a shop's server does for its mobile app, with the current time.
+// argv[1]: { out_trade_no, total_amount, subject, notify_url }.
+const nodeAppOrderJS = `
+const fs = require('node:fs');
+const { AlipaySdk } = require('alipay-sdk');
+const sdk = new AlipaySdk({
+  appId: process.env.APP_ID,
+  privateKey: fs.readFileSync(process.env.APP_PRIVATE_KEY, 'ascii'),
+  alipayPublicKey: fs.readFileSync(process.env.ALIPAY_PUBLIC_KEY, 'ascii'),
+  signType: 'RSA2',
+});
+const r = JSON.parse(process.argv[1]);
+process.stdout.write(sdk.sdkExecute('alipay.trade.app.pay', {
+  notifyUrl: r.notify_url,
+  bizContent: { out_trade_no: r.out_trade_no, total_amount: r.total_amount, subject: r.subject, product_code: 'QUICK_MSECURITY_PAY' },
+}));
+`
+
+var appPayFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[^"]+/pay)"`)
+
+// TestNodeSDKAppPay checks app pay end to end with Alipay's official
+// Node.js SDK: the order string that its sdkExecute makes is accepted by
+// the sandbox's app page as it is, the buyer pays on the cashier, and the
+// notification reaches the shop's notify_url, where the SDK verifies it.
+func TestNodeSDKAppPay(t *testing.T) {
+	needTool(t, "node")
+	nodeDir := filepath.Join(repoRoot, "e2e", "node")
+	ensureNodeModules(t, nodeDir)
+
+	port := freePort(t)
+	gateway := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startCaddy(t, "caddy-node-app", caddyGlobals+sandboxSite(port, "notify_retry 1s 1s 2s 2s"), gateway+"/")
+
+	shopPort := freePort(t)
+	shop := fmt.Sprintf("http://127.0.0.1:%d", shopPort)
+	env := []string{
+		"APP_ID=" + appID,
+		"APP_PRIVATE_KEY=" + keys.AppPrivate,     // the key the sandbox checks with keys.AppPublic
+		"ALIPAY_PUBLIC_KEY=" + keys.AlipayPublic, // the sandbox's, as Alipay's
+		fmt.Sprintf("PORT=%d", shopPort),
+	}
+	server := startProc(t, "node-app-notify-server", nodeDir, env, "node", "notify_server.js")
+	waitHTTP(t, server, shop+"/results")
+
+	const amount, subject = "6.66", "App 支付 测试"
+	outTradeNo := "NODEAPP" + randomHex(t, 6)
+	arg, err := json.Marshal(map[string]string{"out_trade_no": outTradeNo, "total_amount": amount, "subject": subject, "notify_url": shop + "/notify"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "-e", nodeAppOrderJS, string(arg))
+	cmd.Dir = nodeDir // require resolves from here
+	// The SDK writes the timestamp in the process's local zone: Beijing
+	// time, as on a shop's server in China, rather than the host's.
+	cmd.Env = append(os.Environ(), append(env, "TZ=Asia/Shanghai")...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "node sdkExecute")
+	orderString := string(out)
+	require.Contains(t, orderString, "&sign=")
+
+	resp, page := httpGet(t, gateway+"/sandbox/app?order_string="+url.QueryEscape(orderString))
+	if resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusSeeOther {
+		resp, page = httpGet(t, gateway+resp.Header.Get("Location"))
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the sandbox refused the SDK's order string:\n%s", page)
+	assert.NotContains(t, page, `id="error-code"`)
+	assert.Contains(t, page, `<p id="subject">`+subject+`</p>`)
+	assert.Contains(t, page, `<span id="amount">`+amount+`</span>`)
+	m := appPayFormRE.FindStringSubmatch(page)
+	require.NotNil(t, m, "no pay form on the cashier:\n%s", page)
+
+	resp, body := httpPostForm(t, gateway+m[1], "")
+	require.Less(t, resp.StatusCode, 400, "paying on the cashier: %s", body)
+
+	var notify nodeResult
+	deadline := time.Now().Add(15 * time.Second)
+	for notify.Kind == "" {
+		for _, r := range nodeResults(t, shop) {
+			if r.Kind == "notify" && r.Params["out_trade_no"] == outTradeNo {
+				notify = r
+			}
+		}
+		if notify.Kind == "" {
+			require.True(t, time.Now().Before(deadline), "no notification reached the Node server:\n%s", server.log())
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	assert.True(t, notify.V1, "checkNotifySign accepts the sandbox's notification")
+	assert.True(t, notify.V2, "checkNotifySignV2 accepts the sandbox's notification")
+	assert.True(t, notify.OK, "verified and for this app")
+	assert.Equal(t, "TRADE_SUCCESS", notify.Params["trade_status"])
+	assert.Equal(t, amount, notify.Params["total_amount"])
+	assert.Equal(t, subject, notify.Params["subject"])
+	assert.Equal(t, "trade_status_sync", notify.Params["notify_type"])
+}
