@@ -349,3 +349,144 @@ func TestCaddyCertificateMode(t *testing.T) {
 	resp.Body.Close()
 	assert.Contains(t, string(body), `"trade_status":"TRADE_SUCCESS"`)
 }
+
+// App, QR-code and barcode payments through a real Caddy against the
+// sandbox: the app's order string accepted by the sandbox's app page, a
+// precreated QR code scanned and paid, and each barcode outcome that the
+// sandbox's test payment codes choose; every payment's notification
+// reaches the shop through the sidecar.
+func TestCaddyFaceToFace(t *testing.T) {
+	s, upstream := startShop(t)
+	tester := loadSidecar(t, `
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
+		gateway `+sandboxURL+`/gateway.do
+		barcode_poll 300ms
+		barcode_wait 3s`, upstream, sandboxSite(t, ""))
+	paidNotice := func(no string) func(map[string]any) bool {
+		return func(p map[string]any) bool { return p["out_trade_no"] == no && p["trade_status"] == "TRADE_SUCCESS" }
+	}
+	api := func(method, body string) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest("POST", caddyURL+"/alipay/api/"+method, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
+		resp, err := tester.Client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var v map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+		require.Equal(t, 200, resp.StatusCode, v)
+		return v
+	}
+	// payOnCashier follows target to the sandbox's cashier and pays there;
+	// with no return_url the cashier itself says it is paid.
+	payOnCashier := func(target string) {
+		t.Helper()
+		resp, _ := getStatus(t, tester, target, 302)
+		_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
+		m := cashierFormRE.FindStringSubmatch(page)
+		require.NotNil(t, m, page)
+		req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
+		resp = tester.AssertResponseCode(req, 200)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Contains(t, string(body), `id="paid"`)
+	}
+
+	t.Run("app", func(t *testing.T) {
+		no := orderNo("APP")
+		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "6.00", "subject": "会员 月卡", "product": "app"})
+		_, body := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 200)
+		var answer struct {
+			OrderString string `json:"order_string"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &answer))
+		payOnCashier(sandboxURL + "/sandbox/app?order_string=" + url.QueryEscape(answer.OrderString))
+		awaitNotifications(t, s, 1, paidNotice(no))
+
+		// What Alipay's app SDK refuses, the sandbox's page refuses.
+		_, page := getStatus(t, tester, sandboxURL+"/sandbox/app?order_string="+url.QueryEscape(answer.OrderString+"&extra=1"), 400)
+		assert.Contains(t, page, `id="error-code"`)
+	})
+
+	t.Run("qr", func(t *testing.T) {
+		no := orderNo("QR")
+		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "12.50", "subject": "Latte", "product": "qr"})
+		req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
+		req.Header.Set("Accept", "application/json")
+		resp := tester.AssertResponseCode(req, 200)
+		var answer struct {
+			QRCode     string `json:"qr_code"`
+			OutTradeNo string `json:"out_trade_no"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+		resp.Body.Close()
+		assert.Equal(t, no, answer.OutTradeNo)
+		require.True(t, strings.HasPrefix(answer.QRCode, sandboxURL+"/sandbox/qr/"), answer.QRCode)
+
+		// The page shows the same code: precreate again answers it.
+		_, page := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 200)
+		assert.Contains(t, page, `<code id="qr-code">`+answer.QRCode+`</code>`)
+		assert.Contains(t, page, `<span id="amount">12.50</span>`)
+
+		v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+		assert.Equal(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_NOT_EXIST"}, pick(v, "code", "sub_code"), "before the scan")
+		payOnCashier(answer.QRCode)
+		awaitNotifications(t, s, 1, paidNotice(no))
+		v = api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+		assert.Equal(t, "TRADE_SUCCESS", v["trade_status"])
+	})
+
+	t.Run("qr scanned, not paid", func(t *testing.T) {
+		no := orderNo("QRW")
+		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "Tea", "product": "qr"})
+		req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
+		req.Header.Set("Accept", "application/json")
+		resp := tester.AssertResponseCode(req, 200)
+		var answer struct {
+			QRCode string `json:"qr_code"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+		resp.Body.Close()
+		getStatus(t, tester, answer.QRCode, 302)
+		v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+		assert.Equal(t, "WAIT_BUYER_PAY", v["trade_status"], "after the scan")
+	})
+
+	t.Run("barcode", func(t *testing.T) {
+		for _, c := range []struct {
+			authCode, result string
+			methods          []string // the steps' methods, in order; nil: not checked
+			paid             bool
+		}{
+			{"280000000000000000", "paid", []string{"alipay.trade.pay"}, true},
+			{"280000000000001111", "paid", nil, true},
+			{"280000000000002222", "cancelled", nil, false},
+			{"280000000000003333", "failed", []string{"alipay.trade.pay"}, false},
+			{"280000000000004444", "paid", []string{"alipay.trade.pay", "alipay.trade.query"}, true},
+		} {
+			no := orderNo("BAR" + c.authCode[14:])
+			v := api("alipay.trade.pay", `{"out_trade_no":"`+no+`","total_amount":"3.50","subject":"Latte","auth_code":"`+c.authCode+`"}`)
+			assert.Equal(t, c.result, v["result"], c.authCode)
+			var methods []string
+			for _, step := range v["steps"].([]any) {
+				methods = append(methods, step.(map[string]any)["method"].(string))
+			}
+			if c.methods != nil {
+				assert.Equal(t, c.methods, methods, c.authCode)
+			}
+			switch c.authCode[14:] {
+			case "1111":
+				assert.Contains(t, methods, "alipay.trade.query", "paid while polling")
+			case "2222":
+				assert.Equal(t, "alipay.trade.cancel", methods[len(methods)-1])
+				q := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+				assert.Equal(t, "TRADE_CLOSED", q["trade_status"], "cancelled: closed")
+			}
+			if c.paid {
+				awaitNotifications(t, s, 1, paidNotice(no))
+			}
+		}
+	})
+}

@@ -17,7 +17,8 @@ import (
 // The sandbox's OpenAPI: alipay.trade.query, alipay.trade.refund,
 // alipay.trade.fastpay.refund.query, alipay.trade.close and
 // alipay.trade.cancel, answered from the trades that its cashier made,
-// as Alipay answers them:
+// and the face-to-face alipay.trade.precreate and alipay.trade.pay
+// (facetoface.go), which open trades, as Alipay answers them:
 //
 //	{"<method with _ for .>_response":{"code":"10000","msg":"Success",...},"sign":"..."}
 //
@@ -129,7 +130,7 @@ var missingSubCodes = []struct{ param, subCode string }{
 }
 
 // serveAPI answers an OpenAPI call; perr is gatewayParams' error.
-func (h *Handler) serveAPI(w http.ResponseWriter, p map[string]string, perr error) {
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p map[string]string, perr error) {
 	method := p["method"]
 	if f := h.checkAPIRequest(p, perr); f != nil {
 		h.logger.Warn("sandbox: api request refused", zap.String("method", method),
@@ -146,7 +147,12 @@ func (h *Handler) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 	} else {
 		at := now()
 		var t *trade
-		if t, f = apiMethods[method](h.trades, p["app_id"], biz, at); t != nil {
+		if m := apiMethods[method]; m != nil {
+			t, f = m(h.trades, p["app_id"], biz, at)
+		} else {
+			t, f = openingMethods[method](h, openingCall{params: p, biz: biz, at: at, base: baseURL(r)})
+		}
+		if t != nil {
 			h.trades.event(t, apiEvent(method, "shop", biz, f, at))
 		}
 	}
@@ -173,12 +179,12 @@ func (h *Handler) serveAPI(w http.ResponseWriter, p map[string]string, perr erro
 func apiEvent(method, source string, biz apiBiz, f apiFields, at time.Time) tradeEvent {
 	str := func(v any) string { s, _ := v.(string); return s }
 	var detail []string
-	for _, k := range []string{"refund_amount", "out_request_no"} {
+	for _, k := range []string{"refund_amount", "out_request_no", "scene", "auth_code"} {
 		if v := biz.str(k); v != "" {
 			detail = append(detail, k+" "+v)
 		}
 	}
-	for _, k := range []string{"trade_status", "refund_fee", "fund_change", "refund_status", "action", "sub_msg"} {
+	for _, k := range []string{"trade_status", "qr_code", "refund_fee", "fund_change", "refund_status", "action", "sub_msg"} {
 		if v := str(f[k]); v != "" {
 			detail = append(detail, k+" "+v)
 		}
@@ -206,8 +212,10 @@ func (h *Handler) checkAPIRequest(p map[string]string, perr error) apiFields {
 			return gatewayFailure("40001", m.subCode, "缺少必选参数: "+m.param)
 		}
 	}
-	if apiMethods[p["method"]] == nil {
-		return gatewayFailure("40002", "isv.invalid-method", "不存在的方法名: the sandbox answers "+strings.Join(slices.Sorted(maps.Keys(apiMethods)), ", "))
+	if apiMethods[p["method"]] == nil && openingMethods[p["method"]] == nil {
+		methods := slices.Concat(slices.Collect(maps.Keys(apiMethods)), slices.Collect(maps.Keys(openingMethods)))
+		slices.Sort(methods)
+		return gatewayFailure("40002", "isv.invalid-method", "不存在的方法名: the sandbox answers "+strings.Join(methods, ", "))
 	}
 	if ge := h.checkRequest(p); ge != nil {
 		switch ge.code {
@@ -394,13 +402,21 @@ func apiClose(ts *tradeStore, appID string, biz apiBiz, _ time.Time) (*trade, ap
 }
 
 // apiCancel answers alipay.trade.cancel, as Alipay does: an unpaid trade
-// is closed (action close), a paid one refunded in full (action refund,
+// (a precreated order not scanned yet too) is closed (action close), a
+// paid one refunded in full (action refund,
 // with its refund's notification); cancelling again answers the same and
 // moves nothing more. retry_flag is N: the sandbox never asks for a
 // retry.
 func apiCancel(ts *tradeStore, appID string, biz apiBiz, at time.Time) (*trade, apiFields) {
 	t, fail := findTrade(ts, appID, biz)
 	if fail != nil {
+		if u := ts.findUnscanned(appID, biz.str("out_trade_no")); u != nil && biz.str("trade_no") == "" {
+			// A precreated order that no buyer scanned: Alipay has no
+			// trade yet, and cancel closes the order, so that a scan
+			// later cannot pay it.
+			action, _ := ts.cancelTrade(u, at)
+			return u, apiSuccess(apiFields{"out_trade_no": u.outTradeNo, "retry_flag": "N", "action": action})
+		}
 		return t, fail
 	}
 	action, res := ts.cancelTrade(t, at)

@@ -36,7 +36,7 @@ func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isAPIRequest(r, params) {
-		h.serveAPI(w, params, err)
+		h.serveAPI(w, r, params, err)
 		return
 	}
 	if err == nil {
@@ -108,23 +108,71 @@ func (h *Handler) openTrade(p map[string]string) (*trade, error) {
 	if !ok {
 		return nil, &gatewayError{"invalid-method", "the sandbox cashier serves alipay.trade.page.pay and alipay.trade.wap.pay"}
 	}
+	name := productPage
+	if product.Name == productWAP {
+		name = productWAP
+	}
+	return h.openOrder(p, name, product.Code, true, p["return_url"])
+}
+
+// openOrder checks the timestamp and biz_content of a signed pay request
+// (checkRequest's) for product, whose biz_content.product_code must be
+// code (required, or only if present), and opens its trade, with
+// returnURL.
+func (h *Handler) openOrder(p map[string]string, product, code string, codeRequired bool, returnURL string) (*trade, error) {
 	if _, err := protocol.ParseTimestamp(p["timestamp"]); err != nil {
 		return nil, &gatewayError{"invalid-timestamp", "timestamp must be yyyy-MM-dd HH:mm:ss"}
 	}
 	var biz map[string]any
 	dec := json.NewDecoder(strings.NewReader(p["biz_content"]))
 	dec.UseNumber()
-	if err := dec.Decode(&biz); err != nil || biz == nil {
+	if err := dec.Decode(&biz); err != nil || biz == nil || dec.More() {
 		return nil, &gatewayError{"invalid-parameter", "biz_content is not a JSON object"}
 	}
+	o, ge := checkOrder(biz, p["method"], code, codeRequired)
+	if ge != nil {
+		return nil, ge
+	}
+	str := apiBiz(biz).str
+	for _, u := range []struct{ name, value string }{{"notify_url", p["notify_url"]}, {"return_url", returnURL}, {"quit_url", str("quit_url")}} {
+		if ge := h.checkCallbackURL(u.name, u.value); ge != nil {
+			return nil, ge
+		}
+	}
+	return h.trades.open(&trade{
+		appID: p["app_id"], method: p["method"], signType: p["sign_type"], product: product,
+		outTradeNo: o.outTradeNo, amount: o.amount, subject: o.subject, body: str("body"),
+		passback: str("passback_params"), quitURL: str("quit_url"),
+		notifyURL: p["notify_url"], returnURL: returnURL,
+	})
+}
+
+// An orderFields is what every pay request's biz_content must have.
+type orderFields struct {
+	outTradeNo, subject string
+	amount              protocol.Amount
+}
+
+// checkOrder checks the fields that every pay request's biz_content
+// has, as Alipay does: out_trade_no, subject, total_amount (yuan, as a
+// string or a number), and product_code, which must be code for method:
+// always if codeRequired, otherwise only if present. The strings must be
+// strings.
+func checkOrder(biz map[string]any, method, code string, codeRequired bool) (orderFields, *gatewayError) {
 	str := func(k string) string { s, _ := biz[k].(string); return s }
+	for _, k := range []string{"out_trade_no", "subject", "product_code", "body", "passback_params", "quit_url"} {
+		if _, ok := biz[k].(string); biz[k] != nil && !ok {
+			return orderFields{}, &gatewayError{"ACQ.INVALID_PARAMETER", k + " must be a string"}
+		}
+	}
+	_, hasCode := biz["product_code"]
 	switch {
 	case !protocol.ValidOutTradeNo(str("out_trade_no")):
-		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "out_trade_no"}
+		return orderFields{}, &gatewayError{"ACQ.INVALID_PARAMETER", "out_trade_no"}
 	case str("subject") == "":
-		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "subject"}
-	case str("product_code") != product.Code:
-		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "product_code must be " + product.Code + " for " + p["method"]}
+		return orderFields{}, &gatewayError{"ACQ.INVALID_PARAMETER", "subject"}
+	case (codeRequired || hasCode) && str("product_code") != code:
+		return orderFields{}, &gatewayError{"ACQ.INVALID_PARAMETER", "product_code must be " + code + " for " + method}
 	}
 	amountText := str("total_amount")
 	if n, ok := biz["total_amount"].(json.Number); ok {
@@ -132,19 +180,9 @@ func (h *Handler) openTrade(p map[string]string) (*trade, error) {
 	}
 	amount, err := protocol.ParseAmount(amountText)
 	if err != nil {
-		return nil, &gatewayError{"ACQ.INVALID_PARAMETER", "total_amount"}
+		return orderFields{}, &gatewayError{"ACQ.INVALID_PARAMETER", "total_amount"}
 	}
-	for _, u := range []struct{ name, value string }{{"notify_url", p["notify_url"]}, {"return_url", p["return_url"]}, {"quit_url", str("quit_url")}} {
-		if ge := h.checkCallbackURL(u.name, u.value); ge != nil {
-			return nil, ge
-		}
-	}
-	return h.trades.open(&trade{
-		appID: p["app_id"], method: p["method"], signType: p["sign_type"],
-		outTradeNo: str("out_trade_no"), amount: amount, subject: str("subject"), body: str("body"),
-		passback: str("passback_params"), quitURL: str("quit_url"),
-		notifyURL: p["notify_url"], returnURL: p["return_url"],
-	})
+	return orderFields{str("out_trade_no"), str("subject"), amount}, nil
 }
 
 // checkCallbackURL refuses a URL that the sandbox would send a
@@ -178,15 +216,21 @@ func hostKey(host string) string {
 // OpenAPI: the OpenAPI keys are set, the required parameters, utf-8, the
 // sign type, in certificate mode the serial numbers, the signature.
 func (h *Handler) checkRequest(p map[string]string) *gatewayError {
+	return h.checkRequestOf(p, "app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign")
+}
+
+// checkRequestOf is checkRequest with the parameters that must be
+// given; a charset left out is utf-8.
+func (h *Handler) checkRequestOf(p map[string]string, required ...string) *gatewayError {
 	if !h.openAPI {
 		return &gatewayError{"invalid-app-id", "无效的AppID参数: the sandbox plays only the legacy gateway (partner and md5_key, without app_public_key and alipay_private_key)"}
 	}
-	for _, k := range []string{"app_id", "method", "charset", "sign_type", "timestamp", "version", "biz_content", "sign"} {
+	for _, k := range required {
 		if p[k] == "" {
 			return &gatewayError{"missing-parameter", "missing " + k}
 		}
 	}
-	if !strings.EqualFold(p["charset"], "utf-8") {
+	if cs, ok := p["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return &gatewayError{"invalid-charset", "the sandbox speaks utf-8 only"}
 	}
 	v, ok := h.verifiers[p["sign_type"]]
@@ -217,7 +261,9 @@ func verifyRequest(v protocol.Verifier, p map[string]string) bool {
 func (h *Handler) serveCashier(w http.ResponseWriter, r *http.Request) {
 	id, action, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, cashierPrefix), "/")
 	t := h.trades.byCashierID(id)
-	if t == nil {
+	if t == nil || t.product == productBarcode {
+		// A barcode payment has no cashier: the buyer confirms it, if at
+		// all, in the Alipay app.
 		renderPage(w, http.StatusNotFound, errorPageTemplate, &gatewayError{"TRADE_NOT_EXIST", "no such cashier"})
 		return
 	}
@@ -231,6 +277,10 @@ func (h *Handler) serveCashier(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		v := h.trades.view(t)
+		if v.Unscanned {
+			renderPage(w, http.StatusConflict, errorPageTemplate, errNotScanned)
+			return
+		}
 		if v.Status == "TRADE_CLOSED" && !v.Paid {
 			ge := errTradeClosed
 			if t.legacy != nil {
@@ -242,6 +292,13 @@ func (h *Handler) serveCashier(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusOK, cashierTemplate, v)
 	case action == "pay" && r.Method == http.MethodPost:
 		h.pay(w, r, t)
+	case action == "cancel" && r.Method == http.MethodPost && (t.product == productApp || t.product == productQR):
+		// Neither has a page of the shop to go back to: the app gets its
+		// result (6001), the buyer of a QR code closes the cashier, and
+		// the trade stays unpaid.
+		h.logger.Info("sandbox: buyer cancelled", zap.String("out_trade_no", t.outTradeNo))
+		h.trades.event(t, tradeEvent{at: now(), kind: "cancel", source: "buyer", detail: "the buyer left the cashier"})
+		renderPage(w, http.StatusOK, cancelledTemplate, h.trades.view(t))
 	case action == "cancel" && r.Method == http.MethodPost:
 		target := t.quitURL
 		if target == "" {
@@ -277,6 +334,8 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request, t *trade) {
 	}
 	h.logger.Info("sandbox: trade paid", zap.String("out_trade_no", t.outTradeNo), zap.String("trade_no", t.tradeNo))
 	if t.returnURL == "" {
+		// App pay and face-to-face have no return_url: the buyer stays
+		// in the Alipay app, which says it is paid.
 		renderPage(w, http.StatusOK, cashierTemplate, h.trades.view(t))
 		return
 	}

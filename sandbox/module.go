@@ -29,7 +29,9 @@ func init() {
 
 // Handler is a local stand-in for Alipay's gateway, for the demo, for
 // tests and for trying an integration offline. It serves the gateway at
-// /gateway.do, a cashier under /sandbox/cashier/, and, for the
+// /gateway.do, a cashier under /sandbox/cashier/, the app SDK's page at
+// /sandbox/app, the QR codes of face-to-face payments under /sandbox/qr/
+// (facetoface.go), and, for the
 // developer, the trades it keeps and what it did for each (refunds,
 // every notification and its attempts, returns, OpenAPI calls) at
 // /sandbox/trades, as HTML or JSON (tradepages.go). It checks merchant
@@ -299,6 +301,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	case strings.HasPrefix(r.URL.Path, cashierPrefix):
 		h.serveCashier(w, r)
+		return nil
+	case r.URL.Path == appPath:
+		h.serveApp(w, r)
+		return nil
+	case strings.HasPrefix(r.URL.Path, qrPrefix):
+		h.serveScan(w, r)
 		return nil
 	case isTradesPath(r.URL.Path):
 		h.serveTrades(w, r)

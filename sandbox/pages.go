@@ -49,7 +49,9 @@ var cashierTemplate = template.Must(template.Must(template.New("cashier").Parse(
 <p class="amount">¥<span id="amount">{{.Amount}}</span></p>
 <p class="muted">商户订单号 Order {{.OutTradeNo}}<br>交易号 Trade {{.TradeNo}}{{if .Service}}<br>即时到账 <span id="service">{{.Service}}</span>{{end}}</p>
 {{if .Paid}}
-<p id="status">{{.Status}}</p><p>已支付 Paid.</p>
+<p id="status">{{.Status}}</p><p id="paid" class="ok">已支付 Paid.</p>
+{{if eq .Product "app"}}<p class="muted">The app SDK's result: resultStatus <b id="result-status">9000</b> 订单支付成功. The shop's proof of payment is the notification, or a query.</p>{{end}}
+{{if eq .Product "qr"}}<p class="muted">The buyer paid in the Alipay app; the shop learns it from the notification, or a query.</p>{{end}}
 {{else}}
 <p id="status" class="muted">{{.Status}}</p>
 <form method="post" action="/sandbox/cashier/{{.ID}}/pay"><button id="pay" type="submit">Pay 确认付款</button></form>
@@ -62,8 +64,25 @@ var errorPageTemplate = template.Must(template.Must(template.New("error").Parse(
 {{define "title"}}错误 Error{{end}}
 {{define "main"}}
 <h2 class="error">出错了 Something went wrong</h2>
+{{if .App}}<p id="app-result">系统繁忙，请稍后再试 · the app SDK's result: resultStatus <b id="result-status">4000</b> 系统繁忙</p>{{end}}
 <p>错误代码 Error code: <b id="error-code">{{.Code}}</b></p>
 <p>错误原因 Reason: <span id="error-reason">{{.Reason}}</span></p>
+{{end}}`))
+
+// An appRefusal is a gateway error as the app SDK's page shows it: the
+// error page with the result that the shop's app gets (4000, 系统繁忙).
+type appRefusal struct{ *gatewayError }
+
+// cancelledTemplate is the page after Cancel at the cashier of an app or
+// QR trade (a tradeView): neither has a shop page to go back to.
+var cancelledTemplate = template.Must(template.Must(template.New("cancelled").Parse(pageLayout)).Parse(`
+{{define "title"}}已取消 Cancelled{{end}}
+{{define "main"}}
+<h2 id="cancelled">已取消 Cancelled</h2>
+<p id="subject">{{.Subject}}</p>
+<p class="muted">商户订单号 Order {{.OutTradeNo}}</p>
+{{if eq .Product "app"}}<p>The buyer cancelled: the app SDK's result is resultStatus <b id="result-status">6001</b> 用户中途取消.</p>{{else}}<p>The buyer closed the cashier: the QR code may be scanned again.</p>{{end}}
+<p class="muted">The trade stays <span id="status">{{.Status}}</span>.</p>
 {{end}}`))
 
 var tradeFuncs = template.FuncMap{
@@ -87,15 +106,16 @@ Kept now: <b id="kept">{{.Kept}}</b>; dropped so far: <b id="dropped">{{.Dropped
 Newest first; times are Beijing time (UTC+8), as Alipay writes them. Also as JSON, with <code>Accept: application/json</code>.</p>
 {{if .Trades}}
 <div class="scroll"><table id="trades">
-<thead><tr><th>Created 创建时间</th><th>out_trade_no</th><th>Subject 商品</th><th class="num">Amount 金额</th><th>Status 状态</th><th>Protocol</th><th>Notification 通知</th></tr></thead>
+<thead><tr><th>Created 创建时间</th><th>out_trade_no</th><th>Subject 商品</th><th class="num">Amount 金额</th><th>Status 状态</th><th>Protocol</th><th>Product 产品</th><th>Notification 通知</th></tr></thead>
 <tbody>
 {{range .Trades}}<tr id="row-{{.TradeNo}}">
 <td class="time">{{bj .CreatedAt}}</td>
 <td><a href="/sandbox/trades/{{.OutTradeNo}}"><code>{{.OutTradeNo}}</code></a></td>
 <td>{{.Subject}}</td>
 <td class="num">¥{{.Amount}}</td>
-<td>{{.Status}}</td>
+<td>{{.Status}}{{if .AwaitingScan}}<br><span class="muted">QR code not scanned</span>{{end}}</td>
 <td>{{if .Legacy}}legacy 即时到账{{else}}OpenAPI{{end}}</td>
+<td>{{.ProductText}}</td>
 <td><span class="{{.DeliveryClass}}">{{.DeliveryShort}}</span>{{if .AttemptsTotal}}<br><span class="muted">{{.AttemptsTotal}} attempt{{if gt .AttemptsTotal 1}}s{{end}}{{if gt .NoticeCount 1}}, {{.NoticeCount}} notifications{{end}}</span>{{end}}</td>
 </tr>
 {{end}}</tbody>
@@ -116,7 +136,8 @@ var tradePageTemplate = template.Must(template.Must(tradePagesLayout.Clone()).Pa
 <h2><span id="subject{{.Suffix}}">{{.Subject}}</span> · ¥<span id="amount{{.Suffix}}">{{.Amount}}</span></h2>
 <table class="fields">
 <tr><th>out_trade_no</th><td><code>{{.OutTradeNo}}</code></td><th>trade_no</th><td><code id="trade-no{{.Suffix}}">{{.TradeNo}}</code></td></tr>
-<tr><th>status</th><td><b id="status{{.Suffix}}">{{.Status}}</b></td><th>protocol</th><td id="protocol{{.Suffix}}">{{if .Legacy}}legacy 即时到账 ({{.Method}}, {{.Charset}}){{else}}OpenAPI ({{.Method}}){{end}}</td></tr>
+<tr><th>status</th><td><b id="status{{.Suffix}}">{{.Status}}</b>{{if .AwaitingScan}} <span id="awaiting-scan{{.Suffix}}" class="muted">QR code not scanned yet: queries answer ACQ.TRADE_NOT_EXIST</span>{{end}}</td><th>protocol</th><td id="protocol{{.Suffix}}">{{if .Legacy}}legacy 即时到账 ({{.Method}}, {{.Charset}}){{else}}OpenAPI ({{.Method}}){{end}}</td></tr>
+<tr><th>product</th><td colspan="3" id="product{{.Suffix}}">{{.ProductText}}</td></tr>
 <tr>{{if .Legacy}}<th>partner</th><td><code>{{.Partner}}</code></td>{{else}}<th>app_id</th><td><code>{{.AppID}}</code></td>{{end}}<th>sign_type</th><td>{{.SignType}}</td></tr>
 <tr><th>created</th><td>{{bj .CreatedAt}}</td><th>paid</th><td>{{if .Paid}}{{bj .PaidAt}}{{else}}—{{end}}</td></tr>
 <tr><th>notify_url</th><td colspan="3">{{if .NotifyURL}}<code>{{.NotifyURL}}</code>{{else}}—{{end}}</td></tr>
@@ -223,10 +244,19 @@ var passwordPageTemplate = template.Must(template.Must(template.New("password").
 {{end}}`))
 
 // renderPage writes a sandbox page; data is a tradeView, a tradeListDoc, a
-// tradePageDoc, a passwordPageDoc or a *gatewayError.
+// tradePageDoc, a passwordPageDoc, a *gatewayError or an appRefusal.
 func renderPage(w http.ResponseWriter, status int, t *template.Template, data any) {
-	if ge, ok := data.(*gatewayError); ok {
-		data = struct{ Code, Reason string }{ge.code, ge.reason}
+	switch ge := data.(type) {
+	case *gatewayError:
+		data = struct {
+			Code, Reason string
+			App          bool
+		}{ge.code, ge.reason, false}
+	case appRefusal:
+		data = struct {
+			Code, Reason string
+			App          bool
+		}{ge.code, ge.reason, true}
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, data); err != nil {

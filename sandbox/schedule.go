@@ -110,3 +110,42 @@ func (ts *tradeStore) endLoop(n *notification) {
 		n.next, n.nextNumber = time.Time{}, 0
 	}
 }
+
+// payLater makes t, a barcode payment that the buyer confirms in the
+// app, paid at at: settle pays it then, or as soon as the store reads it
+// after that time, and a timer of the store's lifetime pays it at that
+// time if nothing read it before. A trade cancelled meanwhile stays
+// closed. The caller does not hold the lock.
+func (ts *tradeStore) payLater(t *trade, at time.Time) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t.payAt = at
+	if ts.stopped {
+		return
+	}
+	ts.loops.Add(1)
+	go ts.payWhenDue(t, at)
+}
+
+// payWhenDue is payLater's timer: it waits until at by the package
+// clock (woken early, it waits the rest) and settles t, or returns when
+// the store stops.
+func (ts *tradeStore) payWhenDue(t *trade, at time.Time) {
+	defer ts.loops.Done()
+	for {
+		if d := at.Sub(now()); d > 0 {
+			timer := time.NewTimer(d)
+			select {
+			case <-ts.ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		ts.mu.Lock()
+		ts.settle(t)
+		ts.mu.Unlock()
+		return
+	}
+}

@@ -25,6 +25,9 @@ type trade struct {
 	quitURL, notifyURL, returnURL string
 	tradeNo                       string
 	created                       time.Time
+	// product is how the trade was opened: productPage, productWAP,
+	// productApp, productQR or productBarcode ("" for a legacy trade).
+	product string
 	// legacy: a create_direct_pay_by_user trade, or nil for OpenAPI's.
 	// A legacy trade has no appID, so no OpenAPI call finds it. The
 	// pointer is fixed; the fields it points to change with the order's
@@ -36,6 +39,14 @@ type trade struct {
 	method, signType string
 	status           string
 	paid             time.Time
+	// unscanned: a precreated trade whose QR code no buyer has scanned
+	// yet. Alipay creates the trade at the scan: until then queries do
+	// not find it and its cashier does not open.
+	unscanned bool
+	// payAt: when a barcode payment that the buyer confirms in the app
+	// becomes paid by itself (zero: never). The store settles it then,
+	// or earlier when something reads the trade after that time.
+	payAt time.Time
 
 	// The refunds: those of OpenAPI by out_request_no (legacy batch
 	// refunds have none), every one in the order made, and their total.
@@ -155,11 +166,26 @@ func (s tradeSnapshot) nextDue() time.Time {
 	return due
 }
 
+// The products a trade is opened by.
+const (
+	productPage    = "page"    // alipay.trade.page.pay
+	productWAP     = "wap"     // alipay.trade.wap.pay
+	productApp     = "app"     // alipay.trade.app.pay, the order string of the app SDK
+	productQR      = "qr"      // alipay.trade.precreate, the QR code the buyer scans
+	productBarcode = "barcode" // alipay.trade.pay, the buyer's payment code
+)
+
+// browserProduct reports whether p is a product whose buyer may switch
+// to the other one with the same order: page and WAP pay open the same
+// cashier, and a shop may send a buyer to either.
+func browserProduct(p string) bool { return p == productPage || p == productWAP }
+
 // tradeView is what the cashier page shows.
 type tradeView struct {
 	ID, OutTradeNo, TradeNo, Subject, Amount, Status string
 	Service                                          string // legacy trades: the service
-	Paid                                             bool
+	Product                                          string
+	Paid, Unscanned                                  bool
 }
 
 // A refundOutcome is what a refund did with a request.

@@ -35,6 +35,8 @@ type tradeSummary struct {
 	Amount        string  `json:"amount"`
 	Status        string  `json:"status"`
 	Protocol      string  `json:"protocol"`
+	Product       string  `json:"product"`
+	AwaitingScan  bool    `json:"awaiting_scan"`
 	AppID         string  `json:"app_id"`
 	Partner       string  `json:"partner"`
 	Method        string  `json:"method"`
@@ -172,9 +174,10 @@ func (h *Handler) summaryOf(t tradeSnapshot, at time.Time) tradeSummary {
 		SignType: t.signType, NotifyURL: t.notifyURL, ReturnURL: t.returnURL,
 		Created: rfc3339(t.created), Paid: optTime(t.paid), Refunded: t.refunded.String(),
 		NextAttempt: optTime(next), EventsTotal: t.eventsTotal,
-		CreatedAt: t.created, PaidAt: t.paid, NextAt: next, NoticeCount: len(t.notices)}
+		CreatedAt: t.created, PaidAt: t.paid, NextAt: next, NoticeCount: len(t.notices),
+		Product: t.product, AwaitingScan: t.unscanned}
 	if t.legacy != nil {
-		d.Protocol, d.Legacy, d.Charset = "legacy", true, t.legacy.charset
+		d.Protocol, d.Legacy, d.Charset, d.Product = "legacy", true, t.legacy.charset, productPage
 		d.Method, d.Partner = "create_direct_pay_by_user", t.legacy.partner
 	}
 	d.Delivered = len(t.notices) > 0
@@ -303,4 +306,19 @@ func (d noteDoc) AboutText() string {
 		return "batch refund 批量退款, batch_no " + d.BatchNo
 	}
 	return "payment 支付"
+}
+
+// ProductText names the trade's product, for the pages.
+func (d tradeSummary) ProductText() string {
+	switch d.Product {
+	case productWAP:
+		return "wap 手机网站支付"
+	case productApp:
+		return "app APP支付"
+	case productQR:
+		return "qr 当面付扫码"
+	case productBarcode:
+		return "barcode 当面付条码"
+	}
+	return "page 电脑网站支付"
 }

@@ -45,9 +45,14 @@ import (
 //	  amount          yuan, two decimals ("88.80")
 //	  status          WAIT_BUYER_PAY, TRADE_SUCCESS, TRADE_CLOSED, TRADE_FINISHED (legacy, paid)
 //	  protocol        "openapi" or "legacy"
+//	  product         how it was opened: "page" (and every legacy trade), "wap", "app" (the app
+//	                  SDK's order string), "qr" (alipay.trade.precreate) or "barcode"
+//	                  (alipay.trade.pay)
+//	  awaiting_scan   a qr trade whose QR code no buyer has scanned: queries do not find it yet
 //	  app_id          OpenAPI's app id; "" for legacy
 //	  partner         the legacy partner; "" for OpenAPI
-//	  method          alipay.trade.page.pay, alipay.trade.wap.pay or create_direct_pay_by_user
+//	  method          alipay.trade.page.pay, alipay.trade.wap.pay, alipay.trade.app.pay,
+//	                  alipay.trade.precreate, alipay.trade.pay or create_direct_pay_by_user
 //	  sign_type, notify_url, return_url
 //	  created         RFC 3339, in Beijing time (+08:00), to the millisecond
 //	  paid            RFC 3339, or null while unpaid
@@ -96,7 +101,8 @@ import (
 //	    resend        sent by the send-again button
 //	  events          the latest 50 returns, cancels and calls, oldest first:
 //	    at            RFC 3339
-//	    kind          "return", "cancel", the OpenAPI method (alipay.trade.query, ...), the legacy
+//	    kind          "return", "cancel", "scan" (a QR code opened), the OpenAPI method
+//	                  (alipay.trade.query, alipay.trade.precreate, alipay.trade.pay, ...), the legacy
 //	                  service (single_trade_query, ...) or "refund in full" (a legacy trade's button)
 //	    source        "buyer", "shop" (a call signed with the app's or the partner's key),
 //	                  "seller" (the legacy password page) or "page" (a button here)

@@ -200,8 +200,8 @@ func TestTradeListPage(t *testing.T) {
 	var list map[string]any
 	require.NoError(t, json.Unmarshal([]byte(raw), &list))
 	assert.Equal(t, []string{"dropped", "kept", "max_trades", "trades"}, keysOf(list))
-	summary := []string{"amount", "app_id", "attempts_total", "created", "delivered", "events_total",
-		"given_up", "id", "method", "next_attempt", "notify_url", "out_trade_no", "paid", "partner", "protocol", "refunded",
+	summary := []string{"amount", "app_id", "attempts_total", "awaiting_scan", "created", "delivered", "events_total",
+		"given_up", "id", "method", "next_attempt", "notify_url", "out_trade_no", "paid", "partner", "product", "protocol", "refunded",
 		"return_url", "sign_type", "status", "subject", "trade_no"}
 	assert.Equal(t, summary, keysOf(generic.Trades[1]), "the list leaves attempts and events to the trade's page")
 	// The trade's page: the same names, with its attempts and events.

@@ -149,21 +149,32 @@ var errTradeClosed = &gatewayError{"ACQ.TRADE_HAS_CLOSE", "交易已关闭: this
 // Alipay refuses an order number reused for another amount or subject,
 // and one already paid.
 func (ts *tradeStore) open(t *trade) (*trade, error) {
+	t, _, err := ts.openNew(t)
+	return t, err
+}
+
+// openNew is open, and reports whether the trade is t, new.
+func (ts *tradeStore) openNew(t *trade) (*trade, bool, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	key := tradeKey(t.appID, t.outTradeNo)
 	if old := ts.byKey[key]; old != nil {
+		ts.settle(old)
 		switch {
 		case old.closedUnpaid():
-			return nil, errTradeClosed
+			return nil, false, errTradeClosed
 		case old.status != "WAIT_BUYER_PAY":
-			return nil, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "交易已支付: this order is already paid"}
+			return nil, false, &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "交易已支付: this order is already paid"}
 		case old.amount != t.amount || old.subject != t.subject:
-			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another amount or subject"}
+			return nil, false, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another amount or subject"}
 		case old.notifyURL != t.notifyURL || old.returnURL != t.returnURL || old.quitURL != t.quitURL:
 			// Where the payment's notification goes is fixed when the
 			// trade opens.
-			return nil, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another notify_url, return_url or quit_url"}
+			return nil, false, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened with another notify_url, return_url or quit_url"}
+		case old.product != t.product && !(browserProduct(old.product) && browserProduct(t.product)):
+			// An app, QR or barcode trade is paid its own way; only page
+			// and WAP pay share a cashier.
+			return nil, false, &gatewayError{"ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改: this order number was opened by another product (" + old.product + ")"}
 		}
 		old.signType, old.method = t.signType, t.method
 		if old.legacy != nil && t.legacy != nil {
@@ -171,7 +182,7 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 			// pointer stays.
 			*old.legacy = *t.legacy
 		}
-		return old, nil
+		return old, false, nil
 	}
 	if len(ts.order) >= ts.max {
 		ts.drop(ts.order[0])
@@ -187,7 +198,7 @@ func (ts *tradeStore) open(t *trade) (*trade, error) {
 	ts.byCashier[t.id] = t
 	ts.byNo[t.tradeNo] = t
 	ts.order = append(ts.order, t)
-	return t, nil
+	return t, true, nil
 }
 
 // drop forgets the oldest trade t. Its notifications that are still
@@ -216,10 +227,35 @@ func (ts *tradeStore) find(appID, tradeNo, outTradeNo string) *trade {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	t := ts.lookup(appID, tradeNo, outTradeNo)
-	if t != nil && t.legacy != nil {
+	if t != nil && (t.legacy != nil || t.unscanned) {
 		return nil
 	}
 	return t
+}
+
+// findUnscanned returns the app's precreated trade of out_trade_no whose
+// QR code is not scanned yet, which find does not see; nil if there is
+// none.
+func (ts *tradeStore) findUnscanned(appID, outTradeNo string) *trade {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t := ts.byKey[tradeKey(appID, outTradeNo)]; t != nil && t.unscanned {
+		return t
+	}
+	return nil
+}
+
+// scan is the buyer's scan of t's QR code: Alipay creates the trade,
+// WAIT_BUYER_PAY. A closed trade stays closed (errTradeClosed), a paid
+// one paid; scanning again changes nothing.
+func (ts *tradeStore) scan(t *trade) *gatewayError {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t.closedUnpaid() {
+		return errTradeClosed
+	}
+	t.unscanned = false
+	return nil
 }
 
 // findLegacy returns the legacy trade with trade_no or, without one,
@@ -237,12 +273,14 @@ func (ts *tradeStore) findLegacy(tradeNo, outTradeNo string) *trade {
 
 // lookup is find's and findLegacy's search. The caller holds the lock.
 func (ts *tradeStore) lookup(appID, tradeNo, outTradeNo string) *trade {
+	var t *trade
 	if tradeNo == "" {
-		return ts.byKey[tradeKey(appID, outTradeNo)]
+		t = ts.byKey[tradeKey(appID, outTradeNo)]
+	} else if t = ts.byNo[tradeNo]; t != nil && (t.appID != appID || (outTradeNo != "" && outTradeNo != t.outTradeNo)) {
+		t = nil
 	}
-	t := ts.byNo[tradeNo]
-	if t != nil && (t.appID != appID || (outTradeNo != "" && outTradeNo != t.outTradeNo)) {
-		return nil
+	if t != nil {
+		ts.settle(t)
 	}
 	return t
 }
@@ -251,6 +289,7 @@ func (ts *tradeStore) lookup(appID, tradeNo, outTradeNo string) *trade {
 func (ts *tradeStore) snapshot(t *trade) tradeSnapshot {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.settle(t)
 	return t.snapshot(false)
 }
 
@@ -267,6 +306,7 @@ func (ts *tradeStore) summary() storeSummary {
 	defer ts.mu.Unlock()
 	s := storeSummary{trades: make([]tradeSnapshot, 0, len(ts.order)), kept: len(ts.order), max: ts.max, dropped: ts.dropped}
 	for _, t := range slices.Backward(ts.order) {
+		ts.settle(t)
 		s.trades = append(s.trades, t.snapshot(false))
 	}
 	return s
@@ -280,6 +320,7 @@ func (ts *tradeStore) withOutTradeNo(no string) []tradeSnapshot {
 	var list []tradeSnapshot
 	for _, t := range slices.Backward(ts.order) {
 		if t.outTradeNo == no {
+			ts.settle(t)
 			list = append(list, t.snapshot(true))
 		}
 	}
@@ -290,8 +331,9 @@ func (ts *tradeStore) withOutTradeNo(no string) []tradeSnapshot {
 func (ts *tradeStore) view(t *trade) tradeView {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.settle(t)
 	v := tradeView{ID: t.id, OutTradeNo: t.outTradeNo, TradeNo: t.tradeNo, Subject: t.subject,
-		Amount: t.amount.String(), Status: t.status, Paid: !t.paid.IsZero()}
+		Amount: t.amount.String(), Status: t.status, Product: t.product, Paid: !t.paid.IsZero(), Unscanned: t.unscanned}
 	if t.legacy != nil {
 		v.Service = "create_direct_pay_by_user"
 	}
@@ -337,12 +379,27 @@ func (ts *tradeStore) startNote(n *notification, trades ...*trade) {
 func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.settle(t)
 	switch {
 	case !t.paid.IsZero():
 		return &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"}
 	case t.status != "WAIT_BUYER_PAY":
 		return errTradeClosed
+	case t.unscanned:
+		return errNotScanned
 	}
+	ts.paidLocked(t, at)
+	return nil
+}
+
+// errNotScanned refuses to pay a precreated trade whose QR code no buyer
+// has scanned: Alipay has no trade to pay yet.
+var errNotScanned = &gatewayError{"ACQ.TRADE_NOT_EXIST", "交易不存在: the QR code has not been scanned"}
+
+// paidLocked makes t, WAIT_BUYER_PAY, paid at at, and starts the
+// payment's notification if it has a notify_url. The caller holds the
+// lock.
+func (ts *tradeStore) paidLocked(t *trade, at time.Time) {
 	t.status = "TRADE_SUCCESS"
 	if t.legacy != nil {
 		t.status = legacyPaidStatus
@@ -351,7 +408,17 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	if t.notifyURL != "" {
 		ts.startNote(newNote(t, noteAboutPayment, t.notifyURL, paymentFields(t), at), t)
 	}
-	return nil
+}
+
+// settle pays t if it is a barcode payment whose payAt has come and it
+// is still WAIT_BUYER_PAY (not cancelled meanwhile), paid at payAt. The
+// store calls it wherever it reads or changes a trade, so that the
+// trade's state follows the clock even before payLater's timer fires.
+// The caller holds the lock.
+func (ts *tradeStore) settle(t *trade) {
+	if !t.payAt.IsZero() && t.paid.IsZero() && t.status == "WAIT_BUYER_PAY" && !now().Before(t.payAt) {
+		ts.paidLocked(t, t.payAt)
+	}
 }
 
 // close closes t unless it is paid, as alipay.trade.close and
@@ -360,6 +427,7 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 func (ts *tradeStore) close(t *trade) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.settle(t)
 	if t.status == "WAIT_BUYER_PAY" {
 		t.status = "TRADE_CLOSED"
 	}
@@ -373,6 +441,7 @@ func (ts *tradeStore) close(t *trade) bool {
 func (ts *tradeStore) refund(t *trade, reqNo string, amount protocol.Amount, reason, by, method string, at time.Time) refundResult {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.settle(t)
 	if r := t.refunds[reqNo]; r != nil {
 		if r.amount != amount {
 			return refundResult{refundOtherAmount, r, t.refunded}
@@ -407,6 +476,7 @@ func (ts *tradeStore) refundOpenAPI(t *trade, r *refund) {
 func (ts *tradeStore) cancelTrade(t *trade, at time.Time) (action string, res refundResult) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.settle(t)
 	if t.status == "WAIT_BUYER_PAY" {
 		t.status = "TRADE_CLOSED"
 	}
