@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"html"
+	"image"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +101,13 @@ func TestQRPay(t *testing.T) {
 	decoded, err := png.Decode(bytes.NewReader(img))
 	require.NoError(t, err)
 	assert.Equal(t, 320, decoded.Bounds().Dx())
+	// A quiet zone: the outermost pixels are white all round.
+	for i := range 320 {
+		for _, p := range []image.Point{{i, 0}, {i, 319}, {0, i}, {319, i}, {i, 8}, {8, i}} {
+			r, g, b, _ := decoded.At(p.X, p.Y).RGBA()
+			require.Equal(t, [3]uint32{0xffff, 0xffff, 0xffff}, [3]uint32{r, g, b}, "pixel %v", p)
+		}
+	}
 
 	// Alipay's verified refusal is passed on, with its reasons.
 	g.setAnswer(func(method string, _ map[string]any) string {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"image"
+	"image/draw"
 	"image/png"
 	"net/http"
 
@@ -62,17 +64,24 @@ func (h *Handler) serveQRPay(w http.ResponseWriter, r *http.Request, ev *event, 
 }
 
 // qrPNG draws a QR code of text as a PNG, 320 pixels square, with medium
-// error correction, as a phone's camera reads a screen easily.
+// error correction, as a phone's camera reads a screen easily, and a
+// white quiet zone of about four modules around it, which scanners need
+// and which a page with a dark background would not give.
 func qrPNG(text string) ([]byte, error) {
 	code, err := qr.Encode(text, qr.M, qr.Auto)
 	if err != nil {
 		return nil, err
 	}
-	if code, err = barcode.Scale(code, 320, 320); err != nil {
+	const size = 320
+	margin := size * 4 / (code.Bounds().Dx() + 8)
+	if code, err = barcode.Scale(code, size-2*margin, size-2*margin); err != nil {
 		return nil, err
 	}
+	img := image.NewGray(image.Rect(0, 0, size, size))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	draw.Draw(img, code.Bounds().Add(image.Pt(margin, margin)), code, image.Point{}, draw.Src)
 	var b bytes.Buffer
-	if err := png.Encode(&b, code); err != nil {
+	if err := png.Encode(&b, img); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
