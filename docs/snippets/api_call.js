@@ -11,7 +11,7 @@ async function alipayApi(method, biz, secret, base) {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${makePayToken({ scope: 'api' }, secret, 300)}` },
     body: JSON.stringify(biz),
-    signal: AbortSignal.timeout(20000),
+    signal: AbortSignal.timeout(90000), // a barcode payment lasts up to barcode_wait (60 s) and its cancels
   });
   const out = await res.json().catch(() => ({}));
   if (res.status !== 200) {

@@ -11,7 +11,7 @@ function alipay_api(string $method, array $biz, string $secret, string $base): a
         'header' => "Content-Type: application/json\r\nAuthorization: Bearer " . make_pay_token(['scope' => 'api'], $secret, 300),
         'content' => json_encode($biz, JSON_THROW_ON_ERROR),
         'ignore_errors' => true, // the body of an error status too
-        'timeout' => 20,
+        'timeout' => 90, // a barcode payment lasts up to barcode_wait (60 s) and its cancels
     ]]));
     $status = (int) explode(' ', $http_response_header[0] ?? 'HTTP 0')[1];
     $out = json_decode((string) $body, true);

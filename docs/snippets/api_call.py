@@ -16,7 +16,8 @@ def alipay_api(method: str, biz: dict, secret: str, base: str) -> dict:
     req = urllib.request.Request(f"{base}/alipay/api/{method}", data=json.dumps(biz).encode(), headers={
         "Content-Type": "application/json", "Authorization": "Bearer " + make_pay_token({"scope": "api"}, secret, 300)})
     try:
-        with urllib.request.urlopen(req, timeout=20) as resp:
+        # 90 s: a barcode payment lasts up to barcode_wait (60 s) and its cancels.
+        with urllib.request.urlopen(req, timeout=90) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as e:
         out = json.loads(e.read() or "{}")

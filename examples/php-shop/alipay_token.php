@@ -2,7 +2,7 @@
 // The README snippets, verbatim: docs/snippets/pay_token.php and docs/snippets/verify_token.php.
 
 // A pay token is an HS256 JWT of the order, signed with the secret shared with Caddy.
-// $order: out_trade_no, total_amount as a string ('88.80'), subject, optional product ('page' or 'wap').
+// $order: out_trade_no, total_amount as a string ('88.80'), subject, optional product ('page', 'wap', 'app' or 'qr').
 function make_pay_token(array $order, string $secret, int $ttl = 300): string
 {
     $b64 = fn (string $s): string => rtrim(strtr(base64_encode($s), '+/', '-_'), '=');

@@ -21,7 +21,7 @@ def make_pay_token(order: dict, secret: str, ttl: int = 300) -> str:
     """An HS256 JWT of the order, signed with the secret shared with Caddy.
 
     order: out_trade_no, total_amount as a string ("88.80"), subject,
-    optional product ("page" or "wap").
+    optional product ("page", "wap", "app" or "qr").
     """
     head = _b64(b'{"alg":"HS256","typ":"JWT"}')
     body = _b64(json.dumps({**order, "exp": int(time.time()) + ttl}).encode())

@@ -27,7 +27,8 @@ func AlipayAPI(method string, biz any, secret, base string) (map[string]any, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token+"."+mac(secret, token))
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	// 90 s: a barcode payment lasts up to barcode_wait (60 s) and its cancels.
+	resp, err := (&http.Client{Timeout: 90 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
 	}

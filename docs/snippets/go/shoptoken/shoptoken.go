@@ -16,7 +16,7 @@ type Order struct {
 	OutTradeNo  string `json:"out_trade_no"`
 	TotalAmount string `json:"total_amount"` // yuan, like "88.80"
 	Subject     string `json:"subject"`
-	Product     string `json:"product,omitempty"` // "page" (default) or "wap"
+	Product     string `json:"product,omitempty"` // "page" (default), "wap", "app" or "qr"
 	Exp         int64  `json:"exp"`               // set by MakePayToken
 }
 
