@@ -14,6 +14,13 @@ Environment:
   SHOP_DB        sqlite file (default shop.db beside this file)
   SHOP_PAY_TTL   pay token lifetime in seconds (default 900)
   SHOP_SIDECAR_URL  where the shop reaches Caddy's API (default http://127.0.0.1:8080)
+
+Besides the web page pay link, it takes face-to-face payments: a QR code
+that the buyer scans (the sidecar's page of a pay token with product qr),
+a counter page where staff scan the buyer's payment code (alipay.trade.pay
+through the sidecar's API), and POST /app/orders, the backend of a mobile
+app (the sidecar's signed order_string for Alipay's app SDK). Whatever the
+way, an order turns paid only by the verified notification.
 """
 
 import base64
@@ -45,7 +52,7 @@ def make_pay_token(order: dict, secret: str, ttl: int = 300) -> str:
     """An HS256 JWT of the order, signed with the secret shared with Caddy.
 
     order: out_trade_no, total_amount as a string ("88.80"), subject,
-    optional product ("page" or "wap").
+    optional product ("page", "wap", "app" or "qr").
     """
     head = _b64(b'{"alg":"HS256","typ":"JWT"}')
     body = _b64(json.dumps({**order, "exp": int(time.time()) + ttl}).encode())
@@ -110,6 +117,11 @@ PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 REFUND_FIELDS = ("refund_fee", "out_biz_no", "gmt_refund")
 TRADE_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 AMOUNT_RE = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,2}))?")
+# A buyer's payment code, as the sidecar checks it: 16 to 24 digits starting 25 to 30.
+AUTH_CODE_RE = re.compile(r"(?:2[5-9]|30)[0-9]{14,22}")
+# Barcode pay answers once settled: up to the sidecar's barcode_wait (60 s by
+# default) of polling, then up to three cancels 2 s apart, each call bounded.
+BARCODE_TIMEOUT = 150
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -124,7 +136,8 @@ CREATE TABLE IF NOT EXISTS orders (
   returned_at  TEXT,                       -- the buyer came back from Alipay
   notify_calls INTEGER NOT NULL DEFAULT 0, -- notify requests with a valid token
   refund_fee   TEXT,                       -- "9.90" once refunded (Alipay's refund_fee)
-  refund_notified_at TEXT                  -- the first refund notification
+  refund_notified_at TEXT,                 -- the first refund notification
+  barcode      TEXT                        -- the counter's barcode pay, JSON: {"result", "trade_no", "error"}
 );
 -- One row per notification (jti = notify_id), written in the transaction
 -- that acts on it, so a repeat is recognised and a rolled-back one is not.
@@ -166,7 +179,8 @@ def init_db() -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
         columns = [r["name"] for r in conn.execute("PRAGMA table_info(orders)")]
-        for column in ("refund_fee", "refund_notified_at"):  # a database from before refunds
+        # A database from before refunds, or before face-to-face payments.
+        for column in ("refund_fee", "refund_notified_at", "barcode"):
             if column not in columns:
                 conn.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
 
@@ -207,6 +221,37 @@ def get_order(conn, no):
     return conn.execute("SELECT * FROM orders WHERE out_trade_no = ?", (no,)).fetchone()
 
 
+def insert_order(pid: str) -> str:
+    """A new unpaid order of the product; returns its out_trade_no."""
+    product = PRODUCTS[pid]
+    no = "T" + secrets.token_hex(12).upper()
+    with db() as conn:
+        conn.execute(
+            "INSERT INTO orders (out_trade_no, product, subject, total_amount, status, created_at)"
+            " VALUES (?, ?, ?, ?, 'unpaid', ?)",
+            (no, pid, product["name"], product["amount"], now_iso()),
+        )
+    return no
+
+
+def order_token(o, product: str) -> str:
+    """A fresh pay token of the order o for the sidecar's product (page, qr, app);
+    the amount and subject come from the database."""
+    return make_pay_token({
+        "out_trade_no": o["out_trade_no"], "total_amount": o["total_amount"],
+        "subject": o["subject"], "product": product,
+    }, CONF["secret"], CONF["pay_ttl"])
+
+
+def barcode_of(o) -> dict | None:
+    """The order's barcode pay record (the counter's), or None."""
+    try:
+        doc = json.loads(o["barcode"]) if o["barcode"] else None
+    except ValueError:
+        doc = None
+    return doc if isinstance(doc, dict) else None
+
+
 def paying_notifications(conn, no) -> int:
     return conn.execute(
         "SELECT COUNT(*) FROM notifications WHERE out_trade_no = ? AND outcome = 'paid'", (no,)
@@ -226,17 +271,32 @@ def log(msg: str) -> None:
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the sidecar is near: no proxy
 
 
-def call_api(method: str, biz: dict) -> dict:
+def call_api(method: str, biz: dict, timeout: float = 20) -> dict:
     """POSTs biz_content to the sidecar's {prefix}/api/<method>; returns Alipay's verified answer.
 
     Raises RuntimeError with a message for the buyer when the call itself failed.
     """
-    req = urllib.request.Request(
+    return sidecar_json(urllib.request.Request(
         f"{CONF['sidecar']}/alipay/api/{method}", data=json.dumps(biz).encode(), method="POST",
         headers={"Content-Type": "application/json",
-                 "Authorization": "Bearer " + make_pay_token({"scope": "api"}, CONF["secret"], 300)})
+                 "Authorization": "Bearer " + make_pay_token({"scope": "api"}, CONF["secret"], 300)}), timeout)
+
+
+def fetch_pay(token: str) -> dict:
+    """The sidecar's JSON answer to a pay token ({prefix}/pay with Accept: application/json):
+    {"order_string"} for product app. The sidecar names its own /alipay/notify, built from
+    the Host it is asked on, as the notify_url: SHOP_SIDECAR_URL must be the shop's site.
+
+    Raises RuntimeError as call_api does."""
+    return sidecar_json(urllib.request.Request(
+        f"{CONF['sidecar']}/alipay/pay?" + urllib.parse.urlencode({"token": token}),
+        headers={"Accept": "application/json"}), 20)
+
+
+def sidecar_json(req: urllib.request.Request, timeout: float) -> dict:
+    """Sends a request to the sidecar and returns its answer, a JSON object."""
     try:
-        with NO_PROXY.open(req, timeout=20) as res:
+        with NO_PROXY.open(req, timeout=timeout) as res:
             body = res.read()
     except urllib.error.HTTPError as err:  # 4xx/5xx: {"error": ...}, maybe with Alipay's sub_msg
         try:
@@ -296,6 +356,10 @@ class Shop(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_json(self, status: int, doc: dict, headers=()):
+        self.send(status, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(),
+                  "application/json", headers)
+
     def redirect(self, location: str):
         self.send(303, b"", "text/plain", [("Location", location)])
 
@@ -331,9 +395,18 @@ class Shop(BaseHTTPRequestHandler):
             return self.products()
         if path == "/alipay/return":
             return self.alipay_return()
-        m = re.fullmatch(r"/orders/([A-Za-z0-9_]{1,64})(\.json)?", path)
+        if path == "/counter":
+            return self.counter_page()
+        m = re.fullmatch(r"/orders/([A-Za-z0-9_]{1,64})(\.json|/qr|/status)?", path)
         if m:
+            if m.group(2) == "/qr":
+                return self.pay_qr(m.group(1))
+            if m.group(2) == "/status":
+                return self.order_status(m.group(1))
             return self.order_json(m.group(1)) if m.group(2) else self.order_page(m.group(1))
+        m = re.fullmatch(r"/counter/([A-Za-z0-9_]{1,64})", path)
+        if m:
+            return self.counter_result(m.group(1))
         self.error(404, "Not found")
 
     def do_POST(self):
@@ -347,6 +420,10 @@ class Shop(BaseHTTPRequestHandler):
             return self.create_order(body)
         if path == "/alipay/notify":
             return self.notify()  # the raw form body is ignored: only the token counts
+        if path == "/counter":
+            return self.counter_charge(body)
+        if path == "/app/orders":
+            return self.app_order(body)
         m = re.fullmatch(r"/orders/([A-Za-z0-9_]{1,64})/refund", path)
         if m:
             return self.refund(m.group(1))
@@ -359,22 +436,16 @@ class Shop(BaseHTTPRequestHandler):
             f'<button type="submit" id="buy-{e(pid)}">Buy</button></form></li>\n'
             for pid, p in PRODUCTS.items()
         )
-        self.send(200, page("Products", f"<h1>Products</h1>\n<ul>\n{items}</ul>"))
+        self.send(200, page("Products", f"<h1>Products</h1>\n<ul>\n{items}</ul>\n"
+                                        '<p><a id="counter" href="/counter">Counter</a>: '
+                                        "take a payment code in the shop (barcode pay)</p>"))
 
     def create_order(self, body: bytes):
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         pid = (form.get("product") or [""])[0]
-        product = PRODUCTS.get(pid)
-        if not product:
+        if pid not in PRODUCTS:
             return self.error(400, "Unknown product")
-        no = "T" + secrets.token_hex(12).upper()
-        with db() as conn:
-            conn.execute(
-                "INSERT INTO orders (out_trade_no, product, subject, total_amount, status, created_at)"
-                " VALUES (?, ?, ?, ?, 'unpaid', ?)",
-                (no, pid, product["name"], product["amount"], now_iso()),
-            )
-        self.redirect(f"/orders/{no}")
+        self.redirect(f"/orders/{insert_order(pid)}")
 
     def order_page(self, no: str, status: int = 200, refund_error: str | None = None):
         with db() as conn:
@@ -385,6 +456,10 @@ class Shop(BaseHTTPRequestHandler):
                 f'<p>{e(o["subject"])}: <span class="amount" id="amount">¥{e(o["total_amount"])}</span></p>\n'
                 f'<p>Status: <strong id="status">{e(o["status"])}</strong></p>\n')
         confirming = o["status"] == "unpaid" and o["returned_at"] is not None
+        barcode = barcode_of(o)
+        barcode_confirming = o["status"] == "unpaid" and barcode is not None and barcode.get("result") == "paid"
+        if barcode:
+            rows += f'<p>At the counter: <span id="counter-result">{e(barcode.get("result"))}</span></p>\n'
         if refund_error:
             rows += f'<p id="refund-error">The refund failed: {e(refund_error)}</p>\n'
         if o["status"] == "paid":
@@ -397,13 +472,147 @@ class Shop(BaseHTTPRequestHandler):
             if confirming:
                 rows += ('<p id="confirming">You are back from Alipay: the payment is being confirmed. '
                          'This page refreshes itself.</p>\n')
+            if barcode_confirming:
+                rows += ('<p id="barcode-confirming">Paid at the counter: the payment is being confirmed. '
+                         'This page refreshes itself.</p>\n')
             # A fresh pay token on each view; the amount comes from the database.
-            token = make_pay_token({
-                "out_trade_no": no, "total_amount": o["total_amount"],
-                "subject": o["subject"], "product": "page",
-            }, CONF["secret"], CONF["pay_ttl"])
-            rows += f'<p><a id="pay" href="{e("/alipay/pay?token=" + token)}">Pay with Alipay</a></p>\n'
-        self.send(status, page(f"Order {no}", f"<h1>Your order</h1>\n{rows}", refresh=confirming))
+            token = order_token(o, "page")
+            rows += (f'<p><a id="pay" href="{e("/alipay/pay?token=" + token)}">Pay with Alipay</a> '
+                     f'or <a id="pay-qr" href="/orders/{e(no)}/qr">Pay by QR code</a></p>\n')
+        self.send(status, page(f"Order {no}", f"<h1>Your order</h1>\n{rows}",
+                               refresh=confirming or barcode_confirming))
+
+    def pay_qr(self, no: str):
+        """The QR code of an unpaid order, for the buyer to scan with the Alipay app: the
+        sidecar's page of a qr pay token (Alipay's precreate), which draws the code, framed
+        with the order's status. The status frame refreshes itself, not this page: a reload
+        of the code's frame would ask Alipay for the code again. The notification pays the
+        order, as any payment."""
+        with db() as conn:
+            o = get_order(conn, no)
+        if not o:
+            return self.error(404, "No such order")
+        if o["status"] != "unpaid":
+            return self.redirect(f"/orders/{no}")
+        src = "/alipay/pay?" + urllib.parse.urlencode({"token": order_token(o, "qr")})
+        self.send(200, page(f"Order {no}: QR code", f"""<h1>Pay by QR code</h1>
+<p>{e(o["subject"])}: <span class="amount">¥{e(o["total_amount"])}</span>. Open the Alipay app and scan the code.</p>
+<iframe id="qr-frame" title="The QR code" src="{e(src)}" style="width:100%;height:40em;border:0"></iframe>
+<iframe id="status-frame" title="The order's status" src="/orders/{e(no)}/status" style="width:100%;height:4em;border:0"></iframe>
+<p><a id="order-link" href="/orders/{e(no)}">Back to the order</a></p>"""))
+
+    def order_status(self, no: str):
+        """The status frame of the QR code's page: reloads itself every 2 s while the order
+        is unpaid; once paid, a link to the order page (the whole window)."""
+        with db() as conn:
+            o = get_order(conn, no)
+        if not o:
+            return self.error(404, "No such order")
+        st = o["status"]
+        meta = '<meta http-equiv="refresh" content="2">' if st == "unpaid" else ""
+        done = (f' <a id="done" href="/orders/{e(no)}">Paid: see your order</a>' if st != "unpaid" else
+                " · waiting for your payment")
+        self.send(200, f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">{meta}<base target="_top"><title>Status</title>
+<style>body{{font-family:sans-serif;margin:0;line-height:1.5}}</style></head><body>
+<p>Status: <strong id="status">{e(st)}</strong>{done}</p>
+</body></html>
+""".encode())
+
+    def counter_page(self, status: int = 200, error: str | None = None):
+        """The shop's counter: staff pick the product and scan the buyer's payment code
+        (the barcode that the buyer's Alipay app shows). A real shop puts this behind
+        its staff's login and a CSRF token; the demo has neither."""
+        options = "".join(f'<option value="{e(pid)}">{e(p["name"])}: ¥{e(p["amount"])}</option>'
+                          for pid, p in PRODUCTS.items())
+        err = f'<p id="counter-error">{e(error)}</p>\n' if error else ""
+        self.send(status, page("Counter", f"""<h1>Counter</h1>
+{err}<form method="post" action="/counter">
+<p><label>Product <select name="product" id="product">{options}</select></label></p>
+<p><label>Buyer's payment code <input name="auth_code" id="auth-code" inputmode="numeric"
+ autocomplete="off" pattern="[0-9]{{16,24}}" required></label></p>
+<p><button type="submit" id="charge">Charge</button></p>
+</form>"""))
+
+    def counter_charge(self, body: bytes):
+        """Charges the buyer's payment code for a new order of the product: the sidecar's
+        alipay.trade.pay runs Alipay's whole flow (pay, query while the buyer confirms,
+        cancel if that never comes) and answers once it is settled. The result is recorded
+        and shown; the order turns paid only by the notification, as any order."""
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        pid = (form.get("product") or [""])[0]
+        code = re.sub(r"\s", "", (form.get("auth_code") or [""])[0])
+        if pid not in PRODUCTS:
+            return self.counter_page(400, "Unknown product")
+        if not AUTH_CODE_RE.fullmatch(code):
+            return self.counter_page(400, "A payment code is 16 to 24 digits, starting 25 to 30")
+        no = insert_order(pid)
+        with db() as conn:
+            o = get_order(conn, no)
+        try:
+            r = call_api("alipay.trade.pay", {
+                "out_trade_no": no, "total_amount": o["total_amount"], "subject": o["subject"],
+                "auth_code": code}, timeout=BARCODE_TIMEOUT)
+            result = r.get("result")
+            if result not in ("paid", "failed", "cancelled", "unknown"):
+                raise RuntimeError(f"the payment service's answer has no result: {r.get('result')!r}")
+            doc = {"result": result, "trade_no": r.get("trade_no") if isinstance(r.get("trade_no"), str) else None}
+            if result == "unknown":
+                log(f"counter {no}: barcode pay unknown: a person must settle trade {doc['trade_no']} at Alipay")
+        except RuntimeError as err:
+            # No answer is no result: the sidecar may still settle the trade, whose
+            # notification would pay the order all the same.
+            log(f"counter {no}: {err}")
+            doc = {"result": "error", "trade_no": None, "error": str(err)}
+        with db() as conn:
+            conn.execute("UPDATE orders SET barcode = ? WHERE out_trade_no = ?", (json.dumps(doc), no))
+        self.redirect(f"/counter/{no}")  # a reload shows the result, never charges again
+
+    def counter_result(self, no: str):
+        with db() as conn:
+            o = get_order(conn, no)
+        barcode = barcode_of(o) if o else None
+        if not barcode:
+            return self.error(404, "No such counter payment")
+        result = barcode.get("result")
+        says = {
+            "paid": "Paid: hand over the goods.",
+            "failed": "Not paid: the payment code was refused. Ask for another way to pay.",
+            "cancelled": "Not paid in time: the payment was cancelled (and refunded if it went through).",
+            "unknown": "Unknown: the payment could not be settled. Check the trade in Alipay's merchant portal.",
+            "error": f"No answer from the payment service: {barcode.get('error')}",
+        }.get(result, "")
+        rows = (f'<p>Order <a id="order-link" href="/orders/{e(no)}">{e(no)}</a>: {e(o["subject"])}, '
+                f'<span class="amount">¥{e(o["total_amount"])}</span></p>\n'
+                f'<p>Result: <strong id="barcode-result">{e(result)}</strong></p>\n'
+                f'<p>{e(says)}</p>\n')
+        if barcode.get("trade_no"):
+            rows += f'<p>Alipay trade <code id="barcode-trade-no">{e(barcode["trade_no"])}</code></p>\n'
+        rows += '<p><a id="next" href="/counter">Next customer</a></p>\n'
+        self.send(200 if result != "error" else 502, page(f"Counter {no}", f"<h1>Counter payment</h1>\n{rows}"))
+
+    def app_order(self, body: bytes):
+        """The backend of the shop's mobile app: {"product": "<id>"} makes an order and
+        answers {"out_trade_no", "order_string"}, the signed string that the app hands to
+        Alipay's app SDK, which the sidecar makes from an app pay token."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        pid = doc.get("product") if isinstance(doc, dict) else None
+        if not isinstance(pid, str) or pid not in PRODUCTS:
+            return self.send_json(400, {"error": "the body must be {\"product\": <a product id>}"})
+        no = insert_order(pid)
+        with db() as conn:
+            o = get_order(conn, no)
+        try:
+            s = fetch_pay(order_token(o, "app")).get("order_string")
+            if not isinstance(s, str) or not s:
+                raise RuntimeError("the payment service's answer has no order_string")
+        except RuntimeError as err:
+            log(f"app order {no}: {err}")
+            return self.send_json(502, {"error": str(err), "out_trade_no": no})
+        self.send_json(201, {"out_trade_no": no, "order_string": s}, [("Location", f"/orders/{no}")])
 
     def order_json(self, no: str):
         with db() as conn:
@@ -421,6 +630,7 @@ class Shop(BaseHTTPRequestHandler):
                 "refund_fee": o["refund_fee"],
                 "refund_notifications": refund_notifications(conn, no),
                 "refund_notified_at": o["refund_notified_at"],
+                "barcode": barcode_of(o),
             }
         self.send(200, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), "application/json")
 
