@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-alipay/caddy-alipay/internal/testvec"
 	"github.com/caddy-alipay/caddy-alipay/sandbox"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -85,18 +86,7 @@ func TestCaddySandbox(t *testing.T) {
 	assert.Equal(t, 1, notifies, "answered success at once: no retry")
 
 	// The shop's API, through the sidecar, against the sandbox's state.
-	api := func(method, body string) (int, map[string]any) {
-		t.Helper()
-		req, err := http.NewRequest("POST", caddyURL+"/alipay/api/"+method, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
-		resp, err := tester.Client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var v map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
-		return resp.StatusCode, v
-	}
+	api := func(method, body string) (int, map[string]any) { t.Helper(); return callAPI(t, tester, method, body) }
 	code, v := api("alipay.trade.query", `{"out_trade_no":"`+sbx1+`"}`)
 	require.Equal(t, 200, code, v)
 	assert.Equal(t, "TRADE_SUCCESS", v["trade_status"])
@@ -145,6 +135,29 @@ func TestCaddySandbox(t *testing.T) {
 	assert.Equal(t, map[string]any{"code": "10000", "action": "close", "retry_flag": "N"}, pick(v, "code", "action", "retry_flag"))
 }
 
+// callAPI calls the sidecar's {prefix}/api/<method> as the shop does,
+// with a fresh bearer token, and returns the status and the JSON answer.
+func callAPI(t *testing.T, tester *caddytest.Tester, method, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest("POST", caddyURL+"/alipay/api/"+method, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
+	resp, err := tester.Client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var v map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	return resp.StatusCode, v
+}
+
+// callAPIOK is callAPI for a call that must answer 200.
+func callAPIOK(t *testing.T, tester *caddytest.Tester, method, body string) map[string]any {
+	t.Helper()
+	code, v := callAPI(t, tester, method, body)
+	require.Equal(t, http.StatusOK, code, v)
+	return v
+}
+
 // awaitNotifications waits until the shop has had n verified
 // notifications whose params match, and returns their params in the
 // order they came.
@@ -188,17 +201,7 @@ func TestCaddyLegacySandbox(t *testing.T) {
 		`+upstream+`
 	}
 	`+sandboxSite(t, "partner "+v.Partner+"\n\t\t\tmd5_key {env.TEST_MD5_KEY}"))
-			api := func(service, body string) map[string]any {
-				t.Helper()
-				req, err := http.NewRequest("POST", caddyURL+"/alipay/api/"+service, strings.NewReader(body))
-				require.NoError(t, err)
-				req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
-				resp := tester.AssertResponseCode(req, 200)
-				defer resp.Body.Close()
-				var answer map[string]any
-				require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
-				return answer
-			}
+			api := func(service, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, service, body) }
 			open := func(no string) string { // the cashier's page
 				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "9.90", "subject": "西湖龙井"})
 				resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
@@ -366,19 +369,7 @@ func TestCaddyFaceToFace(t *testing.T) {
 	paidNotice := func(no string) func(map[string]any) bool {
 		return func(p map[string]any) bool { return p["out_trade_no"] == no && p["trade_status"] == "TRADE_SUCCESS" }
 	}
-	api := func(method, body string) map[string]any {
-		t.Helper()
-		req, err := http.NewRequest("POST", caddyURL+"/alipay/api/"+method, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+bearer(t, 5*time.Minute))
-		resp, err := tester.Client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var v map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
-		require.Equal(t, 200, resp.StatusCode, v)
-		return v
-	}
+	api := func(method, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, method, body) }
 	// payOnCashier follows target to the sandbox's cashier and pays there;
 	// with no return_url the cashier itself says it is paid.
 	payOnCashier := func(target string) {
