@@ -66,6 +66,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    notify_ack         success | status
 //	    barcode_poll       <duration>
 //	    barcode_wait       <duration>
+//	    encrypt_key        <base64 AES key>
 //	}
 //
 // or, for the legacy protocol (即时到账), partner in place of app_id:

@@ -113,6 +113,7 @@ func TestProvisionErrors(t *testing.T) {
 		"api method name":       {func(h *Handler) { h.APIMethods = []string{"alipay.trade.query", "../admin"} }, "api_methods"},
 		"notify_ack":            {func(h *Handler) { h.NotifyAck = "2xx" }, "notify_ack"},
 		"forward_notify is pay": {func(h *Handler) { h.ForwardNotify = "/Alipay/Pay/" }, "forward_notify"},
+		"encrypt_key not AES":   {func(h *Handler) { h.EncryptKey = "c2hvcnQ=" }, "encrypt_key"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -212,6 +213,7 @@ func TestLegacyConfigErrors(t *testing.T) {
 		"query_on_return": legacy(func(h *Handler) { h.QueryOnReturn = true }),
 		"barcode_poll":    legacy(func(h *Handler) { h.BarcodePoll = caddy.Duration(time.Second) }),
 		"barcode_wait":    legacy(func(h *Handler) { h.BarcodeWait = caddy.Duration(time.Minute) }),
+		"encrypt_key":     legacy(func(h *Handler) { h.EncryptKey = "aYA0GP8JEW+D7/UFaskCWA==" }),
 		"partner":         legacy(func(h *Handler) { h.Partner = "2088" }),
 		"md5_key":         legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
 		"app_private_key": legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),

@@ -96,6 +96,11 @@ func (c *Client) CallWith(ctx context.Context, method string, bizContent []byte,
 			params[k] = v
 		}
 	}
+	if k := c.API.ContentKey; k != nil {
+		// Encrypted first, then signed: the signature covers the
+		// ciphertext and encrypt_type.
+		params["biz_content"], params["encrypt_type"] = k.Encrypt([]byte(params["biz_content"])), "AES"
+	}
 	if err := SignParams(c.API.Signer, params); err != nil {
 		return nil, err
 	}
@@ -142,7 +147,47 @@ func (c *Client) CallWith(ctx context.Context, method string, bizContent []byte,
 	if err := resp.Verify(c.API.Verifier); err != nil {
 		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is not signed by Alipay"}
 	}
+	if err := c.decrypt(resp); err != nil {
+		return nil, err
+	}
 	return resp, nil
+}
+
+// decrypt replaces a verified answer's encrypted value (a JSON string of
+// base64, over which the signature ran, quotes included) with its
+// plaintext, a JSON object. Encryption and its absence must match the
+// app's setting; but a plaintext answer to an encrypted call is how
+// Alipay reports a call it could not decrypt, so one that is not a
+// success is passed on as the error it is.
+func (c *Client) decrypt(resp *Response) error {
+	encrypted := len(resp.Raw) > 0 && resp.Raw[0] == '"'
+	k := c.API.ContentKey
+	switch {
+	case k == nil && encrypted:
+		return &CallError{Kind: CallBadAnswer, Msg: "the answer is encrypted: the app has content encryption (AES) switched on; set encrypt_key"}
+	case k == nil:
+		return nil
+	case !encrypted:
+		var v map[string]json.RawMessage
+		if json.Unmarshal(resp.Raw, &v) != nil || stringField(v, "code") == "10000" {
+			return &CallError{Kind: CallBadAnswer, Msg: "a plaintext success to an encrypted call"}
+		}
+		return nil
+	}
+	var b64 string
+	if err := json.Unmarshal(resp.Raw, &b64); err != nil {
+		return &CallError{Kind: CallBadAnswer, Msg: "the encrypted answer is not a JSON string"}
+	}
+	plain, err := k.Decrypt(b64)
+	if err != nil {
+		return &CallError{Kind: CallBadAnswer, Msg: "the answer does not decrypt with encrypt_key: is it the app's current key?"}
+	}
+	var v map[string]json.RawMessage
+	if json.Unmarshal(plain, &v) != nil {
+		return &CallError{Kind: CallBadAnswer, Msg: "the decrypted answer is not a JSON object"}
+	}
+	resp.Raw = plain
+	return nil
 }
 
 // TradeStatus asks alipay.trade.query for the status of the trade

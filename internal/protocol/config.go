@@ -27,6 +27,9 @@ type OpenAPIConfig struct {
 	AlipayPublicKey string // not in certificate mode
 	// Certificate mode: all three, and no AlipayPublicKey.
 	AppCert, AlipayCert, AlipayRootCert string
+	// EncryptKey is the app's AES content-encryption key (base64 of 16
+	// bytes), for an app that has it switched on; "" for none.
+	EncryptKey string
 	// Now is the time that certificates' dates are checked against;
 	// zero is time.Now().
 	Now time.Time
@@ -97,6 +100,11 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 	}
 	if err := CheckGateway(p.Gateway); err != nil {
 		return nil, nil, settingError("gateway", err)
+	}
+	if cfg.EncryptKey != "" {
+		if p.ContentKey, err = NewContentKey(cfg.EncryptKey); err != nil {
+			return nil, nil, settingError("encrypt_key", err)
+		}
 	}
 	if cfg.SellerID != "" && !ValidAlipayID(cfg.SellerID) {
 		return nil, nil, settingError("seller_id", fmt.Errorf("%q is not an Alipay seller id (2088 and 12 digits)", cfg.SellerID))

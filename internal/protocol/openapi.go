@@ -27,6 +27,11 @@ type OpenAPI struct {
 	// request carries, and the one that Alipay's responses must name.
 	// Empty otherwise.
 	AppCertSN, RootCertSN, AlipayCertSN string
+
+	// ContentKey encrypts every API call's biz_content and decrypts its
+	// answer, for an app with content encryption switched on; nil
+	// otherwise. Pay redirects and app order strings stay plain.
+	ContentKey *ContentKey
 }
 
 // Name implements Protocol.
