@@ -481,3 +481,57 @@ func TestCaddyFaceToFace(t *testing.T) {
 		}
 	})
 }
+
+// Content encryption (AES) through a real Caddy against a sandbox that
+// requires it: the API's calls and their answers go encrypted, the pay
+// redirect stays plain, and a sidecar with a wrong key, or none, gets
+// Alipay's plaintext refusal passed on as the error it is.
+func TestCaddyEncrypted(t *testing.T) {
+	const key, wrongKey = "aYA0GP8JEW+D7/UFaskCWA==", "AAAAAAAAAAAAAAAAAAAAAA=="
+	s, upstream := startShop(t)
+	sandbox := sandboxSite(t, "encrypt_key "+key)
+	load := func(settings string) *caddytest.Tester {
+		return loadSidecar(t, `
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
+		gateway `+sandboxURL+`/gateway.do
+		`+settings, upstream, sandbox)
+	}
+	tester := load("encrypt_key " + key)
+	api := func(method, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, method, body) }
+
+	paid, unpaid := orderNo("AES1"), orderNo("AES2")
+	for _, no := range []string{paid, unpaid} {
+		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "8.00", "subject": "加密 订单"})
+		resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
+		resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
+		if no == unpaid {
+			continue
+		}
+		_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
+		m := cashierFormRE.FindStringSubmatch(page)
+		require.NotNil(t, m)
+		req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
+		tester.AssertResponseCode(req, 302)
+	}
+	awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid })
+
+	v := api("alipay.trade.query", `{"out_trade_no":"`+paid+`"}`)
+	assert.Equal(t, map[string]any{"code": "10000", "trade_status": "TRADE_SUCCESS", "total_amount": "8.00"}, pick(v, "code", "trade_status", "total_amount"))
+	v = api("alipay.trade.refund", `{"out_trade_no":"`+paid+`","refund_amount":"1.00","out_request_no":"R1"}`)
+	assert.Equal(t, map[string]any{"code": "10000", "fund_change": "Y", "refund_fee": "1.00"}, pick(v, "code", "fund_change", "refund_fee"))
+	v = api("alipay.trade.fastpay.refund.query", `{"out_trade_no":"`+paid+`","out_request_no":"R1"}`)
+	assert.Equal(t, "1.00", v["refund_amount"])
+	v = api("alipay.trade.close", `{"out_trade_no":"`+unpaid+`"}`)
+	assert.Equal(t, "10000", v["code"])
+	awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid && p["refund_fee"] == "1.00" })
+
+	// The wrong key, and none: the sandbox's plaintext refusal, passed on.
+	for _, settings := range []string{"encrypt_key " + wrongKey, ""} {
+		tester = load(settings)
+		code, v := callAPI(t, tester, "alipay.trade.query", `{"out_trade_no":"`+paid+`"}`)
+		assert.Equal(t, http.StatusBadGateway, code, settings)
+		assert.Contains(t, v["sub_code"], "isv.", "Alipay's reason, for %q: %v", settings, v)
+		assert.NotContains(t, v, "trade_status")
+	}
+}

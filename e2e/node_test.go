@@ -356,3 +356,82 @@ func awaitNodeNotify(t *testing.T, shop string, server *proc, outTradeNo, amount
 	assert.Equal(t, "trade_status_sync", notify.Params["notify_type"])
 	return notify
 }
+
+// nodeEncryptedQueryJS queries orders with the SDK's exec, with content
+// encryption (needEncrypt) and without, and prints each answer as exec
+// returns it (decrypted by the SDK when encrypted). exec verifies an
+// answer's signature only when asked to (validateSign), and is left at
+// that default here: the SDK cuts the signed text out of the answer
+// between the value's braces, and an encrypted answer's value is a JSON
+// string, without braces, which Alipay signs with its two quotes (as the
+// Java and PHP SDKs verify it); for {"..._response":"<base64>","sign":"…"}
+// the SDK verifies :"<base64>","sign":"…"} instead, so asking it to verify
+// would refuse every correctly signed encrypted answer. The sandbox's
+// signature over the quoted string is checked by its own tests.
+// argv[1]: [{ out_trade_no, encrypt }].
+const nodeEncryptedQueryJS = `
+const fs = require('node:fs');
+const { AlipaySdk } = require('alipay-sdk');
+const sdk = new AlipaySdk({
+  appId: process.env.APP_ID,
+  privateKey: fs.readFileSync(process.env.APP_PRIVATE_KEY, 'ascii'),
+  alipayPublicKey: fs.readFileSync(process.env.ALIPAY_PUBLIC_KEY, 'ascii'),
+  gateway: process.env.GATEWAY,
+  encryptKey: process.env.ENCRYPT_KEY,
+  signType: 'RSA2',
+  camelcase: false,
+});
+(async () => {
+  const out = [];
+  for (const r of JSON.parse(process.argv[1])) {
+    out.push(await sdk.exec('alipay.trade.query', { bizContent: { out_trade_no: r.out_trade_no }, needEncrypt: r.encrypt }));
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+})().catch((err) => { console.error(err); process.exit(1); });
+`
+
+// TestNodeSDKEncrypted checks the sandbox's content encryption (encrypt_key)
+// against Alipay's official Node.js SDK: the query that its exec encrypts
+// (needEncrypt, with the SDK's encryptKey) is accepted, and its answer
+// decrypts with the same key to Alipay's answer for the order; the same
+// query in plaintext is refused, as Alipay refuses it for an app with
+// encryption on.
+func TestNodeSDKEncrypted(t *testing.T) {
+	needTool(t, "node")
+	nodeDir := filepath.Join(repoRoot, "e2e", "node")
+	ensureNodeModules(t, nodeDir)
+
+	const encryptKey = "aYA0GP8JEW+D7/UFaskCWA==" // Alipay's AES vector key
+	port := freePort(t)
+	gateway := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startCaddy(t, "caddy-node-aes", caddyGlobals+sandboxSite(port, "encrypt_key "+encryptKey), gateway+"/")
+
+	outTradeNo := "NODEAES" + randomHex(t, 6)
+	arg, err := json.Marshal([]map[string]any{{"out_trade_no": outTradeNo, "encrypt": true}, {"out_trade_no": outTradeNo, "encrypt": false}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "-e", nodeEncryptedQueryJS, string(arg))
+	cmd.Dir = nodeDir // require resolves from here
+	// The SDK writes the timestamp in the process's local zone: Beijing
+	// time, as on a shop's server in China.
+	cmd.Env = append(os.Environ(), "TZ=Asia/Shanghai", "APP_ID="+appID, "APP_PRIVATE_KEY="+keys.AppPrivate,
+		"ALIPAY_PUBLIC_KEY="+keys.AlipayPublic, "GATEWAY="+gateway+"/gateway.do", "ENCRYPT_KEY="+encryptKey)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "node exec")
+	var answers []map[string]any
+	require.NoError(t, json.Unmarshal(out, &answers), "%s", out)
+	require.Len(t, answers, 2)
+
+	// No trade has that number: Alipay's not-found answer, which came
+	// encrypted and which the SDK decrypted with encryptKey.
+	enc := answers[0]
+	assert.Equal(t, "40004", enc["code"], "%v", enc)
+	assert.Equal(t, "ACQ.TRADE_NOT_EXIST", enc["sub_code"], "%v", enc)
+	assert.Equal(t, outTradeNo, enc["out_trade_no"], "%v", enc)
+
+	plain := answers[1]
+	assert.Equal(t, "40001", plain["code"], "%v", plain)
+	assert.Equal(t, "isv.decryption-error-missing-encrypt-type", plain["sub_code"], "%v", plain)
+}

@@ -23,10 +23,11 @@ import (
 //	{"<method with _ for .>_response":{"code":"10000","msg":"Success",...},"sign":"..."}
 //
 // signed with alipay_private_key over the exact bytes of the value, with
-// the request's sign_type. Business failures are signed too (code 40004,
-// sub_code ACQ.*); a request that fails the gateway's own checks (missing
-// parameters, unknown method, bad signature) gets an unsigned
-// {"error_response":{...}}. Every answer is HTTP 200, as Alipay's. A
+// the request's sign_type; with encrypt_key, the call's biz_content and
+// the answer's value are encrypted (encrypt.go). Business failures are
+// signed too (code 40004, sub_code ACQ.*); a request that fails the
+// gateway's own checks (missing parameters, unknown method, bad
+// signature) gets an unsigned {"error_response":{...}}. Every answer is HTTP 200, as Alipay's. A
 // refund that moves money (alipay.trade.refund, or the cancel of a paid
 // trade) sends the trade's notify_url its notification (notices.go).
 
@@ -132,16 +133,20 @@ var missingSubCodes = []struct{ param, subCode string }{
 // serveAPI answers an OpenAPI call; perr is gatewayParams' error.
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p map[string]string, perr error) {
 	method := p["method"]
-	if f := h.checkAPIRequest(p, perr); f != nil {
+	f := h.checkAPIRequest(p, perr)
+	var content string
+	if f == nil {
+		content, f = h.apiContent(p)
+	}
+	if f != nil {
 		h.logger.Warn("sandbox: api request refused", zap.String("method", method),
 			zap.Any("sub_code", f["sub_code"]), zap.Any("sub_msg", f["sub_msg"]))
 		writeErrorResponse(w, f)
 		return
 	}
 	var biz apiBiz
-	dec := json.NewDecoder(strings.NewReader(p["biz_content"]))
+	dec := json.NewDecoder(strings.NewReader(content))
 	dec.UseNumber()
-	var f apiFields
 	if err := dec.Decode(&biz); err != nil || biz == nil || dec.More() {
 		f = invalidParameter("biz_content is not a JSON object")
 	} else {
@@ -165,7 +170,12 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p map[string]
 			certSN = h.certs.alipayCertSN
 		}
 		var body []byte
-		if body, err = protocol.SignedResponse(method, value, certSN, h.signers[p["sign_type"]]); err == nil {
+		if h.contentKey != nil {
+			body, err = encryptedResponse(method, h.contentKey.Encrypt(value), certSN, h.signers[p["sign_type"]])
+		} else {
+			body, err = protocol.SignedResponse(method, value, certSN, h.signers[p["sign_type"]])
+		}
+		if err == nil {
 			writeAPIBody(w, body)
 			return
 		}

@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    partner             <2088 and 12 digits>   # also the legacy gateway (即时到账)
 //	    md5_key             <file or the key>      # legacy: required with partner
 //	    notify_retry        <durations...>
+//	    encrypt_key         <base64 of 16 bytes>   # AES content encryption of API calls
 //	    certificates        <directory>
 //	    callback_hosts      <host...>
 //	    max_trades          <n>
@@ -82,6 +83,7 @@ func (h *Handler) stringSettings() []caddyconf.StringSetting {
 		{Name: "alipay_private_key", Field: &h.AlipayPrivateKey},
 		{Name: "partner", Field: &h.Partner},
 		{Name: "md5_key", Field: &h.MD5Key},
+		{Name: "encrypt_key", Field: &h.EncryptKey},
 		{Name: "certificates", Field: &h.Certificates},
 	}
 }

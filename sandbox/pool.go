@@ -38,6 +38,7 @@ type storeKey struct {
 	partner           string
 	md5Key            string // the MD5 sign of a fixed text with md5_key; "" without partner
 	certificates      string // the certificates directory, absolute; "" when off
+	encryptKey        string // a fixed text encrypted with encrypt_key; "" when off
 }
 
 // identity is the sandbox's storeKey, once its keys are parsed.
@@ -59,6 +60,9 @@ func (h *Handler) identity(appKey *rsa.PublicKey, alipayKey *rsa.PrivateKey) (st
 			return k, err
 		}
 		k.md5Key = sign
+	}
+	if h.contentKey != nil {
+		k.encryptKey = h.contentKey.Encrypt([]byte("caddy-alipay sandbox identity"))
 	}
 	if h.Certificates != "" {
 		k.certificates = h.Certificates
