@@ -67,6 +67,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    barcode_poll       <duration>
 //	    barcode_wait       <duration>
 //	    encrypt_key        <base64 AES key>
+//	    api_version        v2 | v3
 //	}
 //
 // or, for the legacy protocol (即时到账), partner in place of app_id:

@@ -150,6 +150,11 @@ type Handler struct {
 	// Like the other secrets, best given as {env.*} or {file.*}.
 	EncryptKey string `json:"encrypt_key,omitempty"`
 
+	// The version of Alipay's OpenAPI that the API's calls (and precreate
+	// and the barcode flow's) use: v2 (default), or v3, REST calls signed
+	// in headers. The shop's endpoints and answers are the same in both.
+	APIVersion string `json:"api_version,omitempty"`
+
 	// Barcode pay (POST {prefix}/api/alipay.trade.pay): how often the
 	// trade is queried while the buyer confirms, and for how long at most
 	// before it is cancelled. Defaults: 5s and 60s, Alipay's guidance.
@@ -211,6 +216,7 @@ func (h *Handler) stringSettings() []caddyconf.StringSetting {
 		{Name: "seller_email", Field: &h.SellerEmail},
 		{Name: "notify_ack", Field: &h.NotifyAck},
 		{Name: "encrypt_key", Field: &h.EncryptKey},
+		{Name: "api_version", Field: &h.APIVersion},
 	}
 }
 
@@ -301,7 +307,7 @@ func (h *Handler) provisionOpenAPI() error {
 		AppID: h.AppID, SellerID: h.SellerID, SignType: h.SignType, Gateway: h.Gateway,
 		AppPrivateKey: h.AppPrivateKey, AlipayPublicKey: h.AlipayPublicKey,
 		AppCert: h.AppCert, AlipayCert: h.AlipayCert, AlipayRootCert: h.AlipayRootCert,
-		EncryptKey: h.EncryptKey, Now: now(),
+		EncryptKey: h.EncryptKey, APIVersion: h.APIVersion, Now: now(),
 	})
 	if err != nil {
 		return err
@@ -330,7 +336,8 @@ func (h *Handler) provisionLegacy() error {
 		set     bool
 	}{{"app_id", h.AppID != ""}, {"app_cert", h.AppCert != ""}, {"alipay_cert", h.AlipayCert != ""},
 		{"alipay_root_cert", h.AlipayRootCert != ""}, {"api_methods", len(h.APIMethods) > 0}, {"query_on_return", h.QueryOnReturn},
-		{"barcode_poll", h.BarcodePoll != 0}, {"barcode_wait", h.BarcodeWait != 0}, {"encrypt_key", h.EncryptKey != ""}} {
+		{"barcode_poll", h.BarcodePoll != 0}, {"barcode_wait", h.BarcodeWait != 0}, {"encrypt_key", h.EncryptKey != ""},
+		{"api_version", h.APIVersion != ""}} {
 		if s.set {
 			return configError(s.setting, errors.New("not for the legacy protocol (partner): it is OpenAPI's; remove one"))
 		}

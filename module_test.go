@@ -114,6 +114,8 @@ func TestProvisionErrors(t *testing.T) {
 		"notify_ack":            {func(h *Handler) { h.NotifyAck = "2xx" }, "notify_ack"},
 		"forward_notify is pay": {func(h *Handler) { h.ForwardNotify = "/Alipay/Pay/" }, "forward_notify"},
 		"encrypt_key not AES":   {func(h *Handler) { h.EncryptKey = "c2hvcnQ=" }, "encrypt_key"},
+		"api_version":           {func(h *Handler) { h.APIVersion = "3" }, "api_version"},
+		"v3 with RSA":           {func(h *Handler) { h.APIVersion, h.SignType = "v3", protocol.SignTypeRSA }, "api_version"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -214,6 +216,7 @@ func TestLegacyConfigErrors(t *testing.T) {
 		"barcode_poll":    legacy(func(h *Handler) { h.BarcodePoll = caddy.Duration(time.Second) }),
 		"barcode_wait":    legacy(func(h *Handler) { h.BarcodeWait = caddy.Duration(time.Minute) }),
 		"encrypt_key":     legacy(func(h *Handler) { h.EncryptKey = "aYA0GP8JEW+D7/UFaskCWA==" }),
+		"api_version":     legacy(func(h *Handler) { h.APIVersion = "v3" }),
 		"partner":         legacy(func(h *Handler) { h.Partner = "2088" }),
 		"md5_key":         legacy(func(h *Handler) { h.MD5Key = "tooshort" }),
 		"app_private_key": legacy(func(h *Handler) { h.AppPrivateKey = testvec.Key("app_private_key_pkcs1.pem") }),
@@ -330,4 +333,16 @@ func TestCaddyLegacyConfigErrors(t *testing.T) {
 		assert.Contains(t, string(body), c.want+": ", c.settings)
 		assert.NotContains(t, string(body), v.MD5Key)
 	}
+}
+
+// api_version v3 sends the API's calls to the gateway's origin, where
+// Alipay (and alipay_sandbox) answers v3's REST paths.
+func TestAPIVersionSetting(t *testing.T) {
+	for gateway, origin := range map[string]string{"": "https://openapi.alipay.com", "sandbox": "https://openapi-sandbox.dl.alipaydev.com",
+		"http://127.0.0.1:8081/gateway.do": "http://127.0.0.1:8081"} {
+		h := newTestHandler(t, func(h *Handler) { h.APIVersion, h.Gateway = "v3", gateway })
+		assert.True(t, h.client.API.V3)
+		assert.Equal(t, origin, h.client.API.V3Origin, gateway)
+	}
+	assert.False(t, newTestHandler(t, func(h *Handler) { h.APIVersion = "v2" }).client.API.V3)
 }

@@ -53,26 +53,35 @@ const (
 // body: a 200 of at most MaxResponseSize bytes, or a *CallError that says
 // why there is none.
 func exchange(client *http.Client, req *http.Request) ([]byte, error) {
+	status, _, body, err := roundTrip(client, req)
+	if err == nil && status != http.StatusOK {
+		return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", status)}
+	}
+	return body, err
+}
+
+// roundTrip sends req with client and returns the answer, whatever its
+// status, of at most MaxResponseSize bytes, or a *CallError that says why
+// there is none.
+func roundTrip(client *http.Client, req *http.Request) (int, http.Header, []byte, error) {
 	res, err := client.Do(req)
 	if err != nil {
 		if isTimeout(err) {
-			return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
+			return 0, nil, nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
 		}
-		return nil, &CallError{Kind: CallUnreachable, Msg: "the gateway could not be reached"}
+		return 0, nil, nil, &CallError{Kind: CallUnreachable, Msg: "the gateway could not be reached"}
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseSize+1))
 	switch {
 	case err != nil && isTimeout(err):
-		return nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
+		return 0, nil, nil, &CallError{Kind: CallTimeout, Msg: "the gateway did not answer in time"}
 	case err != nil:
-		return nil, &CallError{Kind: CallUnreachable, Msg: "reading the gateway's answer failed"}
+		return 0, nil, nil, &CallError{Kind: CallUnreachable, Msg: "reading the gateway's answer failed"}
 	case len(body) > MaxResponseSize:
-		return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is too large"}
-	case res.StatusCode != http.StatusOK:
-		return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", res.StatusCode)}
+		return 0, nil, nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is too large"}
 	}
-	return body, nil
+	return res.StatusCode, res.Header, body, nil
 }
 
 // isTimeout reports whether err is a deadline passed, the call's or the
@@ -90,6 +99,9 @@ func (c *Client) Call(ctx context.Context, method string, bizContent []byte) (*R
 // CallWith is Call with more common parameters, such as notify_url
 // (empty ones are left out).
 func (c *Client) CallWith(ctx context.Context, method string, bizContent []byte, common map[string]string) (*Response, error) {
+	if c.API.V3 {
+		return c.callV3(ctx, method, bizContent, common)
+	}
 	params := c.API.RequestParams(method, bizContent, c.Now())
 	for k, v := range common {
 		if v != "" {

@@ -30,6 +30,9 @@ type OpenAPIConfig struct {
 	// EncryptKey is the app's AES content-encryption key (base64 of 16
 	// bytes), for an app that has it switched on; "" for none.
 	EncryptKey string
+	// APIVersion is v2 (default) or v3: the version of Alipay's OpenAPI
+	// that the API's calls use.
+	APIVersion string
 	// Now is the time that certificates' dates are checked against;
 	// zero is time.Now().
 	Now time.Time
@@ -100,6 +103,19 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, []Warning, error) {
 	}
 	if err := CheckGateway(p.Gateway); err != nil {
 		return nil, nil, settingError("gateway", err)
+	}
+	switch cfg.APIVersion {
+	case "", "v2":
+	case "v3":
+		if cfg.SignType != SignTypeRSA2 {
+			return nil, nil, settingError("api_version", errors.New("v3 signs with RSA2 only: set sign_type RSA2 (the app's key setting at Alipay)"))
+		}
+		if p.V3Origin, err = V3OriginOf(p.Gateway); err != nil {
+			return nil, nil, settingError("gateway", err)
+		}
+		p.V3 = true
+	default:
+		return nil, nil, settingError("api_version", fmt.Errorf("%q: want v2 or v3", cfg.APIVersion))
 	}
 	if cfg.EncryptKey != "" {
 		if p.ContentKey, err = NewContentKey(cfg.EncryptKey); err != nil {

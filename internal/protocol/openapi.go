@@ -32,6 +32,12 @@ type OpenAPI struct {
 	// answer, for an app with content encryption switched on; nil
 	// otherwise. Pay redirects and app order strings stay plain.
 	ContentKey *ContentKey
+
+	// V3 sends the API's calls as OpenAPI v3 REST calls to V3Origin
+	// (the gateway's scheme, host and port); pay redirects and app order
+	// strings stay v2, as in Alipay's own v3 SDKs.
+	V3       bool
+	V3Origin string
 }
 
 // Name implements Protocol.
