@@ -435,3 +435,89 @@ func TestNodeSDKEncrypted(t *testing.T) {
 	assert.Equal(t, "40001", plain["code"], "%v", plain)
 	assert.Equal(t, "isv.decryption-error-missing-encrypt-type", plain["sub_code"], "%v", plain)
 }
+
+// nodeV3JS pays an order by barcode and queries it with the SDK's curl,
+// OpenAPI v3, then queries an order that does not exist, and prints the
+// two answers' data and the error's code and status. curl verifies every
+// answer below 400 (alipay-signature over alipay-timestamp, alipay-nonce
+// and the raw body) and throws when it fails; with needEncrypt it also
+// encrypts the body and decrypts the answer with encryptKey.
+// argv[1]: { out_trade_no, encrypt }.
+const nodeV3JS = `
+const fs = require('node:fs');
+const { AlipaySdk } = require('alipay-sdk');
+const sdk = new AlipaySdk({
+  appId: process.env.APP_ID,
+  privateKey: fs.readFileSync(process.env.APP_PRIVATE_KEY, 'ascii'),
+  alipayPublicKey: fs.readFileSync(process.env.ALIPAY_PUBLIC_KEY, 'ascii'),
+  endpoint: process.env.ENDPOINT,
+  encryptKey: process.env.ENCRYPT_KEY || undefined,
+});
+(async () => {
+  const r = JSON.parse(process.argv[1]);
+  const needEncrypt = r.encrypt;
+  const pay = await sdk.curl('POST', '/v3/alipay/trade/pay', { needEncrypt, body: {
+    out_trade_no: r.out_trade_no, total_amount: '6.60', subject: 'v3', scene: 'bar_code', auth_code: '280000000000000000' } });
+  const query = await sdk.curl('POST', '/v3/alipay/trade/query', { needEncrypt, body: { out_trade_no: r.out_trade_no } });
+  let missing = null;
+  try {
+    await sdk.curl('POST', '/v3/alipay/trade/query', { needEncrypt, body: { out_trade_no: r.out_trade_no + 'X' } });
+  } catch (err) {
+    missing = { code: err.code, status: err.responseHttpStatus };
+  }
+  process.stdout.write(JSON.stringify({ pay: pay.data, query: query.data, missing }) + '\n');
+})().catch((err) => { console.error(err); process.exit(1); });
+`
+
+// TestNodeSDKV3 checks the sandbox's OpenAPI v3 against Alipay's official
+// Node.js SDK's curl: its signed calls are accepted, and its own check of
+// each answer's signature passes (curl throws otherwise), in plaintext
+// and with content encryption (needEncrypt, against a sandbox with
+// encrypt_key).
+func TestNodeSDKV3(t *testing.T) {
+	needTool(t, "node")
+	nodeDir := filepath.Join(repoRoot, "e2e", "node")
+	ensureNodeModules(t, nodeDir)
+
+	const encryptKey = "aYA0GP8JEW+D7/UFaskCWA==" // Alipay's AES vector key
+	for _, encrypt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypt=%v", encrypt), func(t *testing.T) {
+			port := freePort(t)
+			origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+			var settings []string
+			env := append(os.Environ(), "APP_ID="+appID, "APP_PRIVATE_KEY="+keys.AppPrivate,
+				"ALIPAY_PUBLIC_KEY="+keys.AlipayPublic, "ENDPOINT="+origin)
+			if encrypt {
+				settings = append(settings, "encrypt_key "+encryptKey)
+				env = append(env, "ENCRYPT_KEY="+encryptKey)
+			}
+			startCaddy(t, fmt.Sprintf("caddy-node-v3-%v", encrypt), caddyGlobals+sandboxSite(port, settings...), origin+"/")
+
+			outTradeNo := "NODEV3" + randomHex(t, 6)
+			arg, err := json.Marshal(map[string]any{"out_trade_no": outTradeNo, "encrypt": encrypt})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "node", "-e", nodeV3JS, string(arg))
+			cmd.Dir = nodeDir // require resolves from here
+			cmd.Env = env
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			require.NoError(t, err, "node curl")
+			var got struct {
+				Pay, Query map[string]any
+				Missing    map[string]any
+			}
+			require.NoError(t, json.Unmarshal(out, &got), "%s", out)
+
+			assert.Equal(t, outTradeNo, got.Pay["out_trade_no"], "%v", got.Pay)
+			assert.Equal(t, "6.60", got.Pay["buyer_pay_amount"], "%v", got.Pay)
+			assert.NotContains(t, got.Pay, "code", "v3 answers carry no code on success")
+			assert.Equal(t, outTradeNo, got.Query["out_trade_no"], "%v", got.Query)
+			assert.Equal(t, "TRADE_SUCCESS", got.Query["trade_status"], "%v", got.Query)
+			assert.Equal(t, "6.60", got.Query["total_amount"], "%v", got.Query)
+			assert.Equal(t, got.Pay["trade_no"], got.Query["trade_no"])
+			assert.Equal(t, map[string]any{"code": "ACQ.TRADE_NOT_EXIST", "status": float64(404)}, got.Missing)
+		})
+	}
+}

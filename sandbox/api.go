@@ -144,22 +144,11 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p map[string]
 		writeErrorResponse(w, f)
 		return
 	}
-	var biz apiBiz
-	dec := json.NewDecoder(strings.NewReader(content))
-	dec.UseNumber()
-	if err := dec.Decode(&biz); err != nil || biz == nil || dec.More() {
+	biz, ok := decodeBiz(content)
+	if !ok {
 		f = invalidParameter("biz_content is not a JSON object")
 	} else {
-		at := now()
-		var t *trade
-		if m := apiMethods[method]; m != nil {
-			t, f = m(h.trades, p["app_id"], biz, at)
-		} else {
-			t, f = openingMethods[method](h, openingCall{params: p, biz: biz, at: at, base: baseURL(r)})
-		}
-		if t != nil {
-			h.trades.event(t, apiEvent(method, "shop", biz, f, at))
-		}
+		f = h.callAPI(method, p, biz, baseURL(r))
 	}
 	h.logger.Info("sandbox: api call", zap.String("method", method), zap.String("out_trade_no", biz.str("out_trade_no")),
 		zap.String("trade_no", biz.str("trade_no")), zap.Any("code", f["code"]), zap.Any("sub_code", f["sub_code"]))
@@ -182,6 +171,36 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p map[string]
 	}
 	h.logger.Error("sandbox: api response", zap.Error(err))
 	writeErrorResponse(w, apiFields{"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error", "sub_msg": "系统繁忙"})
+}
+
+// decodeBiz reads a biz_content, numbers kept as written; ok is false
+// unless it is one JSON object.
+func decodeBiz(content string) (biz apiBiz, ok bool) {
+	dec := json.NewDecoder(strings.NewReader(content))
+	dec.UseNumber()
+	if err := dec.Decode(&biz); err != nil || biz == nil || dec.More() {
+		return nil, false
+	}
+	return biz, true
+}
+
+// callAPI runs a checked OpenAPI call, v2's or v3's, of method on the
+// trade store and records it in the trade's events. p holds the call's
+// app_id, sign_type and notify_url (and, for v2, its other common
+// parameters); base is the scheme and host it came to.
+func (h *Handler) callAPI(method string, p map[string]string, biz apiBiz, base string) apiFields {
+	at := now()
+	var t *trade
+	var f apiFields
+	if m := apiMethods[method]; m != nil {
+		t, f = m(h.trades, p["app_id"], biz, at)
+	} else {
+		t, f = openingMethods[method](h, openingCall{params: p, biz: biz, at: at, base: base})
+	}
+	if t != nil {
+		h.trades.event(t, apiEvent(method, "shop", biz, f, at))
+	}
+	return f
 }
 
 // apiEvent is an OpenAPI call's record in its trade's events: its code,

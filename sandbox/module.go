@@ -30,7 +30,7 @@ func init() {
 // Handler is a local stand-in for Alipay's gateway, for the demo, for
 // tests and for trying an integration offline. It serves the gateway at
 // /gateway.do, a cashier under /sandbox/cashier/, the app SDK's page at
-// /sandbox/app, the QR codes of face-to-face payments under /sandbox/qr/
+// /sandbox/app, OpenAPI v3 under /v3/ (v3.go), the QR codes of face-to-face payments under /sandbox/qr/
 // (facetoface.go), and, for the
 // developer, the trades it keeps and what it did for each (refunds,
 // every notification and its attempts, returns, OpenAPI calls) at
@@ -127,6 +127,8 @@ type Handler struct {
 	client        *http.Client
 	logger        *zap.Logger
 	site          *site // where the sandbox sits, learnt on its first request
+	// v3Nonces: the nonces of recent OpenAPI v3 requests (v3.go)
+	v3Nonces *v3Nonces
 }
 
 // site is what the sandbox learns, on its first request, of its site:
@@ -168,6 +170,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.site = &site{}
+	h.v3Nonces = &v3Nonces{}
 	// With partner and md5_key alone the sandbox plays only the legacy
 	// gateway, and needs no RSA key. Which settings are given is read
 	// before placeholders: one that resolves to nothing is an error.
@@ -330,6 +333,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch {
 	case r.URL.Path == "/gateway.do":
 		h.serveGateway(w, r)
+		return nil
+	case strings.HasPrefix(r.URL.Path, v3Prefix):
+		h.serveV3(w, r)
 		return nil
 	case strings.HasPrefix(r.URL.Path, cashierPrefix):
 		h.serveCashier(w, r)

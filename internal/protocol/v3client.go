@@ -107,8 +107,11 @@ func (c *Client) readV3(status int, h http.Header, raw []byte) (*Response, error
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(plain, &fields) != nil || fields == nil {
-		if sign == "" {
+		if sign == "" && status != http.StatusOK {
 			return nil, &CallError{Kind: CallBadAnswer, Msg: fmt.Sprintf("the gateway answered HTTP %d", status)}
+		}
+		if sign == "" {
+			return nil, &CallError{Kind: CallBadAnswer, Msg: "the gateway's answer is not signed by Alipay"}
 		}
 		return nil, &CallError{Kind: CallBadAnswer, Msg: "the answer is not a JSON object"}
 	}
