@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -354,184 +355,263 @@ func TestCaddyCertificateMode(t *testing.T) {
 }
 
 // App, QR-code and barcode payments through a real Caddy against the
-// sandbox: the app's order string accepted by the sandbox's app page, a
-// precreated QR code scanned and paid, and each barcode outcome that the
-// sandbox's test payment codes choose; every payment's notification
-// reaches the shop through the sidecar.
+// sandbox, in OpenAPI v2 and v3: the app's order string accepted by the
+// sandbox's app page, a precreated QR code scanned and paid, and each
+// barcode outcome that the sandbox's test payment codes choose; every
+// payment's notification reaches the shop through the sidecar.
 func TestCaddyFaceToFace(t *testing.T) {
-	s, upstream := startShop(t)
-	tester := loadSidecar(t, `
-		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
-		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
-		gateway `+sandboxURL+`/gateway.do
-		barcode_poll 300ms
-		barcode_wait 3s`, upstream, sandboxSite(t, ""))
-	paidNotice := func(no string) func(map[string]any) bool {
-		return func(p map[string]any) bool { return p["out_trade_no"] == no && p["trade_status"] == "TRADE_SUCCESS" }
-	}
-	api := func(method, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, method, body) }
-	// payOnCashier follows target to the sandbox's cashier and pays there;
-	// with no return_url the cashier itself says it is paid.
-	payOnCashier := func(target string) {
-		t.Helper()
-		resp, _ := getStatus(t, tester, target, 302)
-		_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
-		m := cashierFormRE.FindStringSubmatch(page)
-		require.NotNil(t, m, page)
-		req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
-		resp = tester.AssertResponseCode(req, 200)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		assert.Contains(t, string(body), `id="paid"`)
-	}
-
-	t.Run("app", func(t *testing.T) {
-		no := orderNo("APP")
-		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "6.00", "subject": "会员 月卡", "product": "app"})
-		_, body := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 200)
-		var answer struct {
-			OrderString string `json:"order_string"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(body), &answer))
-		payOnCashier(sandboxURL + "/sandbox/app?order_string=" + url.QueryEscape(answer.OrderString))
-		awaitNotifications(t, s, 1, paidNotice(no))
-
-		// What Alipay's app SDK refuses, the sandbox's page refuses.
-		_, page := getStatus(t, tester, sandboxURL+"/sandbox/app?order_string="+url.QueryEscape(answer.OrderString+"&extra=1"), 400)
-		assert.Contains(t, page, `id="error-code"`)
-	})
-
-	t.Run("qr", func(t *testing.T) {
-		no := orderNo("QR")
-		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "12.50", "subject": "Latte", "product": "qr"})
-		req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
-		req.Header.Set("Accept", "application/json")
-		resp := tester.AssertResponseCode(req, 200)
-		var answer struct {
-			QRCode     string `json:"qr_code"`
-			OutTradeNo string `json:"out_trade_no"`
-		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
-		resp.Body.Close()
-		assert.Equal(t, no, answer.OutTradeNo)
-		require.True(t, strings.HasPrefix(answer.QRCode, sandboxURL+"/sandbox/qr/"), answer.QRCode)
-
-		// The page shows the same code: precreate again answers it.
-		_, page := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 200)
-		assert.Contains(t, page, `<code id="qr-code">`+answer.QRCode+`</code>`)
-		assert.Contains(t, page, `<span id="amount">12.50</span>`)
-
-		v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
-		assert.Equal(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_NOT_EXIST"}, pick(v, "code", "sub_code"), "before the scan")
-		payOnCashier(answer.QRCode)
-		awaitNotifications(t, s, 1, paidNotice(no))
-		v = api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
-		assert.Equal(t, "TRADE_SUCCESS", v["trade_status"])
-	})
-
-	t.Run("qr scanned, not paid", func(t *testing.T) {
-		no := orderNo("QRW")
-		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "Tea", "product": "qr"})
-		req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
-		req.Header.Set("Accept", "application/json")
-		resp := tester.AssertResponseCode(req, 200)
-		var answer struct {
-			QRCode string `json:"qr_code"`
-		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
-		resp.Body.Close()
-		getStatus(t, tester, answer.QRCode, 302)
-		v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
-		assert.Equal(t, "WAIT_BUYER_PAY", v["trade_status"], "after the scan")
-	})
-
-	t.Run("barcode", func(t *testing.T) {
-		for _, c := range []struct {
-			authCode, result string
-			methods          []string // the steps' methods, in order; nil: not checked
-			paid             bool
-		}{
-			{"280000000000000000", "paid", []string{"alipay.trade.pay"}, true},
-			{"280000000000001111", "paid", nil, true},
-			{"280000000000002222", "cancelled", nil, false},
-			{"280000000000003333", "failed", []string{"alipay.trade.pay"}, false},
-			{"280000000000004444", "paid", []string{"alipay.trade.pay", "alipay.trade.query"}, true},
-		} {
-			no := orderNo("BAR" + c.authCode[14:])
-			v := api("alipay.trade.pay", `{"out_trade_no":"`+no+`","total_amount":"3.50","subject":"Latte","auth_code":"`+c.authCode+`"}`)
-			assert.Equal(t, c.result, v["result"], c.authCode)
-			var methods []string
-			for _, step := range v["steps"].([]any) {
-				methods = append(methods, step.(map[string]any)["method"].(string))
+	// In both versions of the OpenAPI: precreate and the barcode flow's
+	// calls go as v3 REST calls with api_version v3.
+	for _, version := range []string{"v2", "v3"} {
+		t.Run(version, func(t *testing.T) {
+			s, upstream := startShop(t)
+			tester := loadSidecar(t, `
+				app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+				alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
+				gateway `+sandboxURL+`/gateway.do
+				barcode_poll 300ms
+				barcode_wait 3s
+				api_version `+version, upstream, sandboxSite(t, ""))
+			paidNotice := func(no string) func(map[string]any) bool {
+				return func(p map[string]any) bool { return p["out_trade_no"] == no && p["trade_status"] == "TRADE_SUCCESS" }
 			}
-			if c.methods != nil {
-				assert.Equal(t, c.methods, methods, c.authCode)
+			api := func(method, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, method, body) }
+			// payOnCashier follows target to the sandbox's cashier and pays there;
+			// with no return_url the cashier itself says it is paid.
+			payOnCashier := func(target string) {
+				t.Helper()
+				resp, _ := getStatus(t, tester, target, 302)
+				_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
+				m := cashierFormRE.FindStringSubmatch(page)
+				require.NotNil(t, m, page)
+				req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
+				resp = tester.AssertResponseCode(req, 200)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				assert.Contains(t, string(body), `id="paid"`)
 			}
-			switch c.authCode[14:] {
-			case "1111":
-				assert.Contains(t, methods, "alipay.trade.query", "paid while polling")
-			case "2222":
-				assert.Equal(t, "alipay.trade.cancel", methods[len(methods)-1])
-				q := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
-				assert.Equal(t, "TRADE_CLOSED", q["trade_status"], "cancelled: closed")
-			}
-			if c.paid {
+
+			t.Run("app", func(t *testing.T) {
+				no := orderNo("APP")
+				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "6.00", "subject": "会员 月卡", "product": "app"})
+				_, body := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 200)
+				var answer struct {
+					OrderString string `json:"order_string"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(body), &answer))
+				payOnCashier(sandboxURL + "/sandbox/app?order_string=" + url.QueryEscape(answer.OrderString))
 				awaitNotifications(t, s, 1, paidNotice(no))
-			}
-		}
-	})
+
+				// What Alipay's app SDK refuses, the sandbox's page refuses.
+				_, page := getStatus(t, tester, sandboxURL+"/sandbox/app?order_string="+url.QueryEscape(answer.OrderString+"&extra=1"), 400)
+				assert.Contains(t, page, `id="error-code"`)
+			})
+
+			t.Run("qr", func(t *testing.T) {
+				no := orderNo("QR")
+				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "12.50", "subject": "Latte", "product": "qr"})
+				req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
+				req.Header.Set("Accept", "application/json")
+				resp := tester.AssertResponseCode(req, 200)
+				var answer struct {
+					QRCode     string `json:"qr_code"`
+					OutTradeNo string `json:"out_trade_no"`
+				}
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+				resp.Body.Close()
+				assert.Equal(t, no, answer.OutTradeNo)
+				require.True(t, strings.HasPrefix(answer.QRCode, sandboxURL+"/sandbox/qr/"), answer.QRCode)
+
+				// The page shows the same code: precreate again answers it.
+				_, page := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 200)
+				assert.Contains(t, page, `<code id="qr-code">`+answer.QRCode+`</code>`)
+				assert.Contains(t, page, `<span id="amount">12.50</span>`)
+
+				v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+				assert.Equal(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_NOT_EXIST"}, pick(v, "code", "sub_code"), "before the scan")
+				payOnCashier(answer.QRCode)
+				awaitNotifications(t, s, 1, paidNotice(no))
+				v = api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+				assert.Equal(t, "TRADE_SUCCESS", v["trade_status"])
+			})
+
+			t.Run("qr scanned, not paid", func(t *testing.T) {
+				no := orderNo("QRW")
+				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "Tea", "product": "qr"})
+				req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
+				req.Header.Set("Accept", "application/json")
+				resp := tester.AssertResponseCode(req, 200)
+				var answer struct {
+					QRCode string `json:"qr_code"`
+				}
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+				resp.Body.Close()
+				getStatus(t, tester, answer.QRCode, 302)
+				v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+				assert.Equal(t, "WAIT_BUYER_PAY", v["trade_status"], "after the scan")
+			})
+
+			t.Run("barcode", func(t *testing.T) {
+				for _, c := range []struct {
+					authCode, result string
+					methods          []string // the steps' methods, in order; nil: not checked
+					paid             bool
+				}{
+					{"280000000000000000", "paid", []string{"alipay.trade.pay"}, true},
+					{"280000000000001111", "paid", nil, true},
+					{"280000000000002222", "cancelled", nil, false},
+					{"280000000000003333", "failed", []string{"alipay.trade.pay"}, false},
+					{"280000000000004444", "paid", []string{"alipay.trade.pay", "alipay.trade.query"}, true},
+				} {
+					no := orderNo("BAR" + c.authCode[14:])
+					v := api("alipay.trade.pay", `{"out_trade_no":"`+no+`","total_amount":"3.50","subject":"Latte","auth_code":"`+c.authCode+`"}`)
+					assert.Equal(t, c.result, v["result"], c.authCode)
+					var methods []string
+					for _, step := range v["steps"].([]any) {
+						methods = append(methods, step.(map[string]any)["method"].(string))
+					}
+					if c.methods != nil {
+						assert.Equal(t, c.methods, methods, c.authCode)
+					}
+					switch c.authCode[14:] {
+					case "1111":
+						assert.Contains(t, methods, "alipay.trade.query", "paid while polling")
+					case "2222":
+						assert.Equal(t, "alipay.trade.cancel", methods[len(methods)-1])
+						q := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
+						assert.Equal(t, "TRADE_CLOSED", q["trade_status"], "cancelled: closed")
+					}
+					if c.paid {
+						awaitNotifications(t, s, 1, paidNotice(no))
+					}
+				}
+			})
+		})
+	}
 }
 
-// Content encryption (AES) through a real Caddy against a sandbox that
-// requires it: the API's calls and their answers go encrypted, the pay
-// redirect stays plain, and a sidecar with a wrong key, or none, gets
-// Alipay's plaintext refusal passed on as the error it is.
-func TestCaddyEncrypted(t *testing.T) {
+// The API in OpenAPI v3, in v2 with content encryption (AES) and in v3
+// with it, through a real Caddy against the sandbox: query, refund, refund
+// query and close answer the shop exactly as in plain v2, a business
+// failure (v3: a signed 4xx) as v2's 40004; and an answer that the
+// sidecar cannot trust, or Alipay's plaintext refusal of an encrypted call
+// made with the wrong key or none, reaches the shop as a 502.
+func TestCaddyAPIVersions(t *testing.T) {
 	const key, wrongKey = "aYA0GP8JEW+D7/UFaskCWA==", "AAAAAAAAAAAAAAAAAAAAAA=="
-	s, upstream := startShop(t)
-	sandbox := sandboxSite(t, "encrypt_key "+key)
-	load := func(settings string) *caddytest.Tester {
-		return loadSidecar(t, `
+	_, otherAlipayKey := testvec.NewKeyFiles(t, 2048)
+	for _, mode := range []struct{ name, version, key string }{{"v3", "v3", ""}, {"v2+AES", "v2", key}, {"v3+AES", "v3", key}} {
+		t.Run(mode.name, func(t *testing.T) {
+			s, upstream := startShop(t)
+			sandboxSettings := ""
+			if mode.key != "" {
+				sandboxSettings = "encrypt_key " + mode.key
+			}
+			sandbox := sandboxSite(t, sandboxSettings)
+			load := func(alipayKey, encryptKey string) *caddytest.Tester {
+				settings := "api_version " + mode.version
+				if encryptKey != "" {
+					settings += "\n\t\tencrypt_key " + encryptKey
+				}
+				return loadSidecar(t, `
 		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
-		alipay_public_key `+testvec.Key("alipay_public_key.pem")+`
+		alipay_public_key `+alipayKey+`
 		gateway `+sandboxURL+`/gateway.do
 		`+settings, upstream, sandbox)
-	}
-	tester := load("encrypt_key " + key)
-	api := func(method, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, method, body) }
+			}
+			tester := load(testvec.Key("alipay_public_key.pem"), mode.key)
+			api := func(method, body string) map[string]any { t.Helper(); return callAPIOK(t, tester, method, body) }
 
-	paid, unpaid := orderNo("AES1"), orderNo("AES2")
-	for _, no := range []string{paid, unpaid} {
-		tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "8.00", "subject": "加密 订单"})
-		resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
-		resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
-		if no == unpaid {
-			continue
-		}
-		_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
-		m := cashierFormRE.FindStringSubmatch(page)
-		require.NotNil(t, m)
-		req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
-		tester.AssertResponseCode(req, 302)
-	}
-	awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid })
+			paid, unpaid := orderNo("API1"), orderNo("API2")
+			for _, no := range []string{paid, unpaid} {
+				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "8.00", "subject": "加密 订单"})
+				resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
+				resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
+				if no == unpaid {
+					continue
+				}
+				_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
+				m := cashierFormRE.FindStringSubmatch(page)
+				require.NotNil(t, m)
+				req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
+				tester.AssertResponseCode(req, 302)
+			}
+			awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid })
 
-	v := api("alipay.trade.query", `{"out_trade_no":"`+paid+`"}`)
-	assert.Equal(t, map[string]any{"code": "10000", "trade_status": "TRADE_SUCCESS", "total_amount": "8.00"}, pick(v, "code", "trade_status", "total_amount"))
-	v = api("alipay.trade.refund", `{"out_trade_no":"`+paid+`","refund_amount":"1.00","out_request_no":"R1"}`)
-	assert.Equal(t, map[string]any{"code": "10000", "fund_change": "Y", "refund_fee": "1.00"}, pick(v, "code", "fund_change", "refund_fee"))
-	v = api("alipay.trade.fastpay.refund.query", `{"out_trade_no":"`+paid+`","out_request_no":"R1"}`)
-	assert.Equal(t, "1.00", v["refund_amount"])
-	v = api("alipay.trade.close", `{"out_trade_no":"`+unpaid+`"}`)
-	assert.Equal(t, "10000", v["code"])
-	awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid && p["refund_fee"] == "1.00" })
+			v := api("alipay.trade.query", `{"out_trade_no":"`+paid+`"}`)
+			assert.Equal(t, map[string]any{"code": "10000", "msg": "Success", "trade_status": "TRADE_SUCCESS", "total_amount": "8.00"},
+				pick(v, "code", "msg", "trade_status", "total_amount"))
+			v = api("alipay.trade.refund", `{"out_trade_no":"`+paid+`","refund_amount":"1.00","out_request_no":"R1"}`)
+			assert.Equal(t, map[string]any{"code": "10000", "fund_change": "Y", "refund_fee": "1.00"}, pick(v, "code", "fund_change", "refund_fee"))
+			v = api("alipay.trade.fastpay.refund.query", `{"out_trade_no":"`+paid+`","out_request_no":"R1"}`)
+			assert.Equal(t, "1.00", v["refund_amount"])
+			v = api("alipay.trade.close", `{"out_trade_no":"`+unpaid+`"}`)
+			assert.Equal(t, "10000", v["code"])
+			v = api("alipay.trade.query", `{"out_trade_no":"`+orderNo("NONE")+`"}`)
+			assert.Equal(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_NOT_EXIST"}, pick(v, "code", "sub_code"), "a business failure")
+			awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid && p["refund_fee"] == "1.00" })
 
-	// The wrong key, and none: the sandbox's plaintext refusal, passed on.
-	for _, settings := range []string{"encrypt_key " + wrongKey, ""} {
-		tester = load(settings)
-		code, v := callAPI(t, tester, "alipay.trade.query", `{"out_trade_no":"`+paid+`"}`)
-		assert.Equal(t, http.StatusBadGateway, code, settings)
-		assert.Contains(t, v["sub_code"], "isv.", "Alipay's reason, for %q: %v", settings, v)
-		assert.NotContains(t, v, "trade_status")
+			failures := map[string][2]string{"an answer signed by another key": {otherAlipayKey, mode.key}}
+			if mode.key != "" {
+				failures["the wrong encrypt_key"] = [2]string{testvec.Key("alipay_public_key.pem"), wrongKey}
+				failures["no encrypt_key"] = [2]string{testvec.Key("alipay_public_key.pem"), ""}
+			}
+			for name, f := range failures {
+				tester = load(f[0], f[1])
+				code, v := callAPI(t, tester, "alipay.trade.query", `{"out_trade_no":"`+paid+`"}`)
+				assert.Equal(t, http.StatusBadGateway, code, name)
+				assert.NotContains(t, v, "trade_status", name)
+				if name != "an answer signed by another key" {
+					assert.Contains(t, v["sub_code"], "isv.", "Alipay's plaintext refusal, passed on (%s): %v", name, v)
+				}
+			}
+		})
 	}
+}
+
+// OpenAPI v3 in certificate mode through a real Caddy: the call names the
+// app's certificate and Alipay's root, the answer Alipay's certificate in
+// alipay-sn; an answer naming another certificate (changed on the way by
+// a proxy between the sidecar and the sandbox) is a 502.
+func TestCaddyV3CertificateMode(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	issuer := &sandbox.Handler{AppPublicKey: testvec.Key("app_public_key.pem"),
+		AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"), Certificates: dir}
+	require.NoError(t, issuer.Provision(ctx))
+	defer func() { _ = issuer.Cleanup() }()
+	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
+	t.Setenv("TEST_ALIPAY_CERT", filepath.Join(dir, "alipayCertPublicKey_RSA2.crt"))
+	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
+	target := must(url.Parse(sandboxURL))
+	tamper := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target); r.Out.Host = target.Host },
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.Header.Get("Alipay-Sn") != "" {
+				resp.Header.Set("Alipay-Sn", "00000000000000000000000000000000")
+			}
+			return nil
+		},
+	})
+	defer tamper.Close()
+	_, upstream := startShop(t)
+	sandbox := sandboxSite(t, "certificates "+dir)
+	load := func(gateway string) *caddytest.Tester {
+		return loadSidecar(t, `
+		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
+		app_cert {env.TEST_APP_CERT}
+		alipay_cert {env.TEST_ALIPAY_CERT}
+		alipay_root_cert {env.TEST_ALIPAY_ROOT_CERT}
+		api_version v3
+		gateway `+gateway+`/gateway.do`, upstream, sandbox)
+	}
+	tester := load(sandboxURL)
+	code, v := callAPI(t, tester, "alipay.trade.query", `{"out_trade_no":"`+orderNo("CERTV3")+`"}`)
+	assert.Equal(t, http.StatusOK, code, v)
+	assert.Equal(t, map[string]any{"code": "40004", "sub_code": "ACQ.TRADE_NOT_EXIST"}, pick(v, "code", "sub_code"), "signed, and naming Alipay's certificate")
+
+	tester = load(tamper.URL)
+	code, v = callAPI(t, tester, "alipay.trade.query", `{"out_trade_no":"`+orderNo("CERTV3")+`"}`)
+	assert.Equal(t, http.StatusBadGateway, code)
+	assert.Contains(t, v["error"], "alipay-sn")
 }
