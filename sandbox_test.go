@@ -313,18 +313,7 @@ func TestCaddyLegacyAPIFailures(t *testing.T) {
 // certificates that the sandbox issued (here issued first, since Caddy
 // provisions its servers in no fixed order).
 func TestCaddyCertificateMode(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	issuer := &sandbox.Handler{AppPublicKey: testvec.Key("app_public_key.pem"),
-		AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"), Certificates: dir}
-	require.NoError(t, issuer.Provision(ctx))
-	defer func() { _ = issuer.Cleanup() }()
-	// Through the environment: caddytest rewrites any "/name.crt" in a
-	// Caddyfile to a file of its own.
-	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
-	t.Setenv("TEST_ALIPAY_CERT", filepath.Join(dir, "alipayCertPublicKey_RSA2.crt"))
-	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
+	dir := sandboxCertificates(t)
 	_, upstream := startShop(t)
 	tester := loadSidecar(t, `
 		app_private_key `+testvec.Key("app_private_key_pkcs1.pem")+`
@@ -568,21 +557,32 @@ func TestCaddyAPIVersions(t *testing.T) {
 	}
 }
 
+// sandboxCertificates has a sandbox with the vectors' keys issue its
+// certificates into a new directory, which it returns, and names the
+// three files a sidecar needs in TEST_APP_CERT, TEST_ALIPAY_CERT and
+// TEST_ALIPAY_ROOT_CERT: through the environment, since caddytest
+// rewrites any "/name.crt" in a Caddyfile to a file of its own.
+func sandboxCertificates(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	issuer := &sandbox.Handler{AppPublicKey: testvec.Key("app_public_key.pem"),
+		AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"), Certificates: dir}
+	require.NoError(t, issuer.Provision(ctx))
+	t.Cleanup(func() { _ = issuer.Cleanup() })
+	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
+	t.Setenv("TEST_ALIPAY_CERT", filepath.Join(dir, "alipayCertPublicKey_RSA2.crt"))
+	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
+	return dir
+}
+
 // OpenAPI v3 in certificate mode through a real Caddy: the call names the
 // app's certificate and Alipay's root, the answer Alipay's certificate in
 // alipay-sn; an answer naming another certificate (changed on the way by
 // a proxy between the sidecar and the sandbox) is a 502.
 func TestCaddyV3CertificateMode(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	issuer := &sandbox.Handler{AppPublicKey: testvec.Key("app_public_key.pem"),
-		AlipayPrivateKey: testvec.Key("alipay_private_key_pkcs1.pem"), Certificates: dir}
-	require.NoError(t, issuer.Provision(ctx))
-	defer func() { _ = issuer.Cleanup() }()
-	t.Setenv("TEST_APP_CERT", filepath.Join(dir, "appCertPublicKey.crt"))
-	t.Setenv("TEST_ALIPAY_CERT", filepath.Join(dir, "alipayCertPublicKey_RSA2.crt"))
-	t.Setenv("TEST_ALIPAY_ROOT_CERT", filepath.Join(dir, "alipayRootCert.crt"))
+	dir := sandboxCertificates(t)
 	target := must(url.Parse(sandboxURL))
 	tamper := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target); r.Out.Host = target.Host },
