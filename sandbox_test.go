@@ -396,18 +396,24 @@ func TestCaddyFaceToFace(t *testing.T) {
 				assert.Contains(t, page, `id="error-code"`)
 			})
 
-			t.Run("qr", func(t *testing.T) {
-				no := orderNo("QR")
-				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "12.50", "subject": "Latte", "product": "qr"})
+			// qrCode is the sidecar's JSON answer to a QR-code pay token.
+			qrCode := func(tok string) (answer struct {
+				QRCode     string `json:"qr_code"`
+				OutTradeNo string `json:"out_trade_no"`
+			}) {
+				t.Helper()
 				req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
 				req.Header.Set("Accept", "application/json")
 				resp := tester.AssertResponseCode(req, 200)
-				var answer struct {
-					QRCode     string `json:"qr_code"`
-					OutTradeNo string `json:"out_trade_no"`
-				}
+				defer resp.Body.Close()
 				require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
-				resp.Body.Close()
+				return answer
+			}
+
+			t.Run("qr", func(t *testing.T) {
+				no := orderNo("QR")
+				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "12.50", "subject": "Latte", "product": "qr"})
+				answer := qrCode(tok)
 				assert.Equal(t, no, answer.OutTradeNo)
 				require.True(t, strings.HasPrefix(answer.QRCode, sandboxURL+"/sandbox/qr/"), answer.QRCode)
 
@@ -427,15 +433,7 @@ func TestCaddyFaceToFace(t *testing.T) {
 			t.Run("qr scanned, not paid", func(t *testing.T) {
 				no := orderNo("QRW")
 				tok := payToken(t, map[string]any{"out_trade_no": no, "total_amount": "1.00", "subject": "Tea", "product": "qr"})
-				req, _ := http.NewRequest("GET", caddyURL+"/alipay/pay?token="+tok, nil)
-				req.Header.Set("Accept", "application/json")
-				resp := tester.AssertResponseCode(req, 200)
-				var answer struct {
-					QRCode string `json:"qr_code"`
-				}
-				require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
-				resp.Body.Close()
-				getStatus(t, tester, answer.QRCode, 302)
+				getStatus(t, tester, qrCode(tok).QRCode, 302)
 				v := api("alipay.trade.query", `{"out_trade_no":"`+no+`"}`)
 				assert.Equal(t, "WAIT_BUYER_PAY", v["trade_status"], "after the scan")
 			})
