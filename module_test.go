@@ -102,6 +102,7 @@ func TestProvisionErrors(t *testing.T) {
 		"http private gateway":  {func(h *Handler) { h.Gateway = "http://10.0.0.1/gateway.do" }, "gateway"},
 		"gateway not a url":     {func(h *Handler) { h.Gateway = "openapi.alipay.com" }, "gateway"},
 		"gateway with query":    {func(h *Handler) { h.Gateway = "https://openapi.alipay.com/gateway.do?charset=utf-8" }, "gateway"},
+		"gateway ending in ?":   {func(h *Handler) { h.Gateway = "https://openapi.alipay.com/gateway.do?" }, "gateway"},
 		"ftp gateway":           {func(h *Handler) { h.Gateway = "ftp://127.0.0.1/gateway.do" }, "gateway"},
 		"relative notify_url":   {func(h *Handler) { h.NotifyURL = "/alipay/notify" }, "notify_url"},
 		"notify_url with query": {func(h *Handler) { h.NotifyURL = "https://shop.example.com/notify?shop=1" }, "notify_url"},

@@ -14,6 +14,11 @@ func CheckGateway(raw string) error {
 	if err != nil {
 		return fmt.Errorf("%q: %w", raw, err)
 	}
+	if u.ForceQuery && u.RawQuery == "" {
+		// As Alipay's own samples write it, ready for a query to be
+		// appended: the sidecar appends its own.
+		return fmt.Errorf("%q ends in \"?\": leave it out (%s)", raw, strings.TrimSuffix(raw, "?"))
+	}
 	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("%q must be production, sandbox or an absolute URL without a query", raw)
 	}
