@@ -168,3 +168,16 @@ func TestCaddyfileExample(t *testing.T) {
 	require.NoError(t, json.Unmarshal(cfgJSON, &cfg))
 	assert.ErrorContains(t, caddy.Validate(&cfg), "secret")
 }
+
+// A {$VAR} whose variable is unset or empty is dropped when the Caddyfile
+// is parsed, which leaves its setting bare; the error says so.
+func TestCaddyfileUnsetVariable(t *testing.T) {
+	t.Setenv("TEST_ALIPAY_EMPTY_VARIABLE", "")
+	for _, setting := range []string{"app_id", "secret", "notify_timeout", "api_methods"} {
+		input := ":8080 {\n\talipay {\n\t\t" + setting + " {$TEST_ALIPAY_EMPTY_VARIABLE}\n\t}\n}\n"
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+		require.Error(t, err, setting)
+		assert.ErrorContains(t, err, setting+" takes")
+		assert.ErrorContains(t, err, "is the environment variable of a {$VAR} written there unset?")
+	}
+}

@@ -38,7 +38,7 @@ func UnmarshalBlock(d *caddyfile.Dispenser, settings []StringSetting, many map[s
 		args := d.RemainingArgs()
 		if dst, ok := one[name]; ok {
 			if len(args) != 1 {
-				return d.Errf("%s takes exactly one argument", name)
+				return d.Errf("%s takes exactly one argument%s", name, noneGiven(args))
 			}
 			*dst = args[0]
 			continue
@@ -48,8 +48,18 @@ func UnmarshalBlock(d *caddyfile.Dispenser, settings []StringSetting, many map[s
 			return d.Errf("unrecognized subdirective %q", name)
 		}
 		if err := f(args); err != nil {
-			return d.Err(err.Error())
+			return d.Err(err.Error() + noneGiven(args))
 		}
 	}
 	return nil
+}
+
+// noneGiven explains a setting found without arguments: the Caddyfile
+// drops a {$VAR} whose variable is unset or empty when it parses, which
+// leaves the setting bare.
+func noneGiven(args []string) string {
+	if len(args) > 0 {
+		return ""
+	}
+	return ", and has none: is the environment variable of a {$VAR} written there unset?"
 }
