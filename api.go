@@ -43,7 +43,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, segment strin
 	}
 	if err := h.tokens.ParseBearer(bearer, now()); err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="caddy-alipay", error="invalid_token"`)
-		return ev.replyJSON(w, http.StatusUnauthorized, outcomeForbidden, err.Error(), map[string]string{"error": "invalid or expired bearer token"})
+		return ev.replyJSON(w, http.StatusUnauthorized, outcomeForbidden, err.Error(), map[string]string{"error": "invalid bearer token: " + protocol.TokenReason(err)})
 	}
 	biz, fields, err := readBizContent(w, r)
 	if err != nil {

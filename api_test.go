@@ -265,3 +265,40 @@ func TestCertModeRequests(t *testing.T) {
 	}
 	require.NotEmpty(t, g.calls)
 }
+
+// A refused pay link or bearer says why in a few words: enough for the
+// shop's developer to fix the token, and never the secret.
+func TestTokenRefusalReasons(t *testing.T) {
+	h, _ := newAPIWorld(t, nil)
+	noExp := protocoltest.RawToken(testSecret, `{"alg":"HS256"}`, `{"out_trade_no":"A1","total_amount":"1.00","subject":"s","scope":"api"}`)
+	other, err := protocol.NewTokenKey(strings.Repeat("z", 32))
+	require.NoError(t, err)
+	forged, err := other.Sign(map[string]any{"exp": time.Now().Add(time.Minute).Unix(), "scope": protocol.APIScope})
+	require.NoError(t, err)
+	pay := payToken(t, map[string]any{"out_trade_no": "A1", "total_amount": "1", "subject": "s", "exp": time.Now().Add(5 * time.Minute).Unix()})
+	expiredPay := payToken(t, map[string]any{"out_trade_no": "A1", "total_amount": "1", "subject": "s", "exp": time.Now().Add(-time.Second).Unix()})
+
+	for token, want := range map[string]string{
+		"x":                       `invalid bearer token: not a JWT`,
+		forged:                    `invalid bearer token: the signature does not verify: signed with another secret`,
+		noExp:                     `invalid bearer token: no exp claim`,
+		bearer(t, -time.Second):   `invalid bearer token: expired`,
+		bearer(t, 11*time.Minute): `invalid bearer token: exp is more than 10m0s ahead`,
+		pay:                       `invalid bearer token: scope is not \"api\"`,
+	} {
+		w := serve(t, h, &upstream{}, apiRequest("POST", "/alipay/api/alipay.trade.query", token, `{"out_trade_no":"A1"}`))
+		assert.Equal(t, http.StatusUnauthorized, w.Code)
+		assert.Contains(t, w.Body.String(), want)
+		assert.NotContains(t, w.Body.String(), testSecret[:16])
+	}
+	for token, want := range map[string]string{
+		"x":        "invalid payment token: not a JWT",
+		forged:     "invalid payment token: the signature does not verify",
+		noExp:      "invalid payment token: no exp claim",
+		expiredPay: "this payment link has expired\n",
+	} {
+		w := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+token, nil))
+		assert.Equal(t, http.StatusForbidden, w.Code)
+		assert.Contains(t, w.Body.String(), want)
+	}
+}

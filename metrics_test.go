@@ -20,7 +20,7 @@ import (
 func TestCaddyMetrics(t *testing.T) {
 	_, upstream := startShop(t)
 	tester := loadSidecar(t, standardSettings(), upstream, "")
-	tester.AssertGetResponse(caddyURL+"/alipay/pay?token=x", 403, "invalid payment token\n")
+	tester.AssertGetResponse(caddyURL+"/alipay/pay?token=x", 403, "invalid payment token: not a JWT (three base64url parts joined by dots)\n")
 	req, err := http.NewRequest("POST", caddyURL+"/alipay/notify", strings.NewReader(testvec.Load(t).Notify.Cases[0].PostBody))
 	require.NoError(t, err)
 	tester.AssertResponse(req, 200, "success")

@@ -39,11 +39,7 @@ func (h *Handler) serveRefund(w http.ResponseWriter, r *http.Request) error {
 	t := now()
 	claims, err := h.tokens.ParseScoped(r.URL.Query().Get("token"), protocol.RefundScope, t)
 	if err != nil {
-		msg := "invalid refund token\n"
-		if errors.Is(err, protocol.ErrTokenExpired) {
-			msg = "this refund link has expired\n"
-		}
-		return ev.reply(w, http.StatusForbidden, outcomeForbidden, err.Error(), msg)
+		return ev.reply(w, http.StatusForbidden, outcomeForbidden, err.Error(), linkRefusal("refund", err))
 	}
 	_ = json.Unmarshal(claims["batch_no"], &ev.batchNo)
 	notifyURL, hostErr := h.callbackURL(r, h.NotifyURL, h.notifyPath)

@@ -35,11 +35,7 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	t := now()
 	claims, err := h.tokens.Parse(r.Form.Get("token"), t)
 	if err != nil {
-		msg := "invalid payment token\n"
-		if errors.Is(err, protocol.ErrTokenExpired) {
-			msg = "this payment link has expired\n"
-		}
-		return ev.reply(w, http.StatusForbidden, outcomeForbidden, err.Error(), msg)
+		return ev.reply(w, http.StatusForbidden, outcomeForbidden, err.Error(), linkRefusal("payment", err))
 	}
 	order, err := h.protocol.ParseOrder(claims)
 	if err != nil {
@@ -68,6 +64,16 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) error {
 	}
 	ev.outcome = outcomeOK
 	return sendTo(w, r, target)
+}
+
+// linkRefusal is the answer to a pay or refund link whose token is
+// refused: why, in the few words of protocol.TokenReason, so that the
+// shop's developer sees what to fix and a forger learns nothing.
+func linkRefusal(kind string, err error) string {
+	if errors.Is(err, protocol.ErrTokenExpired) {
+		return "this " + kind + " link has expired\n"
+	}
+	return "invalid " + kind + " token: " + protocol.TokenReason(err) + "\n"
 }
 
 // hostRefusal answers a pay request whose callback URLs cannot be built

@@ -135,7 +135,7 @@ func TestCaddyPay(t *testing.T) {
 	assert.NoError(t, v.Verify(protocol.RequestContent(params), params["sign"]), "the gateway accepts the signature")
 	assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 
-	tester.AssertGetResponse(caddyURL+"/alipay/pay?token=x", 403, "invalid payment token\n")
+	tester.AssertGetResponse(caddyURL+"/alipay/pay?token=x", 403, "invalid payment token: not a JWT (three base64url parts joined by dots)\n")
 	bad := payToken(t, map[string]any{"out_trade_no": "T1", "total_amount": "0", "subject": "s"})
 	_, body := getStatus(t, tester, caddyURL+"/alipay/pay?token="+bad, 400)
 	assert.Contains(t, body, "total_amount")

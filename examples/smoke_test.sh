@@ -125,7 +125,7 @@ class H(BaseHTTPRequestHandler):
         with lock, open(os.path.join(tmp, "api.log"), "a") as f:
             f.write(json.dumps({"path": self.path, "auth": ok, "biz": biz}) + "\n")
         if not ok:
-            return self.answer(401, {"error": "invalid or expired bearer token"})
+            return self.answer(401, {"error": "invalid bearer token: the signature does not verify: signed with another secret, or changed since"})
         if legacy:
             return self.legacy_refund(biz)
         if self.path != "/alipay/api/alipay.trade.refund":

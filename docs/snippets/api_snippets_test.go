@@ -200,7 +200,7 @@ func TestAPISnippets(t *testing.T) {
 
 			_, err = im.call(t, "alipay.trade.query", map[string]any{"out_trade_no": no}, otherSecret, w.site.URL)
 			require.Error(t, err, "a wrong secret was accepted")
-			assert.Contains(t, err.Error(), "alipay api 401: invalid or expired bearer token")
+			assert.Contains(t, err.Error(), "alipay api 401: invalid bearer token: the signature does not verify")
 
 			// The sidecar's 400, passed on.
 			_, err = im.call(t, "alipay.trade.refund", map[string]any{"out_trade_no": no, "refund_amount": "1.00"}, secret, w.site.URL)

@@ -21,11 +21,43 @@ import (
 // general JWT library.
 
 // Token errors. ErrTokenExpired is told apart so that the pay endpoint can
-// tell the buyer "this payment link has expired" rather than "invalid".
+// tell the buyer "this payment link has expired" rather than "invalid";
+// every other refusal is a *TokenError, which is ErrTokenInvalid.
 var (
 	ErrTokenInvalid = errors.New("invalid token")
 	ErrTokenExpired = errors.New("token expired")
 )
+
+// A TokenError is a token refused for Reason: what is wrong with the
+// token, in a few words that the client who sent it may read. A reason
+// names the part at fault and never the secret or the MAC that was due,
+// and only a token whose MAC holds gets a reason about its claims, so a
+// reason tells a forger nothing.
+type TokenError struct {
+	Reason string
+}
+
+func (e *TokenError) Error() string { return "invalid token: " + e.Reason }
+
+// Is makes every TokenError ErrTokenInvalid.
+func (e *TokenError) Is(target error) bool { return target == ErrTokenInvalid }
+
+func invalidToken(format string, args ...any) error {
+	return &TokenError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// TokenReason is why err refused a token, for the client: "expired", a
+// TokenError's reason, or "invalid".
+func TokenReason(err error) string {
+	var te *TokenError
+	switch {
+	case errors.Is(err, ErrTokenExpired):
+		return "expired"
+	case errors.As(err, &te):
+		return te.Reason
+	}
+	return "invalid"
+}
 
 // MinSecretLen is the shortest shared secret accepted: 32 bytes, the size
 // of the HMAC-SHA256 output (RFC 7518 section 3.2).
@@ -87,51 +119,51 @@ func (k *TokenKey) SignJSON(payload []byte) string {
 // must lie after now. Other claims are the caller's to check.
 func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessage, error) {
 	if len(token) > maxTokenLen {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, maxTokenLen)
+		return nil, invalidToken("longer than %d bytes", maxTokenLen)
 	}
 	header, rest, ok1 := strings.Cut(token, ".")
 	payload, sig, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(sig, ".") {
-		return nil, fmt.Errorf("%w: not a compact JWS", ErrTokenInvalid)
+		return nil, invalidToken("not a JWT (three base64url parts joined by dots)")
 	}
 	hb, err := decodeSegment(header)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header encoding", ErrTokenInvalid)
+		return nil, invalidToken("header is not base64url")
 	}
 	h, err := strictObject(hb, registeredHeaders)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrTokenInvalid, err)
+		return nil, invalidToken("header: %v", err)
 	}
 	if string(h["alg"]) != `"HS256"` {
-		return nil, fmt.Errorf("%w: alg %s, want HS256", ErrTokenInvalid, h["alg"])
+		return nil, invalidToken("alg %s, want HS256", h["alg"])
 	}
 	if typ, ok := h["typ"]; ok && !strings.EqualFold(string(typ), `"JWT"`) {
-		return nil, fmt.Errorf("%w: typ %s", ErrTokenInvalid, typ)
+		return nil, invalidToken("typ %s, want JWT", typ)
 	}
 	if _, ok := h["crit"]; ok {
-		return nil, fmt.Errorf("%w: crit header not supported", ErrTokenInvalid)
+		return nil, invalidToken("crit header not supported")
 	}
 	got, err := decodeSegment(sig)
 	if err != nil || !hmac.Equal(got, k.mac([]byte(token[:len(header)+1+len(payload)]))) {
-		return nil, fmt.Errorf("%w: signature", ErrTokenInvalid)
+		return nil, invalidToken("the signature does not verify: signed with another secret, or changed since")
 	}
 	pb, err := decodeSegment(payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: payload encoding", ErrTokenInvalid)
+		return nil, invalidToken("payload is not base64url")
 	}
 	claims, err := strictObject(pb, registeredClaims)
 	if err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrTokenInvalid, err)
+		return nil, invalidToken("claims: %v", err)
 	}
 	exp, ok := numericDate(claims["exp"])
 	if !ok {
-		return nil, fmt.Errorf("%w: exp missing or not a number", ErrTokenInvalid)
+		return nil, invalidToken("no exp claim (seconds since 1970, a number)")
 	}
 	if !now.Before(exp) {
 		return nil, ErrTokenExpired
 	}
 	if nbf, ok := numericDate(claims["nbf"]); claims["nbf"] != nil && (!ok || now.Before(nbf)) {
-		return nil, fmt.Errorf("%w: not valid yet (nbf)", ErrTokenInvalid)
+		return nil, invalidToken("not valid yet (nbf)")
 	}
 	return claims, nil
 }
@@ -218,12 +250,12 @@ func (k *TokenKey) ParseScoped(token, scope string, now time.Time) (map[string]j
 		return nil, err
 	}
 	if exp, _ := numericDate(claims["exp"]); exp.After(now.Add(MaxBearerLifetime)) {
-		return nil, fmt.Errorf("%w: exp more than %v ahead", ErrTokenInvalid, MaxBearerLifetime)
+		return nil, invalidToken("exp is more than %v ahead", MaxBearerLifetime)
 	}
 	if string(claims["scope"]) != `"`+scope+`"` {
 		// Without this, a buyer could refund his own order with the pay
 		// link he was given: all tokens are made with the same secret.
-		return nil, fmt.Errorf("%w: scope is not %q", ErrTokenInvalid, scope)
+		return nil, invalidToken("scope is not %q", scope)
 	}
 	return claims, nil
 }

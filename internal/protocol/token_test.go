@@ -104,8 +104,14 @@ func TestTokenRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := k.Parse(c.token, tokenNow)
 			assert.ErrorIs(t, err, c.err)
+			reason := TokenReason(err)
+			assert.NotEqual(t, "invalid", reason, "every refusal has a reason")
+			assert.NotContains(t, reason, testvec.Secret)
 		})
 	}
+	_, err = k.Parse(cases["tampered payload"].token, tokenNow)
+	assert.Equal(t, "the signature does not verify: signed with another secret, or changed since", TokenReason(err),
+		"a token whose MAC fails is told nothing about its claims")
 	_, err = k.Parse(valid, tokenNow)
 	assert.NoError(t, err, "the valid token the cases are made from")
 	_, err = k.Parse(rawToken(testvec.Secret, `{"alg":"HS256"}`, `{"exp":1716182115.5,"nbf":1716182000}`), tokenNow)
