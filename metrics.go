@@ -2,6 +2,7 @@ package alipay
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,35 +36,63 @@ var (
 	allOutcomes = []outcome{outcomeOK, outcomeForbidden, outcomeInvalid, outcomeRefused, outcomeUpstreamFailed, outcomeUnacknowledged, outcomeAborted, outcomeUnconfirmed}
 )
 
-// eventsTotal lives for the process, so counts survive config reloads; each
-// config's registry gets it registered once.
-var eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Namespace: "caddy",
-	Subsystem: "alipay",
-	Name:      "events_total",
-	Help:      "Alipay pay, notify, return and API requests handled, by outcome.",
-}, []string{"event", "outcome"})
+// The collectors live for the process, so counts survive config reloads;
+// each config's registry gets them registered once.
+var (
+	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "alipay",
+		Name:      "events_total",
+		Help:      "Alipay pay, notify, return and API requests handled, by outcome.",
+	}, []string{"event", "outcome"})
 
-// eventMetrics holds the counters resolved once, so counting costs no label
-// hashing or allocation on the request path.
+	upstreamSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy",
+		Subsystem: "alipay",
+		Name:      "upstream_duration_seconds",
+		Help:      "How long the shop took to answer a verified notify or return forwarded to it.",
+		Buckets:   durationBuckets,
+	}, []string{"event"})
+
+	gatewaySeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy",
+		Subsystem: "alipay",
+		Name:      "gateway_duration_seconds",
+		Help:      "How long each call to Alipay took, by OpenAPI method, legacy service or notify_verify.",
+		Buckets:   durationBuckets,
+	}, []string{"method"})
+)
+
+// durationBuckets span a shop's or Alipay's quick answer (5 ms) to the
+// longest wait of a call (15 s, a gateway call's bound).
+var durationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15}
+
+// eventMetrics holds the counters and the upstream histograms resolved
+// once, so that the request path costs no label hashing or allocation.
 type eventMetrics struct {
 	counters map[eventOutcome]prometheus.Counter
+	upstream map[string]prometheus.Observer
 }
 
 func newEventMetrics(reg prometheus.Registerer) (*eventMetrics, error) {
 	if reg != nil {
-		if err := reg.Register(eventsTotal); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
+		for _, c := range []prometheus.Collector{eventsTotal, upstreamSeconds, gatewaySeconds} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return nil, err
+				}
 			}
 		}
 	}
-	m := &eventMetrics{counters: make(map[eventOutcome]prometheus.Counter)}
+	m := &eventMetrics{counters: make(map[eventOutcome]prometheus.Counter), upstream: make(map[string]prometheus.Observer)}
 	for _, e := range allEvents {
 		for _, o := range allOutcomes {
 			m.counters[eventOutcome{e, o}] = eventsTotal.WithLabelValues(e, string(o))
 		}
+	}
+	for _, e := range []string{eventNotify, eventReturn} {
+		m.upstream[e] = upstreamSeconds.WithLabelValues(e)
 	}
 	return m, nil
 }
@@ -78,4 +107,18 @@ func (m *eventMetrics) count(event string, o outcome) {
 	if c := m.counters[eventOutcome{event, o}]; c != nil {
 		c.Inc()
 	}
+}
+
+// upstreamTook records how long the shop took to answer a forwarded
+// callback, event notify or return.
+func (m *eventMetrics) upstreamTook(event string, d time.Duration) {
+	if o := m.upstream[event]; o != nil {
+		o.Observe(d.Seconds())
+	}
+}
+
+// gatewayTook records one call to Alipay. method is one of a fixed set:
+// the configured api_methods or the protocol's own calls.
+func (*eventMetrics) gatewayTook(method string, d time.Duration) {
+	gatewaySeconds.WithLabelValues(method).Observe(d.Seconds())
 }

@@ -275,18 +275,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		return configError("secret", err)
 	}
-	if h.Partner != "" {
-		err = h.provisionLegacy()
-	} else {
-		err = h.provisionOpenAPI()
-	}
-	if err != nil {
-		return err
-	}
 	if h.metrics, err = newEventMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	return nil
+	if h.Partner != "" {
+		return h.provisionLegacy()
+	}
+	return h.provisionOpenAPI()
 }
 
 // provisionOpenAPI sets up the OpenAPI protocol: the app's key, Alipay's
@@ -322,6 +317,7 @@ func (h *Handler) provisionOpenAPI() error {
 		Timeout: defaultAPITimeout,
 		Now:     func() time.Time { return now() },
 		HTTP:    protocol.NoRedirectClient(0),
+		Timer:   h.metrics.gatewayTook,
 	}
 	h.api = &protocol.OpenAPICalls{Client: h.client, List: h.APIMethods, Barcode: &protocol.Barcode{
 		Client: h.client, Poll: time.Duration(h.BarcodePoll), Wait: time.Duration(h.BarcodeWait)}}
@@ -356,6 +352,7 @@ func (h *Handler) provisionLegacy() error {
 	}
 	legacy.HTTP = protocol.NoRedirectClient(0)
 	legacy.Now = func() time.Time { return now() }
+	legacy.Timer = h.metrics.gatewayTook
 	h.protocol, h.api = legacy, legacy
 	return nil
 }

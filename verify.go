@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddy-alipay/caddy-alipay/internal/protocol"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -68,7 +69,9 @@ func (h *Handler) serveNotify(w http.ResponseWriter, r *http.Request, next caddy
 	ctx, cancel := context.WithTimeout(alipay, h.notifyTimeout())
 	defer cancel()
 	rec := &ackRecorder{header: make(http.Header)}
+	start := time.Now()
 	brokeOff, err := serveUpstream(next, rec, r.WithContext(ctx))
+	h.metrics.upstreamTook(eventNotify, time.Since(start))
 	answered2xx := err == nil && !brokeOff && rec.status >= 200 && rec.status <= 299
 	switch {
 	case alipay.Err() != nil:
@@ -131,7 +134,9 @@ func (h *Handler) serveReturn(w http.ResponseWriter, r *http.Request, next caddy
 	// The upstream's answer goes to the browser as it is; the log says
 	// whether there was one.
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil) // streams, keeping the status
+	start := time.Now()
 	brokeOff, err := serveUpstream(next, rec, r)
+	h.metrics.upstreamTook(eventReturn, time.Since(start))
 	switch {
 	case brokeOff:
 		ev.outcome, ev.reason, ev.upstreamStatus = outcomeUpstreamFailed, "upstream broke off its answer", rec.Status()

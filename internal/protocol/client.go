@@ -24,6 +24,20 @@ type Client struct {
 	// since a zero Timeout gives every call a deadline already past.
 	Timeout time.Duration
 	Now     func() time.Time // the request's timestamp
+	// Timer is told how long each call took; nil for none.
+	Timer CallTimer
+}
+
+// A CallTimer is told how long each exchange with the gateway took, by
+// the OpenAPI method or legacy service called, or notify_verify: the
+// connection and the answer's last byte, whatever the answer was.
+type CallTimer func(method string, took time.Duration)
+
+// since tells t how long method took since start.
+func (t CallTimer) since(method string, start time.Time) {
+	if t != nil {
+		t(method, time.Since(start))
+	}
 }
 
 // MaxResponseSize bounds a gateway response.
@@ -130,7 +144,9 @@ func (c *Client) CallWith(ctx context.Context, method string, bizContent []byte,
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
+	start := time.Now()
 	body, err := exchange(c.HTTP, req)
+	c.Timer.since(method, start)
 	if err != nil {
 		return nil, err
 	}

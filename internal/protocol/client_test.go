@@ -90,12 +90,18 @@ func TestClientCallVerified(t *testing.T) {
 		assert.NoError(t, appKey.Verify(RequestContent(params), params["sign"]), "signed with the app's key over every parameter")
 		_, _ = w.Write([]byte(signedBody(t, "alipay.trade.query", queryAnswer)))
 	})
+	var timed []string
+	c.Timer = func(method string, took time.Duration) {
+		assert.Positive(t, took)
+		timed = append(timed, method)
+	}
 	resp, err := c.Call(context.Background(), "alipay.trade.query", []byte(`{"out_trade_no":"A1"}`))
 	require.NoError(t, err)
 	assert.Equal(t, queryAnswer, string(resp.Raw))
 	assert.False(t, resp.IsError)
 	assert.NotEmpty(t, resp.Sign)
 	assert.Equal(t, int32(1), asked.Load())
+	assert.Equal(t, []string{"alipay.trade.query"}, timed, "the Timer is told of each call, by method")
 }
 
 // An answer that Alipay's key did not sign is refused, whatever it says.

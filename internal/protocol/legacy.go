@@ -51,6 +51,9 @@ type Legacy struct {
 	// Now is the clock of refund_date and of batch_no's date; nil is
 	// time.Now.
 	Now func() time.Time
+	// Timer is told how long each call and notify_verify took; nil for
+	// none.
+	Timer CallTimer
 }
 
 // now is the time on p's clock.
@@ -318,6 +321,8 @@ func (p *Legacy) confirm(ctx context.Context, notifyID string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNoConfirmation, err)
 	}
+	start := time.Now()
+	defer p.Timer.since("notify_verify", start)
 	res, err := p.HTTP.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

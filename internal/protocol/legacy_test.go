@@ -253,9 +253,12 @@ func TestLegacyNotifyVerify(t *testing.T) {
 		mu.Unlock()
 		p := legacyFor(t, v, c)
 		p.Gateway, p.NotifyVerify, p.HTTP, p.ConfirmTimeout = gw.URL+"/gateway.do", true, gw.Client(), 200*time.Millisecond
+		var timed []string
+		p.Timer = func(method string, _ time.Duration) { timed = append(timed, method) }
 		cb, err := p.ParseCallback(c.PostBody)
 		require.NoError(t, err)
 		err = p.VerifyCallback(context.Background(), cb, EventNotify)
+		assert.Equal(t, []string{"notify_verify"}, timed, "the Timer is told of each question, answered or not")
 		if tc.want == nil {
 			assert.NoError(t, err, tc.answer)
 		} else {

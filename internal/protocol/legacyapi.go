@@ -152,7 +152,9 @@ func (p *Legacy) post(ctx context.Context, params map[string]string) ([]byte, er
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset="+p.Charset)
+	start := time.Now()
 	body, err := exchange(p.noRedirect(), req)
+	p.Timer.since(params["service"], start)
 	if err != nil {
 		return nil, err
 	}

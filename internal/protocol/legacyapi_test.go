@@ -128,9 +128,12 @@ func TestLegacyAPIVectors(t *testing.T) {
 			p := vectorPartner(t, v, c)
 			xml, want := legacyAnswer(t, v, answerOf[c.Service])
 			_, sent := testMapi(t, p, xmlAnswer(200, xml))
+			var timed []string
+			p.Timer = func(service string, _ time.Duration) { timed = append(timed, service) }
 			got, err := p.Call(context.Background(), c.Service, c.ShopBody, fieldsOf(t, string(c.ShopBody)), c.SiteNotifyURL)
 			require.NoError(t, err)
 			assert.JSONEq(t, want, string(got))
+			assert.Equal(t, []string{c.Service}, timed, "the Timer is told of each call, by service")
 
 			r := sent()
 			assert.Equal(t, http.MethodPost, r.method)

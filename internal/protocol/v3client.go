@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // callV3 makes one call as an OpenAPI v3 REST call: POST
@@ -49,7 +50,9 @@ func (c *Client) callV3(ctx context.Context, method string, bizContent []byte, c
 	if c.API.ContentKey != nil {
 		req.Header.Set("Alipay-Encrypt-Type", "AES")
 	}
+	start := time.Now()
 	status, header, raw, err := roundTrip(c.HTTP, req)
+	c.Timer.since(method, start)
 	if err != nil {
 		return nil, err
 	}
