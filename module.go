@@ -27,10 +27,16 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler is the alipay sidecar. It serves {prefix}/pay, {prefix}/notify,
-// {prefix}/return and {prefix}/api/<method>, passes every other request on,
-// and removes every client-sent X-Alipay-* header and trailer from all
-// requests it sees.
+// Handler is the alipay sidecar: it takes Alipay payments for the site
+// behind it, which never holds Alipay's keys. It signs the pay redirect
+// from an order that the shop signed, verifies Alipay's return and notify
+// callbacks and hands each to the shop as an HS256 token, and makes the
+// shop's calls to Alipay's API.
+//
+// It serves `{prefix}/pay`, `{prefix}/notify`, `{prefix}/return` and
+// `{prefix}/api/<method>`, passes every other request on, and removes
+// every client-sent `X-Alipay-*` header and trailer from all requests it
+// sees.
 //
 // Every string setting accepts {env.*} and {file.*} placeholders,
 // resolved once when the config loads, so that keys and the secret need
@@ -49,15 +55,20 @@ type Handler struct {
 	// or bare base64. Required, unless the app uses certificate mode.
 	AlipayPublicKey string `json:"alipay_public_key,omitempty"`
 
-	// Certificate mode (公钥证书模式): the app's certificate
-	// (appCertPublicKey_<app_id>.crt), Alipay's
-	// (alipayCertPublicKey_RSA2.crt) and Alipay's root
-	// (alipayRootCert.crt), each a file path or inline PEM. All three or
-	// none; with them, alipay_public_key is not used: Alipay's key comes
-	// from alipay_cert, and every request carries app_cert_sn and
-	// alipay_root_cert_sn.
-	AppCert        string `json:"app_cert,omitempty"`
-	AlipayCert     string `json:"alipay_cert,omitempty"`
+	// Certificate mode (公钥证书模式): the app's certificate,
+	// appCertPublicKey_<app_id>.crt, a file path or inline PEM. It goes
+	// with alipay_cert and alipay_root_cert, all three or none; with
+	// them, alipay_public_key is not used, and every request carries
+	// app_cert_sn and alipay_root_cert_sn.
+	AppCert string `json:"app_cert,omitempty"`
+
+	// Certificate mode: Alipay's certificate,
+	// alipayCertPublicKey_RSA2.crt, a file path or inline PEM. Alipay's
+	// key comes from it.
+	AlipayCert string `json:"alipay_cert,omitempty"`
+
+	// Certificate mode: Alipay's root certificate, alipayRootCert.crt, a
+	// file path or inline PEM.
 	AlipayRootCert string `json:"alipay_root_cert,omitempty"`
 
 	// The secret shared with the upstream shop: it signs pay tokens with
@@ -156,9 +167,12 @@ type Handler struct {
 	APIVersion string `json:"api_version,omitempty"`
 
 	// Barcode pay (POST {prefix}/api/alipay.trade.pay): how often the
-	// trade is queried while the buyer confirms, and for how long at most
-	// before it is cancelled. Defaults: 5s and 60s, Alipay's guidance.
+	// trade is queried while the buyer confirms it on the phone. Default:
+	// 5s, Alipay's guidance.
 	BarcodePoll caddy.Duration `json:"barcode_poll,omitempty"`
+
+	// Barcode pay: how long the trade is queried at most before it is
+	// cancelled. Default: 60s, Alipay's guidance.
 	BarcodeWait caddy.Duration `json:"barcode_wait,omitempty"`
 
 	// Limits the endpoints to the requests that these matcher sets match
