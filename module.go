@@ -194,6 +194,7 @@ type Handler struct {
 	returnPath string
 	logger     *zap.Logger
 	metrics    *eventMetrics
+	warnings   []protocol.Warning // settings that work but should change
 }
 
 // CaddyModule returns the Caddy module information.
@@ -262,7 +263,15 @@ func (h *Handler) notifyTimeout() time.Duration {
 // Provision resolves placeholders, applies defaults and parses the keys,
 // once for the life of the config.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+	return h.provision(ctx, ctx.Logger())
+}
+
+// provision is Provision with its logger: alipay-check provisions the
+// handlers of a config that Caddy does not run, and reports what the log
+// would say. The secret and the protocol's settings are checked apart,
+// so that one error does not hide the other.
+func (h *Handler) provision(ctx caddy.Context, logger *zap.Logger) error {
+	h.logger = logger
 	caddyconf.ResolvePlaceholders(h.stringSettings())
 	if h.Prefix == "" {
 		h.Prefix = "/alipay"
@@ -283,19 +292,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.returnPath = h.Prefix + "/return"
 
 	var err error
-	if h.tokens, err = protocol.NewTokenKey(h.Secret); err != nil {
-		if h.Secret == "" {
-			return configError("secret", errors.New("required (an unset environment variable?)"))
-		}
-		return configError("secret", err)
-	}
 	if h.metrics, err = newEventMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	if h.Partner != "" {
-		return h.provisionLegacy()
+	var secretErr error
+	if h.tokens, err = protocol.NewTokenKey(h.Secret); err != nil {
+		secretErr = configError("secret", fmt.Errorf("%w: make one with openssl rand -base64 32, and give the shop the same", err))
+		if h.Secret == "" {
+			secretErr = configError("secret", errors.New("required (an unset environment variable?)"))
+		}
 	}
-	return h.provisionOpenAPI()
+	if h.Partner != "" {
+		err = h.provisionLegacy()
+	} else {
+		err = h.provisionOpenAPI()
+	}
+	return errors.Join(secretErr, err)
+}
+
+// warn logs the protocol's warnings about settings that work but should
+// change, and keeps them for alipay-check.
+func (h *Handler) warn(warnings []protocol.Warning) {
+	for _, w := range warnings {
+		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
+	}
+	h.warnings = append(h.warnings, warnings...)
 }
 
 // provisionOpenAPI sets up the OpenAPI protocol: the app's key, Alipay's
@@ -321,9 +342,7 @@ func (h *Handler) provisionOpenAPI() error {
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
-	}
+	h.warn(warnings)
 	h.protocol = api
 	h.queries = newReturnQueries()
 	h.client = &protocol.Client{
@@ -361,9 +380,7 @@ func (h *Handler) provisionLegacy() error {
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		h.logger.Warn(w.Message, zap.String("setting", w.Setting))
-	}
+	h.warn(warnings)
 	legacy.HTTP = protocol.NoRedirectClient(0)
 	legacy.Now = func() time.Time { return now() }
 	legacy.Timer = h.metrics.gatewayTook
