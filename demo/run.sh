@@ -14,21 +14,12 @@ mkdir -p "$demo"
 echo "building Caddy with the alipay module..." >&2
 go build -o "$demo/caddy" ./cmd/caddy
 
-if [ ! -f "$demo/secret" ]; then
-  # The app's key pair (the sidecar signs with it, the sandbox checks) and
-  # the sandbox's "Alipay" key pair (the sandbox signs, the sidecar checks).
-  for who in app alipay; do
-    openssl genrsa -out "$demo/${who}_private_key.pem" 2048 2>/dev/null
-    openssl rsa -in "$demo/${who}_private_key.pem" -pubout -out "$demo/${who}_public_key.pem" 2>/dev/null
-  done
-  head -c 48 /dev/urandom | base64 | tr -d '\n' > "$demo/secret"
-  chmod 600 "$demo"/*.pem "$demo/secret"
-fi
-
-if [ ! -f "$demo/md5_key" ]; then
-  # The legacy protocol's 32-character partner key.
-  openssl rand -hex 16 | tr -d '\n' > "$demo/md5_key"
-  chmod 600 "$demo/md5_key"
+if [ ! -f "$demo/secret" ] || [ ! -f "$demo/md5_key" ]; then
+  # The app's key pair (the sidecar signs with it, the sandbox checks), the
+  # sandbox's "Alipay" key pair (the sandbox signs, the sidecar checks),
+  # the shared secret and the legacy partner's MD5 key. --force: a .demo/
+  # of an older demo has some of them.
+  "$demo/caddy" alipay-sandbox-keys --force "$demo" >/dev/null
 fi
 
 export DEMO_DIR="$demo"
