@@ -343,6 +343,8 @@ func (h *Handler) reportSettings(r *checkReport, hosts, listen []string) {
 	}
 	if h.protocol != nil {
 		r.fact("gateway", "%s", h.gatewayURL())
+	} else {
+		r.fact("gateway", "%s", cmp.Or(h.Gateway, "production"))
 	}
 	r.fact("prefix", "%s", h.Prefix)
 	for _, u := range []struct{ setting, value, path string }{{"notify_url", h.NotifyURL, h.notifyPath}, {"return_url", h.ReturnURL, h.returnPath}} {
