@@ -400,6 +400,19 @@ var orderSeq atomic.Int64
 // cashierFormRE finds the actions of the sandbox cashier's forms.
 var cashierFormRE = regexp.MustCompile(`action="(/sandbox/cashier/[0-9a-f]+/(pay|cancel))"`)
 
+// payAtCashier opens the sandbox's cashier at path (where the gateway
+// sent the browser) and presses Pay; the answer must have status: 302
+// back to return_url, or 200 when the request had none.
+func payAtCashier(t *testing.T, tester *caddytest.Tester, path string, status int) *http.Response {
+	t.Helper()
+	_, page := getStatus(t, tester, sandboxURL+path, 200)
+	m := cashierFormRE.FindStringSubmatch(page)
+	require.NotNil(t, m, page)
+	req, err := http.NewRequest("POST", sandboxURL+m[1], nil)
+	require.NoError(t, err)
+	return tester.AssertResponseCode(req, status)
+}
+
 // getStatus GETs target, checks the status and returns the body.
 func getStatus(t *testing.T, tester *caddytest.Tester, target string, status int) (*http.Response, string) {
 	t.Helper()

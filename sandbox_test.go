@@ -327,14 +327,10 @@ func TestCaddyCertificateMode(t *testing.T) {
 	resp, _ := getStatus(t, tester, caddyURL+"/alipay/pay?token="+tok, 302)
 	assert.NotEmpty(t, must(url.Parse(resp.Header.Get("Location"))).Query().Get("app_cert_sn"))
 	resp, _ = getStatus(t, tester, resp.Header.Get("Location"), 302)
-	_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
-	m := cashierFormRE.FindStringSubmatch(page)
-	require.NotNil(t, m)
-	req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
-	back := tester.AssertResponseCode(req, 302).Header.Get("Location")
+	back := payAtCashier(t, tester, resp.Header.Get("Location"), 302).Header.Get("Location")
 	tester.AssertGetResponse(back, 200, "shop saw /alipay/return")
 
-	req, _ = http.NewRequest("POST", caddyURL+"/alipay/api/alipay.trade.query", strings.NewReader(`{"out_trade_no":"`+cert1+`"}`))
+	req, _ := http.NewRequest("POST", caddyURL+"/alipay/api/alipay.trade.query", strings.NewReader(`{"out_trade_no":"`+cert1+`"}`))
 	req.Header.Set("Authorization", "Bearer "+bearer(t, time.Minute))
 	resp = tester.AssertResponseCode(req, 200)
 	body, err := io.ReadAll(resp.Body)
@@ -370,11 +366,7 @@ func TestCaddyFaceToFace(t *testing.T) {
 			payOnCashier := func(target string) {
 				t.Helper()
 				resp, _ := getStatus(t, tester, target, 302)
-				_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
-				m := cashierFormRE.FindStringSubmatch(page)
-				require.NotNil(t, m, page)
-				req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
-				resp = tester.AssertResponseCode(req, 200)
+				resp = payAtCashier(t, tester, resp.Header.Get("Location"), 200)
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				assert.Contains(t, string(body), `id="paid"`)
@@ -516,11 +508,7 @@ func TestCaddyAPIVersions(t *testing.T) {
 				if no == unpaid {
 					continue
 				}
-				_, page := getStatus(t, tester, sandboxURL+resp.Header.Get("Location"), 200)
-				m := cashierFormRE.FindStringSubmatch(page)
-				require.NotNil(t, m)
-				req, _ := http.NewRequest("POST", sandboxURL+m[1], nil)
-				tester.AssertResponseCode(req, 302)
+				payAtCashier(t, tester, resp.Header.Get("Location"), 302)
 			}
 			awaitNotifications(t, s, 1, func(p map[string]any) bool { return p["out_trade_no"] == paid })
 
