@@ -563,6 +563,8 @@ func refusalProblem(h *Handler, f map[string]string) string {
 		return "app_private_key: Alipay refused the request's signature (" + said + "): the app public key uploaded for app_id " + h.AppID + " is not the public half of app_private_key, or sign_type differs from the app's"
 	case strings.Contains(sub, "invalid-app-id"), strings.Contains(sub, "app-not-exist"):
 		return "app_id: Alipay does not know " + h.AppID + " here (" + said + "): a sandbox app against production, or the reverse? (gateway)"
+	case strings.Contains(sub, "timestamp"):
+		return "app_private_key: Alipay refused the request's time (" + said + "): set this machine's clock right (NTP)"
 	case strings.Contains(sub, "decryption"), strings.Contains(sub, "encrypt"):
 		return "encrypt_key: Alipay could not decrypt the request (" + said + "): copy the AES key of this app from the console"
 	case strings.Contains(sub, "cert"):

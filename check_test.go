@@ -200,6 +200,16 @@ http://shop.example.com {
 	require.Len(t, lines, 1, report)
 	assert.True(t, strings.HasPrefix(lines[0], "alipay_public_key: the gateway's answer is not signed by Alipay"), lines[0])
 
+	// OpenAPI v3: the same verdicts, from a REST call signed in headers.
+	report, problems = runCheck(t, site("\n\t\tapi_version v3\n\t\tapp_private_key "+testvec.Key("app_private_key_pkcs1.pem")+"\n\t\talipay_public_key "+testvec.Key("alipay_public_key.pem")), true)
+	assert.Zero(t, problems, report)
+	assert.Contains(t, report, "OpenAPI v3")
+	assert.Contains(t, report, "the keys work")
+	report, _ = runCheck(t, site("\n\t\tapi_version v3\n\t\tapp_private_key "+other+"\n\t\talipay_public_key "+testvec.Key("alipay_public_key.pem")), true)
+	lines = problemLines(report)
+	require.Len(t, lines, 1, report)
+	assert.True(t, strings.HasPrefix(lines[0], "app_private_key: Alipay refused the request's signature"), lines[0])
+
 	// No ping while the settings have problems.
 	report, _ = runCheck(t, site("\n\t\tapp_private_key "+testvec.Key("app_private_key_pkcs1.pem")+"\n\t\talipay_public_key "+testvec.Key("app_public_key.pem")), true)
 	assert.NotContains(t, report, "the keys work")
