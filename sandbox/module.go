@@ -29,12 +29,13 @@ func init() {
 
 // Handler is a local stand-in for Alipay's gateway, for the demo, for
 // tests and for trying an integration offline. It serves the gateway at
-// /gateway.do, a cashier under /sandbox/cashier/, the app SDK's page at
-// /sandbox/app, OpenAPI v3 under /v3/ (v3.go), the QR codes of face-to-face payments under /sandbox/qr/
-// (facetoface.go), and, for the
-// developer, the trades it keeps and what it did for each (refunds,
-// every notification and its attempts, returns, OpenAPI calls) at
-// /sandbox/trades, as HTML or JSON (tradepages.go). It checks merchant
+// `/gateway.do`, a cashier under `/sandbox/cashier/`, the app SDK's page
+// at `/sandbox/app`, OpenAPI v3 under `/v3/`, the QR codes of
+// face-to-face payments under `/sandbox/qr/`, and, for the developer,
+// the trades it keeps and what it did for each (refunds, every
+// notification and its attempts, returns, OpenAPI calls) at
+// `/sandbox/trades`, as HTML or JSON, and a notification on demand at
+// `/sandbox/notify` (the alipay-sandbox-notify command's). It checks merchant
 // signatures with the app's public key, and signs notifications and
 // returns with its own "Alipay" private key, as Alipay does. With
 // partner and md5_key it also plays the legacy gateway (即时到账:
@@ -348,6 +349,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	case isTradesPath(r.URL.Path):
 		h.serveTrades(w, r)
+		return nil
+	case r.URL.Path == notifyPath:
+		h.serveTrigger(w, r)
 		return nil
 	case h.legacy != nil && strings.HasPrefix(r.URL.Path, refundPagePrefix):
 		h.serveRefundPage(w, r)

@@ -304,6 +304,8 @@ func (d noteDoc) AboutText() string {
 		return "refund 退款, out_request_no " + d.OutRequestNo
 	case noteAboutBatch:
 		return "batch refund 批量退款, batch_no " + d.BatchNo
+	case noteAboutClose:
+		return "close 交易关闭, unpaid in time"
 	}
 	return "payment 支付"
 }

@@ -78,7 +78,8 @@ import (
 //	  notifications   oldest first, the latest 50 (the first, the payment's, always stays):
 //	    id            its number, the Send again form's notification field
 //	    notify_type   trade_status_sync or batch_refund_notify
-//	    about         "payment", "refund" (OpenAPI, after a refund) or "batch_refund" (legacy)
+//	    about         "payment", "refund" (OpenAPI, after a refund), "batch_refund" (legacy) or
+//	                  "close" (closed unpaid, made by alipay-sandbox-notify --kind closed)
 //	    out_request_no, batch_no  the refund it tells of
 //	    url           where it is POSTed
 //	    notify_id     OpenAPI: its one notify_id, kept by every retry; "" for legacy (each
@@ -103,7 +104,8 @@ import (
 //	    at            RFC 3339
 //	    kind          "return", "cancel", "scan" (a QR code opened), the OpenAPI method
 //	                  (alipay.trade.query, alipay.trade.precreate, alipay.trade.pay, ...), the legacy
-//	                  service (single_trade_query, ...) or "refund in full" (a legacy trade's button)
+//	                  service (single_trade_query, ...), "refund in full" (a legacy trade's button)
+//	                  or "alipay-sandbox-notify" (a trade made on demand)
 //	    source        "buyer", "shop" (a call signed with the app's or the partner's key),
 //	                  "seller" (the legacy password page) or "page" (a button here)
 //	    code, sub_code  an OpenAPI call's answer ("10000", "ACQ.TRADE_HAS_CLOSE"), a legacy

@@ -434,6 +434,30 @@ func (ts *tradeStore) close(t *trade) bool {
 	return t.closedUnpaid()
 }
 
+// expire closes t, WAIT_BUYER_PAY, as Alipay closes a trade whose time to
+// pay has run out, and, with a notify_url, starts the TRADE_CLOSED
+// notification that Alipay sends then (closedFields, about
+// noteAboutClose), which alipay.trade.close and close_trade do not send.
+// A paid or closed trade is refused, as markPaid refuses one.
+func (ts *tradeStore) expire(t *trade, at time.Time) *gatewayError {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.settle(t)
+	switch {
+	case !t.paid.IsZero():
+		return &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"}
+	case t.status != "WAIT_BUYER_PAY":
+		return errTradeClosed
+	case t.unscanned:
+		return errNotScanned
+	}
+	t.status = "TRADE_CLOSED"
+	if t.notifyURL != "" {
+		ts.startNote(newNote(t, noteAboutClose, t.notifyURL, closedFields(t, at), at), t)
+	}
+	return nil
+}
+
 // refund refunds amount of t as out_request_no reqNo, as
 // alipay.trade.refund does: money moves once per out_request_no, and a
 // trade refunded in full is TRADE_CLOSED. A refund that moved money
