@@ -380,6 +380,17 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.settle(t)
+	if ge := awaitingPayment(t); ge != nil {
+		return ge
+	}
+	ts.paidLocked(t, at)
+	return nil
+}
+
+// awaitingPayment refuses a trade that is not waiting for its buyer: paid,
+// closed, or a QR code that no buyer has scanned. The caller holds the
+// store's lock.
+func awaitingPayment(t *trade) *gatewayError {
 	switch {
 	case !t.paid.IsZero():
 		return &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"}
@@ -388,7 +399,6 @@ func (ts *tradeStore) markPaid(t *trade, at time.Time) *gatewayError {
 	case t.unscanned:
 		return errNotScanned
 	}
-	ts.paidLocked(t, at)
 	return nil
 }
 
@@ -443,13 +453,8 @@ func (ts *tradeStore) expire(t *trade, at time.Time) *gatewayError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.settle(t)
-	switch {
-	case !t.paid.IsZero():
-		return &gatewayError{"ACQ.TRADE_HAS_SUCCESS", "this trade is already paid"}
-	case t.status != "WAIT_BUYER_PAY":
-		return errTradeClosed
-	case t.unscanned:
-		return errNotScanned
+	if ge := awaitingPayment(t); ge != nil {
+		return ge
 	}
 	t.status = "TRADE_CLOSED"
 	if t.notifyURL != "" {
