@@ -291,8 +291,12 @@ func TestTokenRefusalReasons(t *testing.T) {
 		assert.Contains(t, w.Body.String(), want)
 		assert.NotContains(t, w.Body.String(), testSecret[:16])
 	}
+	// Text that the client wrote into a token never comes back: a link
+	// cannot make the shop's site say what it likes.
+	spoof := protocoltest.RawToken(testSecret, `{"alg":"Your order is cancelled: call 400-000-0000"}`, `{"exp":9999999999}`)
 	for token, want := range map[string]string{
 		"x":        "invalid payment token: not a JWT",
+		spoof:      "invalid payment token: alg is not HS256\n",
 		forged:     "invalid payment token: the signature does not verify",
 		noExp:      "invalid payment token: no exp claim",
 		expiredPay: "this payment link has expired\n",
@@ -300,5 +304,7 @@ func TestTokenRefusalReasons(t *testing.T) {
 		w := serve(t, h, &upstream{}, httptest.NewRequest("GET", "http://shop.example.com/alipay/pay?token="+token, nil))
 		assert.Equal(t, http.StatusForbidden, w.Code)
 		assert.Contains(t, w.Body.String(), want)
+		assert.NotContains(t, w.Body.String(), "call 400")
+		assert.Equal(t, "nosniff", w.Header().Get("X-Content-Type-Options"))
 	}
 }

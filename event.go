@@ -41,6 +41,8 @@ func (ev *event) reply(w http.ResponseWriter, status int, o outcome, reason, bod
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	// A refusal may name what a client sent wrong: never a page to sniff.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
 	return nil

@@ -29,21 +29,30 @@ var (
 )
 
 // A TokenError is a token refused for Reason: what is wrong with the
-// token, in a few words that the client who sent it may read. A reason
-// names the part at fault and never the secret or the MAC that was due,
-// and only a token whose MAC holds gets a reason about its claims, so a
-// reason tells a forger nothing.
+// token, in a few fixed words that the client who sent it may read. A
+// reason names the part at fault and never repeats the token's own text,
+// the secret or the MAC that was due; only a token whose MAC holds gets a
+// reason about its claims, so a reason tells a forger nothing. Detail,
+// for the log alone, is what the token said there.
 type TokenError struct {
-	Reason string
+	Reason, Detail string
 }
 
-func (e *TokenError) Error() string { return "invalid token: " + e.Reason }
+func (e *TokenError) Error() string {
+	if e.Detail != "" {
+		return "invalid token: " + e.Reason + ": " + e.Detail
+	}
+	return "invalid token: " + e.Reason
+}
 
 // Is makes every TokenError ErrTokenInvalid.
 func (e *TokenError) Is(target error) bool { return target == ErrTokenInvalid }
 
-func invalidToken(format string, args ...any) error {
-	return &TokenError{Reason: fmt.Sprintf(format, args...)}
+func invalidToken(reason string) error { return &TokenError{Reason: reason} }
+
+// invalidTokenSaid is invalidToken with what the token said, for the log.
+func invalidTokenSaid(reason string, said any) error {
+	return &TokenError{Reason: reason, Detail: fmt.Sprint(said)}
 }
 
 // TokenReason is why err refused a token, for the client: "expired", a
@@ -119,7 +128,7 @@ func (k *TokenKey) SignJSON(payload []byte) string {
 // must lie after now. Other claims are the caller's to check.
 func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessage, error) {
 	if len(token) > maxTokenLen {
-		return nil, invalidToken("longer than %d bytes", maxTokenLen)
+		return nil, invalidToken(fmt.Sprintf("longer than %d bytes", maxTokenLen))
 	}
 	header, rest, ok1 := strings.Cut(token, ".")
 	payload, sig, ok2 := strings.Cut(rest, ".")
@@ -132,13 +141,13 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 	}
 	h, err := strictObject(hb, registeredHeaders)
 	if err != nil {
-		return nil, invalidToken("header: %v", err)
+		return nil, invalidTokenSaid("the header is not a JSON object with each name once, as registered", err)
 	}
 	if string(h["alg"]) != `"HS256"` {
-		return nil, invalidToken("alg %s, want HS256", h["alg"])
+		return nil, invalidTokenSaid("alg is not HS256", string(h["alg"]))
 	}
 	if typ, ok := h["typ"]; ok && !strings.EqualFold(string(typ), `"JWT"`) {
-		return nil, invalidToken("typ %s, want JWT", typ)
+		return nil, invalidTokenSaid("typ is not JWT", string(typ))
 	}
 	if _, ok := h["crit"]; ok {
 		return nil, invalidToken("crit header not supported")
@@ -153,7 +162,7 @@ func (k *TokenKey) Parse(token string, now time.Time) (map[string]json.RawMessag
 	}
 	claims, err := strictObject(pb, registeredClaims)
 	if err != nil {
-		return nil, invalidToken("claims: %v", err)
+		return nil, invalidTokenSaid("the claims are not a JSON object with each name once, as registered", err)
 	}
 	exp, ok := numericDate(claims["exp"])
 	if !ok {
@@ -250,12 +259,12 @@ func (k *TokenKey) ParseScoped(token, scope string, now time.Time) (map[string]j
 		return nil, err
 	}
 	if exp, _ := numericDate(claims["exp"]); exp.After(now.Add(MaxBearerLifetime)) {
-		return nil, invalidToken("exp is more than %v ahead", MaxBearerLifetime)
+		return nil, invalidToken(fmt.Sprintf("exp is more than %v ahead", MaxBearerLifetime))
 	}
 	if string(claims["scope"]) != `"`+scope+`"` {
 		// Without this, a buyer could refund his own order with the pay
 		// link he was given: all tokens are made with the same secret.
-		return nil, invalidToken("scope is not %q", scope)
+		return nil, invalidToken(fmt.Sprintf("scope is not %q", scope))
 	}
 	return claims, nil
 }

@@ -107,6 +107,7 @@ func TestTokenRefused(t *testing.T) {
 			reason := TokenReason(err)
 			assert.NotEqual(t, "invalid", reason, "every refusal has a reason")
 			assert.NotContains(t, reason, testvec.Secret)
+			assert.NotContains(t, reason, `"`, "a reason never repeats the token's own text")
 		})
 	}
 	_, err = k.Parse(cases["tampered payload"].token, tokenNow)
