@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,8 @@ func TestCheckProblems(t *testing.T) {
 			[]string{"notify_url: the path /notify.php is not this handler's /alipay/notify"}},
 		"any host, no notify_url": {strings.Replace(checkSite(t, keys), "http://shop.example.com {", ":8080 {", 1),
 			[]string{"notify_url: not set, and this site answers any host name", "return_url: not set, and this site answers any host name"}},
+		"a gateway ending in ? behind a key error": {checkSite(t, "\n\t\tgateway https://openapi.alipay.com/gateway.do?\n\t\tapp_private_key "+testvec.Key("app_private_key_pkcs1.pem")+"\n\t\talipay_public_key "+testvec.Key("app_public_key.pem")),
+			[]string{"alipay_public_key: this is the app's own public key", `gateway: "https://openapi.alipay.com/gateway.do?" ends in "?"`}},
 		"gateway unreachable": {checkSite(t, keys+"\n\t\tgateway http://127.0.0.1:"+closedPort(t)+"/gateway.do"),
 			[]string{"gateway: http://127.0.0.1:"}},
 		"app_cert of another key": {checkSite(t, "\n\t\tapp_private_key "+short2048(t)+"\n\t\tapp_cert "+certPath("appCertPublicKey_2021000000000001.crt")+
@@ -240,11 +243,49 @@ http://shop.example.com {
 	assert.Contains(t, report, "legacy 即时到账, sign_type MD5")
 	assert.Contains(t, report, "the keys work: Alipay took the signed query of a trade that does not exist (TRADE_NOT_EXIST)")
 
-	report, problems = runCheck(t, site(strings.Repeat("k", 32)), true)
-	assert.Equal(t, 1, problems, report)
+	report, _ = runCheck(t, strings.Replace(site("{env.TEST_MD5_KEY}"), "partner "+v.Partner, "partner 2088000000000009", 1), true)
 	lines := problemLines(report)
 	require.Len(t, lines, 1, report)
+	assert.True(t, strings.HasPrefix(lines[0], "partner: Alipay does not know 2088000000000009 (ILLEGAL_PARTNER)"), lines[0])
+
+	report, problems = runCheck(t, site(strings.Repeat("k", 32)), true)
+	assert.Equal(t, 1, problems, report)
+	lines = problemLines(report)
+	require.Len(t, lines, 1, report)
 	assert.True(t, strings.HasPrefix(lines[0], "md5_key: Alipay refused the request's signature (ILLEGAL_SIGN)"), lines[0])
+}
+
+// The callback URLs built from a pay request carry the server's port
+// when it is not HTTP's or HTTPS's own; a configured one must be on a
+// host the site serves, as Caddy's host matcher matches it.
+func TestCheckCallbackURLs(t *testing.T) {
+	site := strings.Replace(checkSite(t, "\n\t\tapp_private_key "+testvec.Key("app_private_key_pkcs1.pem")+"\n\t\talipay_public_key "+testvec.Key("alipay_public_key.pem")),
+		"http://shop.example.com {", "http://shop.example.com:8443, http://*.shop.example.com:8443 {", 1)
+	report, problems := runCheck(t, site, false)
+	assert.Zero(t, problems, report)
+	assert.Contains(t, report, "http(s)://shop.example.com:8443/alipay/notify, http(s)://*.shop.example.com:8443/alipay/notify")
+
+	for host, want := range map[string]bool{"shop.example.com": true, "SHOP.example.com": true, "cn.shop.example.com": true,
+		"a.b.shop.example.com": false, "shop.example.com.evil.test": false, "evilshop.example.com": false} {
+		assert.Equal(t, want, slices.ContainsFunc([]string{"shop.example.com", "*.shop.example.com"}, func(p string) bool { return hostMatches(p, host) }), host)
+	}
+}
+
+// A refusal of the ping names the setting that its code points at.
+func TestCheckRefusalProblem(t *testing.T) {
+	h := &Handler{AppID: testAppID}
+	for sub, want := range map[string]string{
+		"isv.invalid-signature":                      "app_private_key: Alipay refused the request's signature",
+		"invalid-signature":                          "app_private_key: Alipay refused the request's signature",
+		"isv.invalid-app-id":                         "app_id: Alipay does not know " + testAppID,
+		"invalid-timestamp":                          "app_private_key: Alipay refused the request's time",
+		"isv.decryption-error-not-valid-encrypt-key": "encrypt_key: Alipay could not decrypt the request",
+		"isv.app-cert-sn-not-match":                  "app_cert: Alipay refused the certificates' serial numbers",
+		"isv.something-else":                         "app_id: Alipay refused the query (40002 isv.something-else: why)",
+	} {
+		got := refusalProblem(h, map[string]string{"code": "40002", "sub_code": sub, "sub_msg": "why"})
+		assert.True(t, strings.HasPrefix(got, want), "%s: %s", sub, got)
+	}
 }
 
 // The command: its exit status says whether there was a problem.

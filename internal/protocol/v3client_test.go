@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,9 +93,12 @@ func TestV3Call(t *testing.T) {
 			}
 			return v3Answer{status: 401, body: `{"code":"invalid-signature","message":"验签出错"}`, unsigned: true}
 		})
+		var timed []string
+		c.Timer = func(method string, _ time.Duration) { timed = append(timed, method) }
 		ctx := context.Background()
 		resp, err := c.Call(ctx, "alipay.trade.query", []byte(`{"out_trade_no":"T1"}`))
 		require.NoError(t, err)
+		assert.Equal(t, []string{"alipay.trade.query"}, timed, "the Timer is told of each v3 call, by method")
 		var got map[string]string
 		require.NoError(t, json.Unmarshal(resp.Raw, &got))
 		assert.Equal(t, map[string]string{"code": "10000", "msg": "Success", "out_trade_no": "T1", "trade_no": "2024052022001400000000000001",
